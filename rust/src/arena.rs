@@ -1,0 +1,363 @@
+//! String storage.
+//!
+//! A string of up to 7 bytes lives inside its 64-bit reference word:
+//!
+//! ```text
+//! bit 63      1 = inline
+//! bit 62      UTF-8 flag
+//! bits 56..59 length (0..7)
+//! bits 0..56  the bytes, first byte lowest
+//! ```
+//!
+//! A longer string lives in an arena block, and the word is the block's
+//! absolute file offset (bit 63 clear). A block is an 8-byte header followed
+//! by the bytes, rounded up to its size class:
+//!
+//! ```text
+//! bits 0..32  length
+//! bits 32..40 size class
+//! bit 40      UTF-8 flag
+//! bit 41      free (then the payload's first word links the free list)
+//! bits 48..64 BLOCK_MAGIC
+//! ```
+//!
+//! Blocks are carved from `arena_top` upwards (header written before the
+//! top moves, so the arena can always be walked), recycled through one free
+//! list per size class, and the file grows on demand (sparse) up to
+//! `arena_cap` if one was given. Recovery rebuilds the free lists from a
+//! walk of the arena and the set of blocks the table references.
+
+use crate::layout::NCLASSES;
+use crate::map::Core;
+use crate::seqlock::{racy_copy, racy_eq};
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::*;
+
+/// Bytes of a block header.
+pub const BLOCK_HEADER: usize = 8;
+const BLOCK_MAGIC: u64 = 0xB10C;
+const INLINE: u64 = 1 << 63;
+const INLINE_UTF8: u64 = 1 << 62;
+const F_UTF8: u64 = 1 << 40;
+const F_FREE: u64 = 1 << 41;
+/// Longest string that fits the largest class.
+pub const MAX_STRING: usize = class_size(NCLASSES - 1) as usize - BLOCK_HEADER;
+
+/// Size in bytes of class `c`: 16..248 in steps of 8, then four classes
+/// per doubling from 256 (256, 320, 384, 448, 512, ...).
+pub const fn class_size(c: usize) -> u64 {
+    if c < 30 {
+        16 + 8 * c as u64
+    } else {
+        let k = (c - 30) as u64;
+        (256u64 << (k / 4)) * (4 + k % 4) / 4
+    }
+}
+
+/// The smallest class holding `total` bytes (header included).
+pub fn class_for(total: u64) -> Option<usize> {
+    if total <= 248 {
+        return Some((total.max(16) - 16).div_ceil(8) as usize);
+    }
+    let doublings = 63 - (total / 256).leading_zeros() as usize; // floor(log2(total/256))
+    let mut c = 30 + 4 * doublings.saturating_sub(1);
+    while c < NCLASSES {
+        if class_size(c) >= total {
+            return Some(c);
+        }
+        c += 1;
+    }
+    None
+}
+
+/// The inline word for `b`, if it is short enough.
+#[inline(always)]
+pub fn inline_word(b: &[u8], utf8: bool) -> Option<u64> {
+    if b.len() > 7 {
+        return None;
+    }
+    let mut w = [0u8; 8];
+    w[..b.len()].copy_from_slice(b);
+    let mut word = u64::from_le_bytes(w) | INLINE | ((b.len() as u64) << 56);
+    if utf8 {
+        word |= INLINE_UTF8;
+    }
+    Some(word)
+}
+
+/// True if a reference word is an inline string.
+#[inline(always)]
+pub fn is_inline(w: u64) -> bool {
+    w & INLINE != 0
+}
+
+/// Two inline words hold the same bytes (the UTF-8 flag is not identity).
+#[inline(always)]
+pub fn inline_same_bytes(a: u64, b: u64) -> bool {
+    (a ^ b) & !INLINE_UTF8 == 0
+}
+
+fn block_header(len: usize, class: usize, utf8: bool) -> u64 {
+    let mut h = len as u64 | ((class as u64) << 32) | (BLOCK_MAGIC << 48);
+    if utf8 {
+        h |= F_UTF8;
+    }
+    h
+}
+
+/// Why a string could not be stored.
+#[derive(Debug)]
+pub enum StoreError {
+    /// `arena_cap` reached (or the string is longer than any class).
+    Full,
+    /// A system call failed.
+    Sys(crate::Error),
+}
+
+/// A decoded reference: where the bytes are and what they are.
+#[derive(Debug, Clone, Copy)]
+pub struct StrView {
+    /// Absolute offset of the bytes (payload), or 0 for inline.
+    pub off: u64,
+    /// Length in bytes.
+    pub len: usize,
+    /// UTF-8 flag.
+    pub utf8: bool,
+    /// The inline word (if inline).
+    pub word: u64,
+}
+
+impl Core {
+    /// Decode a reference word, checking every bound against the arena.
+    /// `None` means the word cannot be a valid reference (a torn read or a
+    /// damaged file).
+    #[inline(always)]
+    pub(crate) fn str_view(&self, w: u64) -> Option<StrView> {
+        if is_inline(w) {
+            let len = ((w >> 56) & 7) as usize;
+            return Some(StrView {
+                off: 0,
+                len,
+                utf8: w & INLINE_UTF8 != 0,
+                word: w,
+            });
+        }
+        let top = self.hdr().arena_top.load(Acquire);
+        if w < self.arena_off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
+            return None;
+        }
+        let h = self.word_at(w).load(Relaxed);
+        let class = ((h >> 32) & 0xff) as usize;
+        if h >> 48 != BLOCK_MAGIC || class >= NCLASSES || h & F_FREE != 0 {
+            return None;
+        }
+        let len = (h & 0xffff_ffff) as usize;
+        let size = class_size(class);
+        if len as u64 + BLOCK_HEADER as u64 > size || w + size > top {
+            return None;
+        }
+        Some(StrView {
+            off: w + BLOCK_HEADER as u64,
+            len,
+            utf8: h & F_UTF8 != 0,
+            word: w,
+        })
+    }
+
+    /// Do the bytes referenced by `w` equal `want`? (Racy: validate after.)
+    #[inline(always)]
+    pub(crate) fn str_eq(&self, w: u64, want: &[u8]) -> bool {
+        match self.str_view(w) {
+            Some(v) if v.len == want.len() && v.off != 0 => {
+                // SAFETY: str_view checked that the block (whose size is a
+                // multiple of 8 and covers the rounded-up length) lies inside
+                // the arena; the payload is 8-aligned.
+                unsafe { racy_eq(self.ptr_at(v.off), want) }
+            }
+            _ => false,
+        }
+    }
+
+    /// Copy the bytes of `v` into `dst` (at least `v.len` bytes). Racy.
+    #[inline(always)]
+    pub(crate) fn str_copy(&self, v: &StrView, dst: *mut u8) {
+        if v.off == 0 {
+            let b = v.word.to_le_bytes();
+            // SAFETY: dst has room for v.len <= 7 bytes (caller's contract).
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst, v.len) };
+        } else {
+            // SAFETY: str_view bounded the payload inside the arena; dst has
+            // room for v.len bytes (caller's contract).
+            unsafe { racy_copy(self.ptr_at(v.off), dst, v.len) };
+        }
+    }
+
+    /// Store a string; returns its reference word. Writer lock held.
+    pub(crate) fn str_store(&mut self, b: &[u8], utf8: bool) -> Result<u64, StoreError> {
+        if let Some(w) = inline_word(b, utf8) {
+            return Ok(w);
+        }
+        let total = (b.len() + BLOCK_HEADER) as u64;
+        let class = class_for(total).ok_or(StoreError::Full)?;
+        let off = self.block_alloc(class)?;
+        self.word_at(off).store(block_header(b.len(), class, utf8), Relaxed);
+        // SAFETY: the block [off, off + class_size) is ours (just allocated,
+        // inside the file); b.len() + 8 <= class_size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr_at(off + BLOCK_HEADER as u64), b.len())
+        };
+        Ok(off)
+    }
+
+    /// Release the block behind `w` (no-op for inline). Writer lock held.
+    pub(crate) fn str_free(&mut self, w: u64) {
+        let Some(v) = self.str_view(w) else { return };
+        if v.off == 0 {
+            return;
+        }
+        let h = self.word_at(w).load(Relaxed);
+        let class = ((h >> 32) & 0xff) as usize;
+        let hdr = self.hdr();
+        let next = hdr.free_heads[class].load(Relaxed);
+        self.word_at(w + 8).store(next, Relaxed);
+        self.word_at(w).store(block_header(0, class, false) | F_FREE, Relaxed);
+        hdr.free_heads[class].store(w, Relaxed);
+        hdr.arena_used.fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
+    }
+
+    fn block_alloc(&mut self, class: usize) -> Result<u64, StoreError> {
+        let size = class_size(class);
+        let hdr = self.hdr();
+        let head = hdr.free_heads[class].load(Relaxed);
+        if head != 0 {
+            if self.is_free_block(head, class) {
+                let next = self.word_at(head + 8).load(Relaxed);
+                let next = if next == 0 || self.is_free_block(next, class) { next } else { 0 };
+                hdr.free_heads[class].store(next, Relaxed);
+                hdr.arena_used.fetch_add(size, Relaxed);
+                return Ok(head);
+            }
+            // A damaged list: drop it (recovery rebuilds it from a walk).
+            hdr.free_heads[class].store(0, Relaxed);
+        }
+        let top = hdr.arena_top.load(Relaxed);
+        let end = top + size;
+        if self.arena_cap != 0 && end - self.arena_off > self.arena_cap {
+            return Err(StoreError::Full);
+        }
+        if end > self.arena_off + self.arena_reserve {
+            return Err(StoreError::Full);
+        }
+        if end > hdr.file_size.load(Relaxed) {
+            self.grow_file(end).map_err(StoreError::Sys)?;
+        }
+        let hdr = self.hdr();
+        // Header first, then the top: the arena stays walkable at every instant.
+        self.word_at(top).store(block_header(0, class, false), Relaxed);
+        hdr.arena_top.store(end, Release);
+        hdr.arena_used.fetch_add(size, Relaxed);
+        Ok(top)
+    }
+
+    fn is_free_block(&self, off: u64, class: usize) -> bool {
+        let top = self.hdr().arena_top.load(Relaxed);
+        if off < self.arena_off || off % 8 != 0 || off + class_size(class) > top {
+            return false;
+        }
+        let h = self.word_at(off).load(Relaxed);
+        h >> 48 == BLOCK_MAGIC && h & F_FREE != 0 && ((h >> 32) & 0xff) as usize == class
+    }
+
+    /// Grow the file so that `need` bytes exist (sparse; in generous steps).
+    fn grow_file(&mut self, need: u64) -> crate::Result<()> {
+        let hdr = self.hdr();
+        let cur = hdr.file_size.load(Relaxed);
+        let used = cur.saturating_sub(self.arena_off);
+        let step = (used / 4).max(1 << 20);
+        let mut new = (need.max(cur + step)).div_ceil(4096) * 4096;
+        new = new.min(self.arena_off + self.arena_reserve).max(need);
+        self.region.truncate(new)?;
+        hdr.file_size.store(new, Release);
+        Ok(())
+    }
+
+    /// Rebuild the free lists and `arena_used` from a walk of the arena,
+    /// keeping exactly the blocks in `live`. Writer lock held (recovery).
+    /// Returns the number of blocks found in use.
+    pub(crate) fn arena_rebuild(&mut self, live: &HashSet<u64>) -> u64 {
+        let hdr = self.hdr();
+        for h in &hdr.free_heads {
+            h.store(0, Relaxed);
+        }
+        let top = hdr.arena_top.load(Relaxed).min(hdr.file_size.load(Relaxed));
+        let mut off = self.arena_off;
+        let mut used = 0;
+        let mut n = 0;
+        while off + BLOCK_HEADER as u64 <= top {
+            let h = self.word_at(off).load(Relaxed);
+            let class = ((h >> 32) & 0xff) as usize;
+            if h >> 48 != BLOCK_MAGIC || class >= NCLASSES || off + class_size(class) > top {
+                break; // the walk cannot continue past damage: cut the arena here
+            }
+            let size = class_size(class);
+            if live.contains(&off) {
+                used += size;
+                n += 1;
+            } else {
+                let next = hdr.free_heads[class].load(Relaxed);
+                self.word_at(off + 8).store(next, Relaxed);
+                self.word_at(off).store(block_header(0, class, false) | F_FREE, Relaxed);
+                hdr.free_heads[class].store(off, Relaxed);
+            }
+            off += size;
+        }
+        hdr.arena_top.store(off, Relaxed);
+        hdr.arena_used.store(used, Relaxed);
+        n
+    }
+
+    /// Forget every block (after `clear` published an empty table).
+    pub(crate) fn arena_reset(&mut self) {
+        let hdr = self.hdr();
+        for h in &hdr.free_heads {
+            h.store(0, Relaxed);
+        }
+        let top = hdr.arena_top.load(Relaxed);
+        hdr.arena_top.store(self.arena_off, Release);
+        hdr.arena_used.store(0, Relaxed);
+        self.region.punch(self.arena_off, top - self.arena_off);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_increasing_and_cover_their_sizes() {
+        for c in 1..NCLASSES {
+            assert!(class_size(c) > class_size(c - 1), "class {c}");
+            assert_eq!(class_size(c) % 8, 0);
+        }
+        for total in [9u64, 16, 17, 248, 249, 256, 257, 300, 1000, 4096, 1 << 20, 256 << 20] {
+            let c = class_for(total).unwrap();
+            assert!(class_size(c) >= total);
+            assert!(c == 0 || class_size(c - 1) < total, "{total} -> {c}");
+        }
+        assert!(MAX_STRING >= 256 << 20);
+        assert!(class_for(MAX_STRING as u64 + 9).is_none());
+    }
+
+    #[test]
+    fn inline_words_round_trip() {
+        for n in 0..=7 {
+            let b: Vec<u8> = (0..n as u8).map(|x| x * 37 + 1).collect();
+            let w = inline_word(&b, n % 2 == 0).unwrap();
+            assert!(is_inline(w));
+            assert_eq!(((w >> 56) & 7) as usize, n);
+            assert_eq!(&w.to_le_bytes()[..n], &b[..]);
+            assert!(inline_same_bytes(w, inline_word(&b, n % 2 != 0).unwrap()));
+        }
+        assert!(inline_word(b"12345678", false).is_none());
+    }
+}

@@ -1,0 +1,434 @@
+//! The C ABI (`xs/dhms.h`). One function per operation; the variant is
+//! resolved once, when the handle is made, into a `dyn AnyMap`. Every
+//! function catches panics and reports them as `DHMS_ERROR`: nothing unwinds
+//! into C, and the writer lock is released by its guard on the way out.
+
+use crate::codec::{Bytes, Codec, I16, I32, I64};
+use crate::error::{Error, Result};
+use crate::map::{Core, Entry, Info, Item, Map, Out, Params, Status, Variant};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// `DHMS_ERROR`: the message is in `dhms_last_error`.
+pub const DHMS_ERROR: c_int = 5;
+
+/// The operations of a map whatever its codecs: what a handle dispatches to.
+pub trait AnyMap: Send {
+    /// Codec-independent part.
+    fn core(&mut self) -> &mut Core;
+    /// Codec-independent part (shared).
+    fn core_ref(&self) -> &Core;
+    /// See [`Map::put`].
+    fn put(&mut self, k: &Item, v: &Item) -> Result<Status>;
+    /// See [`Map::get`].
+    fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status>;
+    /// See [`Map::exists`].
+    fn exists(&mut self, k: &Item) -> Result<bool>;
+    /// See [`Map::remove`].
+    fn remove(&mut self, k: &Item) -> Result<Status>;
+    /// See [`Map::take`].
+    fn take(&mut self, k: &Item, out: &mut Out) -> Result<Status>;
+    /// See [`Map::get_or_set`].
+    fn get_or_set(&mut self, k: &Item, d: &Item, out: &mut Out) -> Result<Status>;
+    /// See [`Map::incr_by`].
+    fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status>;
+    /// See [`Map::each`].
+    fn each(&mut self, k: &mut Out, v: &mut Out) -> Result<Status>;
+    /// See [`Map::snapshot`].
+    fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
+}
+
+impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
+    fn core(&mut self) -> &mut Core {
+        Map::core(self)
+    }
+    fn core_ref(&self) -> &Core {
+        Map::core_ref(self)
+    }
+    fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
+        Map::put(self, k, v)
+    }
+    fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+        Map::get(self, k, out)
+    }
+    fn exists(&mut self, k: &Item) -> Result<bool> {
+        Map::exists(self, k)
+    }
+    fn remove(&mut self, k: &Item) -> Result<Status> {
+        Map::remove(self, k)
+    }
+    fn take(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+        Map::take(self, k, out)
+    }
+    fn get_or_set(&mut self, k: &Item, d: &Item, out: &mut Out) -> Result<Status> {
+        Map::get_or_set(self, k, d, out)
+    }
+    fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
+        Map::incr_by(self, k, delta, result)
+    }
+    fn each(&mut self, k: &mut Out, v: &mut Out) -> Result<Status> {
+        Map::each(self, k, v)
+    }
+    fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
+        Map::snapshot(self)
+    }
+}
+
+/// Open the map at `path` as `variant`, boxed behind [`AnyMap`].
+pub fn open_any(path: &CStr, variant: Variant, p: &Params) -> Result<Box<dyn AnyMap>> {
+    fn boxed<K: Codec, V: Codec>(path: &CStr, p: &Params) -> Result<Box<dyn AnyMap>> {
+        Ok(Box::new(Map::<K, V>::open(path, p)?))
+    }
+    match variant {
+        Variant::I16 => boxed::<I16, I16>(path, p),
+        Variant::I32 => boxed::<I32, I32>(path, p),
+        Variant::II => boxed::<I64, I64>(path, p),
+        Variant::I16S => boxed::<I16, Bytes>(path, p),
+        Variant::I32S => boxed::<I32, Bytes>(path, p),
+        Variant::IS => boxed::<I64, Bytes>(path, p),
+        Variant::SI16 => boxed::<Bytes, I16>(path, p),
+        Variant::SI32 => boxed::<Bytes, I32>(path, p),
+        Variant::SI => boxed::<Bytes, I64>(path, p),
+        Variant::SS => boxed::<Bytes, Bytes>(path, p),
+    }
+}
+
+/// The handle C holds.
+pub struct DhmsMap {
+    map: Box<dyn AnyMap>,
+    path: CString,
+}
+
+/// A snapshot for keys / values / items / to_hash.
+pub struct DhmsSnapshot(Vec<(Entry, Entry)>);
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Run `f`, turning errors and panics into `DHMS_ERROR`.
+fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            set_error(&e.0);
+            DHMS_ERROR
+        }
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            set_error(&format!("internal error: {what} (please report it)"));
+            DHMS_ERROR
+        }
+    }
+}
+
+fn st(r: Result<Status>) -> Result<c_int> {
+    r.map(|s| s as c_int)
+}
+
+/// # Safety
+/// `p` must be null or point at a valid value for the call.
+unsafe fn arg<'a, T>(p: *const T) -> Result<&'a T> {
+    // SAFETY: per the contract.
+    unsafe { p.as_ref() }.ok_or_else(|| Error::new("null argument"))
+}
+
+/// # Safety
+/// `p` must be null or point at a valid value for the call.
+unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T> {
+    // SAFETY: per the contract.
+    unsafe { p.as_mut() }.ok_or_else(|| Error::new("null argument"))
+}
+
+/// The message of the last `DHMS_ERROR` on this thread.
+#[no_mangle]
+pub extern "C" fn dhms_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// Create or attach a map. See `xs/dhms.h`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `params` and `out` are valid pointers.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_open(
+    path: *const c_char,
+    variant: u32,
+    params: *const Params,
+    out: *mut *mut DhmsMap,
+) -> c_int {
+    guard(|| {
+        if path.is_null() {
+            return Err(Error::new("null path"));
+        }
+        // SAFETY: per the contract.
+        let path = unsafe { CStr::from_ptr(path) };
+        let v = Variant::from_u32(variant).ok_or_else(|| Error::new("unknown variant"))?;
+        // SAFETY: per the contract.
+        let p = unsafe { arg(params)? };
+        // SAFETY: per the contract.
+        let out = unsafe { arg_mut(out)? };
+        let map = open_any(path, v, p)?;
+        *out = Box::into_raw(Box::new(DhmsMap {
+            map,
+            path: path.to_owned(),
+        }));
+        Ok(0)
+    })
+}
+
+/// Detach and free a handle.
+///
+/// # Safety
+/// `m` is null or a handle from `dhms_open`, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_close(m: *mut DhmsMap) {
+    if !m.is_null() {
+        // SAFETY: per the contract, we own it now.
+        let b = unsafe { Box::from_raw(m) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(b)));
+    }
+}
+
+/// The handle's path.
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_path(m: *const DhmsMap) -> *const c_char {
+    // SAFETY: per the contract.
+    match unsafe { m.as_ref() } {
+        Some(h) => h.path.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+fn unlink_cstr(p: &CStr) -> c_int {
+    // SAFETY: p is NUL-terminated.
+    if unsafe { libc::unlink(p.as_ptr()) } == 0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// unlink(2) the handle's file.
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_unlink(m: *const DhmsMap) -> c_int {
+    // SAFETY: per the contract.
+    match unsafe { m.as_ref() } {
+        Some(h) => unlink_cstr(&h.path),
+        None => 1,
+    }
+}
+
+/// unlink(2) a path.
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_unlink_path(path: *const c_char) -> c_int {
+    if path.is_null() {
+        return 1;
+    }
+    // SAFETY: per the contract.
+    unlink_cstr(unsafe { CStr::from_ptr(path) })
+}
+
+/// Run `f` on the handle's map inside `guard`.
+///
+/// # Safety
+/// `m` is a valid handle used by this thread only.
+unsafe fn with(m: *mut DhmsMap, f: impl FnOnce(&mut dyn AnyMap) -> Result<c_int>) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { arg_mut(m)? };
+        f(&mut *h.map)
+    })
+}
+
+macro_rules! export {
+    ($(#[$doc:meta])* fn $name:ident($m:ident $(, $a:ident: $t:ty)*) $body:block) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// `m` is a valid handle used by this thread only; pointer arguments
+        /// are valid for the call (see `xs/dhms.h`).
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(m: *mut DhmsMap $(, $a: $t)*) -> c_int {
+            let f = |$m: &mut dyn AnyMap| -> Result<c_int> { $body };
+            // SAFETY: forwarded contract.
+            unsafe { with(m, f) }
+        }
+    };
+}
+
+export!(
+    /// Insert or overwrite.
+    fn dhms_put(map, k: *const Item, v: *const Item) {
+        // SAFETY: valid for the call.
+        st(map.put(unsafe { arg(k)? }, unsafe { arg(v)? }))
+    }
+);
+export!(
+    /// Lock-free lookup.
+    fn dhms_get(map, k: *const Item, out: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.get(unsafe { arg(k)? }, unsafe { arg_mut(out)? }))
+    }
+);
+export!(
+    /// Lock-free presence test.
+    fn dhms_exists(map, k: *const Item) {
+        // SAFETY: valid for the call.
+        map.exists(unsafe { arg(k)? }).map(|b| if b { 0 } else { 1 })
+    }
+);
+export!(
+    /// Remove a key.
+    fn dhms_remove(map, k: *const Item) {
+        // SAFETY: valid for the call.
+        st(map.remove(unsafe { arg(k)? }))
+    }
+);
+export!(
+    /// Remove a key and return its value.
+    fn dhms_take(map, k: *const Item, out: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.take(unsafe { arg(k)? }, unsafe { arg_mut(out)? }))
+    }
+);
+export!(
+    /// The value, or store and return the default.
+    fn dhms_get_or_set(map, k: *const Item, d: *const Item, out: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.get_or_set(unsafe { arg(k)? }, unsafe { arg(d)? }, unsafe { arg_mut(out)? }))
+    }
+);
+export!(
+    /// Add to a counter.
+    fn dhms_incr_by(map, k: *const Item, delta: i64, result: *mut i64) {
+        // SAFETY: valid for the call.
+        st(map.incr_by(unsafe { arg(k)? }, delta, unsafe { arg_mut(result)? }))
+    }
+);
+export!(
+    /// Pre-size the table.
+    fn dhms_reserve(map, n: u64) {
+        map.core().reserve(n).map(|b| if b { 0 } else { 1 })
+    }
+);
+export!(
+    /// Remove everything.
+    fn dhms_clear(map) {
+        map.core().clear().map(|_| 0)
+    }
+);
+export!(
+    /// The next entry of this handle's walk.
+    fn dhms_each(map, k: *mut Out, v: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.each(unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? }))
+    }
+);
+
+/// A diagnostic value (0 for an unknown key).
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_info(m: *const DhmsMap, which: c_int) -> u64 {
+    // SAFETY: per the contract.
+    let Some(h) = (unsafe { m.as_ref() }) else { return 0 };
+    Info::from_i32(which).map_or(0, |w| h.map.core_ref().info(w))
+}
+
+/// Restart `each`.
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_iter_reset(m: *mut DhmsMap) {
+    // SAFETY: per the contract.
+    if let Some(h) = unsafe { m.as_mut() } {
+        h.map.core().iter_reset();
+    }
+}
+
+/// Copy every live entry under the writer lock.
+///
+/// # Safety
+/// `m` is a valid handle; `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_snapshot_take(m: *mut DhmsMap, out: *mut *mut DhmsSnapshot) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with(m, |map| {
+            let v = map.snapshot()?;
+            *arg_mut(out)? = Box::into_raw(Box::new(DhmsSnapshot(v)));
+            Ok(0)
+        })
+    }
+}
+
+/// Number of entries in a snapshot.
+///
+/// # Safety
+/// `s` is a snapshot from `dhms_snapshot_take`.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_snapshot_len(s: *const DhmsSnapshot) -> usize {
+    // SAFETY: per the contract.
+    unsafe { s.as_ref() }.map_or(0, |s| s.0.len())
+}
+
+fn view(e: &Entry, out: &mut Item) {
+    match e {
+        Entry::Int(n) => *out = Item::int(*n),
+        Entry::Bytes(b, u) => {
+            *out = Item::bytes(b);
+            out.utf8 = *u as u32;
+        }
+    }
+}
+
+/// Views of entry `i` of a snapshot.
+///
+/// # Safety
+/// `s` is a snapshot; `k`, `v` valid pointers; `i < len`.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_snapshot_entry(s: *const DhmsSnapshot, i: usize, k: *mut Item, v: *mut Item) {
+    // SAFETY: per the contract.
+    let (Some(s), Some(k), Some(v)) = (unsafe { s.as_ref() }, unsafe { k.as_mut() }, unsafe { v.as_mut() })
+    else {
+        return;
+    };
+    if let Some((ek, ev)) = s.0.get(i) {
+        view(ek, k);
+        view(ev, v);
+    }
+}
+
+/// Free a snapshot.
+///
+/// # Safety
+/// `s` is null or a snapshot not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_snapshot_free(s: *mut DhmsSnapshot) {
+    if !s.is_null() {
+        // SAFETY: per the contract, we own it now.
+        drop(unsafe { Box::from_raw(s) });
+    }
+}

@@ -1,0 +1,250 @@
+//! The file layout: one source of truth for every offset.
+//!
+//! ```text
+//! 0                 Header (one 4 KiB page; fields below, offsets asserted)
+//! SLOTS_OFF         process slots: NSLOTS x 64 bytes (one cache line each)
+//! region_off[0]     table region A: max_cap x 24-byte slots  } one is active,
+//! region_off[1]     table region B: max_cap x 24-byte slots  } the other a hole
+//! arena_off         string arena, grows at the end of the file
+//! ```
+//!
+//! The file is sparse: regions are reserved by `ftruncate`, and only the
+//! pages that hold data are ever written. All words that any process may
+//! write are atomics; the engine never forms plain references into the map.
+
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// "DHMSHMAP", little-endian: a finished map.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"DHMSHMAP");
+/// "DHMS-NEW": written first by a creator; a file that still holds it was
+/// left half-initialized and is re-initialized by the next opener.
+pub const MAGIC_PENDING: u64 = u64::from_le_bytes(*b"DHMS-NEW");
+/// On-disk format version. Bump on any incompatible change.
+pub const VERSION: u32 = 1;
+
+/// Size of the header page.
+pub const HEADER_SIZE: usize = 4096;
+/// Number of process slots (concurrently attached handles per map).
+pub const NSLOTS: usize = 4096;
+/// Bytes per process slot (a cache line, so counter indicators don't share).
+pub const PROC_SLOT_SIZE: usize = 64;
+/// Offset of the process slot table.
+pub const SLOTS_OFF: u64 = HEADER_SIZE as u64;
+/// Bytes per table slot.
+pub const SLOT_SIZE: usize = 24;
+/// Smallest table capacity (slots), log2.
+pub const MIN_CAP_LOG2: u32 = 4;
+/// Number of arena size classes (see `arena::class_size`).
+pub const NCLASSES: usize = 112;
+
+/// Byte offsets (far beyond any data) whose kernel file locks carry meaning:
+/// `INIT_LOCK_BYTE` serializes creation; `SLOT_LOCK_BASE + i` is held by the
+/// owner of process slot `i` for as long as it lives.
+pub const INIT_LOCK_BYTE: i64 = 1 << 62;
+/// See [`INIT_LOCK_BYTE`].
+pub const SLOT_LOCK_BASE: i64 = (1 << 62) + 4096;
+
+/// The header. Every field is an atomic because another process may write
+/// it (or a hostile file may hold anything); immutable fields are written
+/// once at creation and validated on every attach.
+#[repr(C)]
+pub struct Header {
+    // ---- identity and parameters (written once) ------------------ @0
+    /// [`MAGIC`], or [`MAGIC_PENDING`] during creation.
+    pub magic: AtomicU64,
+    /// [`VERSION`].
+    pub version: AtomicU32,
+    /// Variant number (0..10, `xs/dhms.h` order).
+    pub variant: AtomicU32,
+    /// [`fingerprint`] of the layout that wrote the file.
+    pub fingerprint: AtomicU64,
+    /// Exact entry limit.
+    pub max_entries: AtomicU64,
+    /// LRU size (0 = off).
+    pub max_size: AtomicU64,
+    /// Default TTL in seconds (0 = off).
+    pub ttl: AtomicU64,
+    /// LRU promotion skip (0..99).
+    pub lru_skip: AtomicU64,
+    /// Arena cap in bytes (0 = grow on demand).
+    pub arena_cap: AtomicU64,
+    /// File mode given at creation.
+    pub file_mode: AtomicU64,
+    /// Per-file hash seed.
+    pub seed: AtomicU64,
+    /// log2 of the largest table capacity.
+    pub max_cap_log2: AtomicU64,
+    /// Offsets of the two table regions.
+    pub region_off: [AtomicU64; 2],
+    /// Offset of the arena.
+    pub arena_off: AtomicU64,
+    _pad0: [u64; 18],
+    // ---- writer lock (own cache line) ----------------------------- @256
+    /// Writer lock word, see `lock.rs`.
+    pub lock: AtomicU64,
+    _pad1: [u64; 7],
+    // ---- seqlock (own cache line) --------------------------------- @320
+    /// Sequence counter: odd while a writer changes the structure.
+    pub seq: AtomicU64,
+    _pad2: [u64; 7],
+    // ---- mutable state (changed under the writer lock) ------------ @384
+    /// Active table: `region << 8 | log2(capacity)`; one store publishes.
+    pub table: AtomicU64,
+    /// Live entries.
+    pub size: AtomicU64,
+    /// Tombstones in the active table.
+    pub tombstones: AtomicU64,
+    /// Bytes of file that exist (only grows; validated against fstat).
+    pub file_size: AtomicU64,
+    /// First unused arena byte (absolute file offset).
+    pub arena_top: AtomicU64,
+    /// Bytes held by live arena blocks.
+    pub arena_used: AtomicU64,
+    /// LRU evictions so far.
+    pub stat_evictions: AtomicU64,
+    /// Expired entries removed so far.
+    pub stat_expired: AtomicU64,
+    /// Dead lock holders recovered from so far.
+    pub stat_recoveries: AtomicU64,
+    /// One more than the highest process slot ever claimed.
+    pub slot_hwm: AtomicU64,
+    _pad3: [u64; 78],
+    // ---- arena free lists ------------------------------------------ @1088
+    /// Head of each size class's free list (absolute offset, 0 = empty).
+    pub free_heads: [AtomicU64; NCLASSES],
+    _pad4: [u64; 2],
+    // ---- spare, zero ------------------------------------------------ @2000
+    _spare: [u64; 262],
+}
+
+const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
+const _: () = assert!(offset_of!(Header, lock) == 256);
+const _: () = assert!(offset_of!(Header, seq) == 320);
+const _: () = assert!(offset_of!(Header, table) == 384);
+const _: () = assert!(offset_of!(Header, free_heads) == 1088);
+
+/// A process slot: the counter indicator and the claim generation.
+#[repr(C, align(64))]
+pub struct ProcSlot {
+    /// Incremented by every claimant; the lock word records it, so a
+    /// reused slot is never mistaken for the dead owner.
+    pub gen: AtomicU32,
+    /// 1 while the owner is inside a lock-free counter operation.
+    pub active: AtomicU32,
+    _pad: [u64; 7],
+}
+const _: () = assert!(size_of::<ProcSlot>() == PROC_SLOT_SIZE);
+
+/// A table slot. `meta` is [`EMPTY`], [`TOMB`] or `hash & !3 | FULL`.
+#[repr(C)]
+pub struct Slot {
+    /// State and hash.
+    pub meta: AtomicU64,
+    /// Integer key, or a string reference (see `arena`).
+    pub key: AtomicU64,
+    /// Integer value, or a string reference.
+    pub val: AtomicU64,
+}
+const _: () = assert!(size_of::<Slot>() == SLOT_SIZE);
+
+/// Never used since the table was built.
+pub const EMPTY: u64 = 0;
+/// Removed; probing continues past it.
+pub const TOMB: u64 = 1;
+/// Low bits of a full slot's meta.
+pub const FULL: u64 = 2;
+
+/// The meta word of a full slot holding a key with this hash.
+#[inline(always)]
+pub fn full_meta(hash: u64) -> u64 {
+    (hash & !3) | FULL
+}
+
+/// True if `meta` is a full slot.
+#[inline(always)]
+pub fn is_full(meta: u64) -> bool {
+    meta & 3 == FULL
+}
+
+/// Table descriptor helpers: `region << 8 | log2cap`.
+#[inline(always)]
+pub fn table_desc(region: u64, log2: u32) -> u64 {
+    (region << 8) | log2 as u64
+}
+/// Region index of a descriptor.
+#[inline(always)]
+pub fn desc_region(d: u64) -> usize {
+    ((d >> 8) & 1) as usize
+}
+/// log2 capacity of a descriptor.
+#[inline(always)]
+pub fn desc_log2(d: u64) -> u32 {
+    (d & 0xff) as u32
+}
+
+/// A fingerprint of the layout: sizes and offsets that must agree between
+/// the writer of a file and its reader.
+pub fn fingerprint() -> u64 {
+    let facts: [u64; 12] = [
+        size_of::<Header>() as u64,
+        offset_of!(Header, lock) as u64,
+        offset_of!(Header, seq) as u64,
+        offset_of!(Header, table) as u64,
+        offset_of!(Header, slot_hwm) as u64,
+        offset_of!(Header, free_heads) as u64,
+        NSLOTS as u64,
+        PROC_SLOT_SIZE as u64,
+        SLOT_SIZE as u64,
+        NCLASSES as u64,
+        crate::arena::class_size(NCLASSES - 1),
+        crate::arena::BLOCK_HEADER as u64,
+    ];
+    let mut bytes = Vec::with_capacity(facts.len() * 8);
+    for f in facts {
+        bytes.extend_from_slice(&f.to_le_bytes());
+    }
+    crate::hash::hash_bytes(0x5eed_f1a9, &bytes)
+}
+
+/// log2 of the table capacity needed for `max_entries` at load <= 3/4.
+pub fn max_cap_log2(max_entries: u64) -> u32 {
+    let need = max_entries + max_entries / 3 + 2;
+    (need.next_power_of_two().trailing_zeros()).max(MIN_CAP_LOG2)
+}
+
+/// Where each part of a file with this `max_entries` lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// log2 of the largest capacity.
+    pub max_cap_log2: u32,
+    /// Offsets of regions A and B.
+    pub region_off: [u64; 2],
+    /// Offset of the arena.
+    pub arena_off: u64,
+}
+
+const PAGE: u64 = 4096;
+
+fn page_up(x: u64) -> u64 {
+    x.div_ceil(PAGE) * PAGE
+}
+
+impl Geometry {
+    /// The geometry of a map for `max_entries`.
+    pub fn for_max_entries(max_entries: u64) -> Geometry {
+        let l = max_cap_log2(max_entries);
+        let region = page_up((1u64 << l) * SLOT_SIZE as u64);
+        let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
+        Geometry {
+            max_cap_log2: l,
+            region_off: [a, a + region],
+            arena_off: a + 2 * region,
+        }
+    }
+
+    /// Bytes in one table region.
+    pub fn region_bytes(&self) -> u64 {
+        self.region_off[1] - self.region_off[0]
+    }
+}

@@ -1,0 +1,300 @@
+//! The writer lock, process slots and counter indicators.
+//!
+//! **Process slots.** Every handle claims a numbered slot in the file and
+//! holds a kernel OFD lock on byte `SLOT_LOCK_BASE + slot` for as long as it
+//! lives. The kernel drops that lock when the process dies, whatever PID
+//! namespace it is in, so "is the holder of slot *s* alive?" is answered by
+//! `F_OFD_GETLK`, never by comparing PIDs. Each claim increments the slot's
+//! generation, and the lock word records it: a reused slot cannot pass for
+//! the dead owner.
+//!
+//! **Writer lock word** (`Header::lock`, 64 bits): low half is the futex
+//! word — bits 0..16 hold `slot + 1` (0 = free), bit 31 says someone may be
+//! sleeping; the high half is the owner's slot generation. Waiters spin
+//! briefly, then sleep on the *shared* futex with a timeout; after each
+//! timeout they check the owner's liveness and take the lock over from a
+//! dead owner (the caller then runs recovery).
+//!
+//! **Counter indicators.** Counter operations on an existing key do not take
+//! the writer lock: they set their slot's `active` flag, check that no writer
+//! holds the lock (Dekker-style, both sides `SeqCst`), and update the value
+//! word atomically. A writer, once it holds the lock, waits for every other
+//! slot's flag to drop (clearing the flags of dead processes).
+
+use crate::futex;
+use crate::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
+use crate::region::{ofd_held_by_other, ofd_lock};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::Once;
+use std::time::Duration;
+
+/// Bit 31 of the futex word: a waiter may be sleeping.
+const WAITERS: u64 = 1 << 31;
+/// Mask of the owner part (`slot + 1`) of the lock word.
+const OWNER_MASK: u64 = 0xffff;
+/// How long a waiter sleeps before checking the owner's liveness.
+const WAIT_SLICE: Duration = Duration::from_millis(10);
+/// Spins before sleeping.
+const SPINS: u32 = 200;
+
+/// True if the lock word says the lock is held.
+#[inline(always)]
+pub fn is_locked(word: u64) -> bool {
+    word & OWNER_MASK != 0
+}
+
+/// True if the lock word says a waiter may be asleep.
+#[inline(always)]
+fn has_waiters(word: u64) -> bool {
+    word & WAITERS != 0
+}
+
+/// The slot a lock word names (None if free).
+#[inline(always)]
+fn owner_slot(word: u64) -> Option<u32> {
+    let s = word & OWNER_MASK;
+    (s != 0).then(|| (s - 1) as u32)
+}
+
+/// The generation a lock word names.
+#[inline(always)]
+fn owner_gen(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+static ATFORK: Once = Once::new();
+
+extern "C" fn on_fork_child() {
+    FORK_GEN.fetch_add(1, Relaxed);
+}
+
+/// Install the fork hook once per process. After `fork`, every handle sees
+/// a new fork generation and re-opens its file and claims a new slot before
+/// it next locks, so parent and child are told apart by the kernel.
+pub fn install_fork_hook() {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a handler that only touches an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
+    });
+}
+
+/// The current fork generation of this process.
+#[inline(always)]
+pub fn fork_gen() -> u64 {
+    FORK_GEN.load(Relaxed)
+}
+
+/// Which slot this handle owns.
+#[derive(Debug, Clone, Copy)]
+pub struct Me {
+    /// Slot number.
+    pub slot: u32,
+    /// Generation at claim time.
+    pub gen: u32,
+    /// Fork generation at claim time.
+    pub fork_gen: u64,
+}
+
+impl Me {
+    /// The lock word naming this owner.
+    #[inline(always)]
+    pub fn word(&self) -> u64 {
+        ((self.gen as u64) << 32) | (self.slot as u64 + 1)
+    }
+}
+
+/// Claim a free process slot: lock its byte, bump its generation.
+pub fn claim(fd: RawFd, hdr: &Header, slots: *const ProcSlot) -> Option<Me> {
+    // Start at a spread position so that many processes rarely collide.
+    // SAFETY: getpid has no preconditions (called once per claim, not per op).
+    let start = (unsafe { libc::getpid() } as usize).wrapping_mul(2654435761) % NSLOTS;
+    for i in 0..NSLOTS {
+        let s = (start + i) % NSLOTS;
+        if let Ok(true) = ofd_lock(fd, SLOT_LOCK_BASE + s as i64, libc::F_WRLCK as i16, false) {
+            // SAFETY: s < NSLOTS, inside the slot table.
+            let ps = unsafe { &*slots.add(s) };
+            let mut gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);
+            if gen == 0 {
+                gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);
+            }
+            ps.active.store(0, SeqCst);
+            hdr.slot_hwm.fetch_max(s as u64 + 1, AcqRel);
+            return Some(Me {
+                slot: s as u32,
+                gen,
+                fork_gen: fork_gen(),
+            });
+        }
+    }
+    None
+}
+
+/// Release a claimed slot (before closing the handle).
+pub fn release_slot(fd: RawFd, slots: *const ProcSlot, me: &Me) {
+    // SAFETY: me.slot < NSLOTS.
+    let ps = unsafe { &*slots.add(me.slot as usize) };
+    ps.active.store(0, SeqCst);
+    let _ = ofd_lock(fd, SLOT_LOCK_BASE + me.slot as i64, libc::F_UNLCK as i16, false);
+}
+
+/// Is the owner of `slot` with generation `gen` alive? Never says "dead"
+/// for a live process: an inconclusive check answers "alive".
+pub fn is_alive(fd: RawFd, slots: *const ProcSlot, me: &Me, slot: u32, gen: u32) -> bool {
+    if slot as usize >= NSLOTS {
+        return false; // a lock word that names no slot is garbage
+    }
+    if slot == me.slot && gen == me.gen {
+        return true;
+    }
+    // SAFETY: slot < NSLOTS.
+    let ps = unsafe { &*slots.add(slot as usize) };
+    if ps.gen.load(Acquire) != gen {
+        return false; // reclaimed since: the owner we knew is gone
+    }
+    ofd_held_by_other(fd, SLOT_LOCK_BASE + slot as i64)
+}
+
+#[inline(always)]
+fn futex_word(lock: &AtomicU64) -> &AtomicU32 {
+    // SAFETY: the low half of an aligned little-endian u64 is an aligned u32
+    // at the same address; the kernel and we only access it atomically.
+    unsafe { &*(lock as *const AtomicU64 as *const AtomicU32) }
+}
+
+/// Outcome of acquiring the writer lock.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// Taken normally.
+    Clean,
+    /// Taken over from a dead owner: the caller must run recovery.
+    FromDead,
+}
+
+/// Acquire the writer lock for `me`, then wait for counter indicators.
+#[inline]
+pub fn lock(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquired {
+    let how = if hdr.lock.compare_exchange(0, me.word(), Acquire, Relaxed).is_ok() {
+        Acquired::Clean
+    } else {
+        lock_slow(fd, hdr, slots, me)
+    };
+    drain_indicators(fd, hdr, slots, me);
+    how
+}
+
+#[cold]
+fn lock_slow(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquired {
+    for _ in 0..SPINS {
+        let cur = hdr.lock.load(Relaxed);
+        if !is_locked(cur) && hdr.lock.compare_exchange(cur, me.word(), Acquire, Relaxed).is_ok() {
+            return Acquired::Clean;
+        }
+        std::hint::spin_loop();
+    }
+    loop {
+        let cur = hdr.lock.load(Relaxed);
+        if !is_locked(cur) {
+            // Others may still sleep: keep the flag so our unlock wakes one.
+            if hdr
+                .lock
+                .compare_exchange(cur, me.word() | WAITERS, Acquire, Relaxed)
+                .is_ok()
+            {
+                return Acquired::Clean;
+            }
+            continue;
+        }
+        let want = cur | WAITERS;
+        if cur != want && hdr.lock.compare_exchange(cur, want, Relaxed, Relaxed).is_err() {
+            continue;
+        }
+        futex::wait(futex_word(&hdr.lock), want as u32, WAIT_SLICE);
+        if hdr.lock.load(Relaxed) == want {
+            // Still the same owner after a whole slice: is it alive?
+            let slot = owner_slot(want).unwrap_or(u32::MAX);
+            if !is_alive(fd, slots, me, slot, owner_gen(want))
+                && hdr
+                    .lock
+                    .compare_exchange(want, me.word() | WAITERS, Acquire, Relaxed)
+                    .is_ok()
+            {
+                return Acquired::FromDead;
+            }
+        }
+    }
+}
+
+/// Release the writer lock.
+#[inline]
+pub fn unlock(hdr: &Header) {
+    let old = hdr.lock.swap(0, Release);
+    if has_waiters(old) {
+        futex::wake(futex_word(&hdr.lock), 1);
+    }
+}
+
+/// Wait until no other slot is inside a counter operation.
+#[inline]
+fn drain_indicators(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) {
+    let hwm = (hdr.slot_hwm.load(Acquire) as usize).min(NSLOTS);
+    for s in 0..hwm {
+        // SAFETY: s < NSLOTS.
+        let ps = unsafe { &*slots.add(s) };
+        if ps.active.load(SeqCst) != 0 && s as u32 != me.slot {
+            wait_indicator(fd, slots, me, s as u32, ps);
+        }
+    }
+}
+
+#[cold]
+fn wait_indicator(fd: RawFd, slots: *const ProcSlot, me: &Me, s: u32, ps: &ProcSlot) {
+    let mut spins: u64 = 0;
+    while ps.active.load(SeqCst) != 0 {
+        spins += 1;
+        if spins < 1000 {
+            std::hint::spin_loop();
+            continue;
+        }
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+        if spins % 256 == 0 && !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
+            // The owner died inside a counter operation; its single atomic
+            // update either happened or not. Clear the flag for it.
+            let _ = ps.active.compare_exchange(1, 0, SeqCst, Relaxed);
+        }
+    }
+}
+
+/// Enter a lock-free counter operation. Returns false if a writer holds the
+/// lock (the caller then uses the writer path instead).
+#[inline(always)]
+pub fn enter_counter(hdr: &Header, slots: *const ProcSlot, me: &Me) -> bool {
+    // SAFETY: me.slot < NSLOTS.
+    let ps = unsafe { &*slots.add(me.slot as usize) };
+    ps.active.store(1, SeqCst);
+    if is_locked(hdr.lock.load(SeqCst)) {
+        ps.active.store(0, Release);
+        return false;
+    }
+    true
+}
+
+/// Leave a counter operation.
+#[inline(always)]
+pub fn leave_counter(slots: *const ProcSlot, me: &Me) {
+    // SAFETY: me.slot < NSLOTS.
+    let ps = unsafe { &*slots.add(me.slot as usize) };
+    ps.active.store(0, Release);
+}
+
+/// Is the writer lock held by an owner that is dead? Used by readers that
+/// see the seqlock stuck odd.
+pub fn holder_is_dead(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> bool {
+    let w = hdr.lock.load(Acquire);
+    match owner_slot(w) {
+        None => false,
+        Some(s) => !is_alive(fd, slots, me, s, owner_gen(w)),
+    }
+}

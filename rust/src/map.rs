@@ -1,0 +1,1315 @@
+//! The map: opening and validating a file, the writer protocol, recovery,
+//! and the operations, generic over the key and value codecs.
+
+use crate::arena::{inline_same_bytes, is_inline, inline_word, StoreError};
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::layout::{
+    self, desc_log2, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
+    HEADER_SIZE, MAGIC, MIN_CAP_LOG2, SLOTS_OFF, TOMB, VERSION,
+};
+use crate::lock::{self, Acquired, Me};
+use crate::region::{Opened, Region};
+use crate::seqlock::{read_begin, read_valid, write_begin, write_end};
+use crate::table::{Probe, Table};
+use std::collections::HashSet;
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+/// Virtual address space reserved for the arena when no `arena_cap` is
+/// given (the file itself grows only as strings arrive).
+pub const DEFAULT_ARENA_RESERVE: u64 = 256 << 30;
+/// Arena bytes allocated when a map is created.
+const INITIAL_ARENA: u64 = 64 << 10;
+/// Reader spins on an odd sequence before checking the writer's liveness.
+const READ_SPINS: u32 = 20_000;
+
+/// The ten variants, numbered as in `xs/dhms.h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Variant {
+    /// int16 -> int16
+    I16 = 0,
+    /// int32 -> int32
+    I32,
+    /// int64 -> int64
+    II,
+    /// int16 -> bytes
+    I16S,
+    /// int32 -> bytes
+    I32S,
+    /// int64 -> bytes
+    IS,
+    /// bytes -> int16
+    SI16,
+    /// bytes -> int32
+    SI32,
+    /// bytes -> int64
+    SI,
+    /// bytes -> bytes
+    SS,
+}
+
+impl Variant {
+    /// All variants in number order.
+    pub const ALL: [Variant; 10] = [
+        Variant::I16,
+        Variant::I32,
+        Variant::II,
+        Variant::I16S,
+        Variant::I32S,
+        Variant::IS,
+        Variant::SI16,
+        Variant::SI32,
+        Variant::SI,
+        Variant::SS,
+    ];
+
+    /// The variant with this number.
+    pub fn from_u32(n: u32) -> Option<Variant> {
+        Self::ALL.get(n as usize).copied()
+    }
+
+    /// Its class suffix ("SS").
+    pub fn name(self) -> &'static str {
+        ["I16", "I32", "II", "I16S", "I32S", "IS", "SI16", "SI32", "SI", "SS"][self as usize]
+    }
+}
+
+/// Constructor parameters (SPEC section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Params {
+    /// Exact entry limit, 1 ..= 2**32-1.
+    pub max_entries: u64,
+    /// LRU size (0 = off), <= max_entries.
+    pub max_size: u64,
+    /// Default TTL in seconds (0 = off).
+    pub ttl: u64,
+    /// 0 ..= 99.
+    pub lru_skip: u64,
+    /// Arena cap in bytes (0 = grow on demand).
+    pub arena_cap: u64,
+    /// File mode for a new file.
+    pub file_mode: u32,
+}
+
+impl Params {
+    /// Parameters with defaults for everything but `max_entries`.
+    pub fn new(max_entries: u64) -> Params {
+        Params {
+            max_entries,
+            max_size: 0,
+            ttl: 0,
+            lru_skip: 0,
+            arena_cap: 0,
+            file_mode: 0o600,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(1..=u32::MAX as u64).contains(&self.max_entries) {
+            return Err(Error::new(format!(
+                "max_entries must be an integer from 1 to 4294967295 (got {})",
+                self.max_entries
+            )));
+        }
+        if self.max_size > self.max_entries {
+            return Err(Error::new(format!(
+                "max_size ({}) must not exceed max_entries ({})",
+                self.max_size, self.max_entries
+            )));
+        }
+        if self.lru_skip > 99 {
+            return Err(Error::new(format!("lru_skip must be 0..99 (got {})", self.lru_skip)));
+        }
+        if self.file_mode > 0o7777 {
+            return Err(Error::new(format!("file_mode must be 0..07777 (got {:o})", self.file_mode)));
+        }
+        Ok(())
+    }
+}
+
+/// A key or value crossing the API: `num` for integer kinds, `ptr`/`len`/
+/// `utf8` for byte strings. Same layout as `dhms_item` in `xs/dhms.h`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct Item {
+    /// Bytes (string kinds).
+    pub ptr: *const u8,
+    /// Their length.
+    pub len: usize,
+    /// The integer (integer kinds).
+    pub num: i64,
+    /// UTF-8 flag (string kinds).
+    pub utf8: u32,
+}
+
+impl Item {
+    /// An integer item.
+    pub fn int(n: i64) -> Item {
+        Item {
+            ptr: std::ptr::null(),
+            len: 0,
+            num: n,
+            utf8: 0,
+        }
+    }
+
+    /// A byte-string item borrowing `b` (keep `b` alive while it is used).
+    pub fn bytes(b: &[u8]) -> Item {
+        Item {
+            ptr: b.as_ptr(),
+            len: b.len(),
+            num: 0,
+            utf8: 0,
+        }
+    }
+
+    /// The bytes.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for `len` bytes (or `len == 0`).
+    pub unsafe fn as_bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: per the contract.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        }
+    }
+}
+
+/// An output key or value: into a caller buffer. Same layout as `dhms_out`.
+#[derive(Debug)]
+#[repr(C)]
+pub struct Out {
+    /// Caller's buffer.
+    pub buf: *mut u8,
+    /// Its size.
+    pub cap: usize,
+    /// Bytes written, or needed on `Status::Small`.
+    pub len: usize,
+    /// Integer result.
+    pub num: i64,
+    /// UTF-8 flag.
+    pub utf8: u32,
+}
+
+impl Out {
+    /// An output into `v` (its current length is the capacity).
+    pub fn with_vec(v: &mut Vec<u8>) -> Out {
+        Out {
+            buf: v.as_mut_ptr(),
+            cap: v.len(),
+            len: 0,
+            num: 0,
+            utf8: 0,
+        }
+    }
+}
+
+/// What an operation did. Numbers match `enum dhms_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Status {
+    /// Yes / found / stored.
+    Ok = 0,
+    /// No / missing / not stored.
+    False = 1,
+    /// Not stored: the map or the arena is full.
+    Full = 2,
+    /// Counter result out of range; unchanged.
+    Range = 3,
+    /// Output buffer too small; unchanged.
+    Small = 4,
+}
+
+/// Everything about an open map that does not depend on the codecs.
+pub struct Core {
+    pub(crate) region: Region,
+    base: *mut u8,
+    pub(crate) geo: Geometry,
+    pub(crate) arena_off: u64,
+    pub(crate) arena_cap: u64,
+    pub(crate) arena_reserve: u64,
+    seed: u64,
+    max_entries: u64,
+    variant: Variant,
+    me: Me,
+    /// `each`: table descriptor and next slot.
+    iter: (u64, usize),
+}
+
+// SAFETY: a Core is used by one thread at a time (the glue's contract); its
+// raw pointers point into a shared mapping that every thread may access.
+unsafe impl Send for Core {}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid 8-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    let mut s = u64::from_le_bytes(b);
+    if n != 8 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        // SAFETY: getpid has no preconditions.
+        s ^= t ^ ((unsafe { libc::getpid() } as u64) << 32);
+    }
+    s
+}
+
+impl Core {
+    /// Create or attach the map at `path`.
+    pub fn open(path: &CStr, variant: Variant, p: &Params) -> Result<Core> {
+        p.check()?;
+        lock::install_fork_hook();
+        let shown = path.to_string_lossy().into_owned();
+        let core = match Region::open(path, p.file_mode)? {
+            Opened::Fresh(region) => Core::init(region, variant, p),
+            Opened::Existing(region) => Core::attach(region, variant),
+        }
+        .map_err(|e| {
+            if e.0.starts_with(&shown) || e.0.contains(&format!("({shown})")) {
+                e
+            } else {
+                Error::new(format!("{shown}: {e}"))
+            }
+        })?;
+        core.region.finish_open();
+        Ok(core)
+    }
+
+    /// Address space reserved for the arena (the mapping never moves).
+    fn reserve_for(arena_cap: u64) -> u64 {
+        if arena_cap == 0 {
+            DEFAULT_ARENA_RESERVE
+        } else {
+            arena_cap.div_ceil(4096).max(INITIAL_ARENA / 4096) * 4096
+        }
+    }
+
+    fn init(mut region: Region, variant: Variant, p: &Params) -> Result<Core> {
+        let geo = Geometry::for_max_entries(p.max_entries);
+        let reserve = Self::reserve_for(p.arena_cap);
+        let size = geo.arena_off + INITIAL_ARENA.min(reserve);
+        region.truncate(size)?;
+        region.map(geo.arena_off + reserve)?;
+        // SAFETY: the mapping starts with a header page inside the file.
+        let h = unsafe { &*(region.base() as *const Header) };
+        h.version.store(VERSION, Relaxed);
+        h.variant.store(variant as u32, Relaxed);
+        h.fingerprint.store(layout::fingerprint(), Relaxed);
+        h.max_entries.store(p.max_entries, Relaxed);
+        h.max_size.store(p.max_size, Relaxed);
+        h.ttl.store(p.ttl, Relaxed);
+        h.lru_skip.store(p.lru_skip, Relaxed);
+        h.arena_cap.store(p.arena_cap, Relaxed);
+        h.file_mode.store(p.file_mode as u64, Relaxed);
+        h.seed.store(random_seed(), Relaxed);
+        h.max_cap_log2.store(geo.max_cap_log2 as u64, Relaxed);
+        h.region_off[0].store(geo.region_off[0], Relaxed);
+        h.region_off[1].store(geo.region_off[1], Relaxed);
+        h.arena_off.store(geo.arena_off, Relaxed);
+        h.table.store(table_desc(0, MIN_CAP_LOG2), Relaxed);
+        h.file_size.store(size, Relaxed);
+        h.arena_top.store(geo.arena_off, Relaxed);
+        // The magic goes last: until it is there, the file is "pending".
+        h.magic.store(MAGIC, Release);
+        Core::finish(region, variant, geo, reserve)
+    }
+
+    fn attach(mut region: Region, variant: Variant) -> Result<Core> {
+        let fsize = region.file_size()?;
+        if fsize < HEADER_SIZE as u64 {
+            let mut m = [0u8; 8];
+            // A short file: ours only if it starts with our magic.
+            return Err(Error::new(if fsize >= 8 && peek(&region, &mut m) && u64::from_le_bytes(m) == MAGIC {
+                format!("corrupt header: file is truncated ({fsize} bytes)")
+            } else {
+                "not a Data::HashMap::Shared file".to_string()
+            }));
+        }
+        region.map(HEADER_SIZE as u64)?;
+        // SAFETY: the header page is inside the file (checked above).
+        let h = unsafe { &*(region.base() as *const Header) };
+        if h.magic.load(Acquire) != MAGIC {
+            return Err(Error::new("not a Data::HashMap::Shared file"));
+        }
+        let v = h.version.load(Relaxed);
+        if v != VERSION {
+            return Err(Error::new(format!(
+                "unsupported format version {v} (this build reads version {VERSION})"
+            )));
+        }
+        let fv = h.variant.load(Relaxed);
+        let Some(file_variant) = Variant::from_u32(fv) else {
+            return Err(Error::new(format!("corrupt header: unknown variant {fv}")));
+        };
+        if file_variant != variant {
+            return Err(Error::new(format!(
+                "variant mismatch: file is {}, opened as {}",
+                file_variant.name(),
+                variant.name()
+            )));
+        }
+        let corrupt = |what: String| Err(Error::new(format!("corrupt header: {what}")));
+        if h.fingerprint.load(Relaxed) != layout::fingerprint() {
+            return corrupt("layout fingerprint differs (written by an incompatible build)".into());
+        }
+        let p = Params {
+            max_entries: h.max_entries.load(Relaxed),
+            max_size: h.max_size.load(Relaxed),
+            ttl: h.ttl.load(Relaxed),
+            lru_skip: h.lru_skip.load(Relaxed),
+            arena_cap: h.arena_cap.load(Relaxed),
+            file_mode: h.file_mode.load(Relaxed) as u32,
+        };
+        if let Err(e) = p.check() {
+            return corrupt(e.0);
+        }
+        let geo = Geometry::for_max_entries(p.max_entries);
+        if h.max_cap_log2.load(Relaxed) != geo.max_cap_log2 as u64
+            || h.region_off[0].load(Relaxed) != geo.region_off[0]
+            || h.region_off[1].load(Relaxed) != geo.region_off[1]
+            || h.arena_off.load(Relaxed) != geo.arena_off
+        {
+            return corrupt("region offsets do not match max_entries".into());
+        }
+        let reserve = Self::reserve_for(p.arena_cap);
+        let recorded = h.file_size.load(Relaxed);
+        if recorded < geo.arena_off || recorded > geo.arena_off + reserve {
+            return corrupt(format!("recorded file size {recorded} is out of range"));
+        }
+        if fsize < recorded {
+            return corrupt(format!(
+                "file is truncated ({fsize} bytes, the map needs {recorded})"
+            ));
+        }
+        let top = h.arena_top.load(Relaxed);
+        if top < geo.arena_off || top > recorded {
+            return corrupt(format!("arena top {top} is out of range"));
+        }
+        let d = h.table.load(Relaxed);
+        if !(MIN_CAP_LOG2..=geo.max_cap_log2).contains(&desc_log2(d)) || d >> 9 != 0 {
+            return corrupt(format!("table descriptor {d:#x} is invalid"));
+        }
+        if h.size.load(Relaxed) > p.max_entries {
+            return corrupt("size exceeds max_entries".into());
+        }
+        region.map(geo.arena_off + reserve)?;
+        Core::finish(region, variant, geo, reserve)
+    }
+
+    fn finish(mut region: Region, variant: Variant, geo: Geometry, reserve: u64) -> Result<Core> {
+        let base = region.base();
+        // SAFETY: the header page is mapped and inside the file.
+        let h = unsafe { &*(base as *const Header) };
+        // SAFETY: the slot table follows the header inside the file.
+        let slots = unsafe { base.add(SLOTS_OFF as usize) } as *const ProcSlot;
+        let me = lock::claim(region.fd(), h, slots).ok_or_else(|| {
+            Error::new(format!(
+                "too many handles open on this map (at most {})",
+                layout::NSLOTS
+            ))
+        })?;
+        let _ = &mut region;
+        Ok(Core {
+            seed: h.seed.load(Relaxed),
+            max_entries: h.max_entries.load(Relaxed),
+            arena_off: geo.arena_off,
+            arena_cap: h.arena_cap.load(Relaxed),
+            arena_reserve: reserve,
+            base,
+            geo,
+            region,
+            variant,
+            me,
+            iter: (u64::MAX, 0),
+        })
+    }
+
+    // ---- raw access ----------------------------------------------------
+
+    /// The header.
+    #[inline(always)]
+    pub(crate) fn hdr(&self) -> &Header {
+        // SAFETY: the header page is mapped for the life of `self`; it is all
+        // atomics, so a shared reference is sound although others write it.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    #[inline(always)]
+    fn slots(&self) -> *const ProcSlot {
+        // SAFETY: the slot table is mapped for the life of `self`.
+        unsafe { self.base.add(SLOTS_OFF as usize) as *const ProcSlot }
+    }
+
+    /// Pointer to an absolute offset (must be inside the mapping).
+    #[inline(always)]
+    pub(crate) fn ptr_at(&self, off: u64) -> *mut u8 {
+        debug_assert!((off as usize) < self.region.len());
+        // SAFETY: callers pass offsets they bounded by the file size.
+        unsafe { self.base.add(off as usize) }
+    }
+
+    /// The atomic word at an 8-aligned offset inside the file.
+    #[inline(always)]
+    pub(crate) fn word_at(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: callers pass 8-aligned offsets inside the file.
+        unsafe { &*(self.ptr_at(off) as *const AtomicU64) }
+    }
+
+    /// Writer: start a structural change (readers will retry).
+    #[inline(always)]
+    fn seq_begin(&self) {
+        write_begin(&self.hdr().seq);
+    }
+
+    /// Writer: publish a structural change.
+    #[inline(always)]
+    fn seq_end(&self) {
+        write_end(&self.hdr().seq);
+    }
+
+    /// The active table (None if the descriptor is damaged).
+    #[inline(always)]
+    fn active(&self) -> Option<Table> {
+        self.table_of(self.hdr().table.load(Acquire))
+    }
+
+    fn damaged(&self) -> Error {
+        Error::new(format!(
+            "{}: corrupt map: the table descriptor is invalid",
+            self.region.path()
+        ))
+    }
+
+    // ---- process identity and the writer protocol ------------------------
+
+    /// After `fork`, give this handle its own file description and slot.
+    #[inline(always)]
+    fn ensure_me(&mut self) -> Result<()> {
+        if self.me.fork_gen != lock::fork_gen() {
+            self.refork()?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn refork(&mut self) -> Result<()> {
+        self.region.reopen_private()?;
+        let slots = self.slots();
+        self.me = lock::claim(self.region.fd(), self.hdr(), slots).ok_or_else(|| {
+            Error::new(format!("too many handles open on this map (at most {})", layout::NSLOTS))
+        })?;
+        Ok(())
+    }
+
+    /// Take the writer lock (recovering from a dead holder) and return a
+    /// guard that releases it.
+    #[inline]
+    pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
+        self.ensure_me()?;
+        let how = lock::lock(self.region.fd(), self.hdr(), self.slots(), &self.me);
+        if how == Acquired::FromDead {
+            self.recover();
+        }
+        Ok(WriteGuard { core: self })
+    }
+
+    /// Repair the map after its lock holder died: finish or roll back what it
+    /// was doing. Every mutation publishes with one atomic store, so the
+    /// primary state (table descriptor, slots, block headers) is always
+    /// consistent; the derived state is rebuilt here.
+    fn recover(&mut self) {
+        let hdr = self.hdr();
+        hdr.stat_recoveries.fetch_add(1, Relaxed);
+        let Some(t) = self.active() else {
+            // Nothing sane to keep: start from an empty table.
+            self.publish_empty();
+            write_end(&self.hdr().seq);
+            return;
+        };
+        let d = hdr.table.load(Relaxed);
+        let other = 1 - desc_region(d);
+        self.region.punch(self.geo.region_off[other], self.geo.region_bytes());
+        let (mut size, mut tombs) = (0u64, 0u64);
+        let mut live = HashSet::new();
+        let kb = self.variant_key_bytes();
+        let vb = self.variant_val_bytes();
+        for i in 0..t.cap() {
+            let s = t.slot(i);
+            let m = s.meta.load(Relaxed);
+            if is_full(m) {
+                size += 1;
+                for (is_str, w) in [(kb, s.key.load(Relaxed)), (vb, s.val.load(Relaxed))] {
+                    if is_str && !is_inline(w) {
+                        live.insert(w);
+                    }
+                }
+            } else if m == TOMB {
+                tombs += 1;
+            } else if m != EMPTY {
+                s.meta.store(TOMB, Relaxed);
+                tombs += 1;
+            }
+        }
+        hdr.size.store(size, Relaxed);
+        hdr.tombstones.store(tombs, Relaxed);
+        self.arena_rebuild(&live);
+        if self.hdr().seq.load(Relaxed) & 1 == 1 {
+            self.seq_end();
+        }
+    }
+
+    fn variant_key_bytes(&self) -> bool {
+        matches!(self.variant, Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS)
+    }
+
+    fn variant_val_bytes(&self) -> bool {
+        matches!(self.variant, Variant::I16S | Variant::I32S | Variant::IS | Variant::SS)
+    }
+
+    /// Publish an empty minimum-size table in the inactive region.
+    fn publish_empty(&mut self) {
+        let hdr = self.hdr();
+        let d = hdr.table.load(Relaxed);
+        let other = 1 - desc_region(d) as u64;
+        let region_bytes = self.geo.region_bytes();
+        self.region.punch(self.geo.region_off[other as usize], region_bytes);
+        hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
+        hdr.size.store(0, Relaxed);
+        hdr.tombstones.store(0, Relaxed);
+        self.region.punch(self.geo.region_off[1 - other as usize], region_bytes);
+    }
+
+    /// A reader found the sequence odd for a long time: if the writer died,
+    /// take the lock (which recovers) and let go.
+    #[cold]
+    fn reader_stuck(&mut self) -> Result<()> {
+        self.ensure_me()?;
+        if lock::holder_is_dead(self.region.fd(), self.hdr(), self.slots(), &self.me) {
+            drop(self.write_lock()?);
+        }
+        std::thread::yield_now();
+        Ok(())
+    }
+
+    /// Run an optimistic read until it validates.
+    #[inline(always)]
+    fn read<R>(&mut self, mut f: impl FnMut(&Core) -> R) -> Result<R> {
+        let mut spins = 0u32;
+        loop {
+            if let Some(s) = read_begin(&self.hdr().seq) {
+                let r = f(self);
+                if read_valid(&self.hdr().seq, s) {
+                    return Ok(r);
+                }
+            }
+            spins += 1;
+            if spins % READ_SPINS == 0 {
+                self.reader_stuck()?;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    // ---- table maintenance (writer lock held) ----------------------------
+
+    /// Rebuild the table at `log2` slots in the other region and publish it.
+    fn resize(&mut self, log2: u32) {
+        let hdr = self.hdr();
+        let d = hdr.table.load(Relaxed);
+        let old = self.table_of(d).expect("validated table");
+        let other = 1 - desc_region(d);
+        let rb = self.geo.region_bytes();
+        self.region.punch(self.geo.region_off[other], rb);
+        let new = self
+            .table_of(table_desc(other as u64, log2))
+            .expect("log2 within range");
+        for i in 0..old.cap() {
+            let s = old.slot(i);
+            let m = s.meta.load(Relaxed);
+            if is_full(m) {
+                new.place(m, s.key.load(Relaxed), s.val.load(Relaxed));
+            }
+        }
+        hdr.table.store(table_desc(other as u64, log2), Release);
+        hdr.tombstones.store(0, Relaxed);
+        self.region.punch(self.geo.region_off[1 - other], rb);
+    }
+
+    /// Make room for one more entry (grow, or compact tombstones).
+    fn make_room(&mut self, t: &Table) -> bool {
+        let hdr = self.hdr();
+        let size = hdr.size.load(Relaxed);
+        let tombs = hdr.tombstones.load(Relaxed);
+        let cap = t.cap() as u64;
+        if (size + tombs + 1) * 4 <= cap * 3 {
+            return false;
+        }
+        let log2 = if (size + 1) * 8 <= cap * 3 || t.log2 >= self.geo.max_cap_log2 {
+            t.log2 // mostly tombstones (or at the largest size): compact in place
+        } else {
+            t.log2 + 1
+        };
+        self.resize(log2);
+        true
+    }
+
+    /// Shrink or compact after removals.
+    fn maybe_shrink(&mut self) {
+        let Some(t) = self.active() else { return };
+        let hdr = self.hdr();
+        let size = hdr.size.load(Relaxed);
+        let tombs = hdr.tombstones.load(Relaxed);
+        let cap = t.cap() as u64;
+        if t.log2 > MIN_CAP_LOG2 && size * 8 < cap {
+            let want = (size * 2 + 1).next_power_of_two().trailing_zeros().max(MIN_CAP_LOG2);
+            self.resize(want.min(t.log2 - 1));
+        } else if tombs * 4 > cap {
+            self.resize(t.log2);
+        }
+    }
+
+    fn log2_for(&self, n: u64) -> u32 {
+        let need = n + n / 3 + 2;
+        need.next_power_of_two().trailing_zeros().clamp(MIN_CAP_LOG2, self.geo.max_cap_log2)
+    }
+
+    // ---- whole-map operations (codec-independent) ------------------------
+
+    /// A diagnostic value.
+    pub fn info(&self, which: Info) -> u64 {
+        let h = self.hdr();
+        match which {
+            Info::Size => h.size.load(Relaxed),
+            Info::MaxEntries => self.max_entries,
+            Info::MaxSize => h.max_size.load(Relaxed),
+            Info::Ttl => h.ttl.load(Relaxed),
+            Info::LruSkip => h.lru_skip.load(Relaxed),
+            Info::Capacity => self.active().map_or(0, |t| t.cap() as u64),
+            Info::Tombstones => h.tombstones.load(Relaxed),
+            Info::MmapSize => h.file_size.load(Relaxed),
+            Info::ArenaUsed => h.arena_used.load(Relaxed),
+            Info::ArenaCap => self.arena_cap,
+            Info::StatEvictions => h.stat_evictions.load(Relaxed),
+            Info::StatExpired => h.stat_expired.load(Relaxed),
+            Info::StatRecoveries => h.stat_recoveries.load(Relaxed),
+            Info::Variant => self.variant as u64,
+        }
+    }
+
+    /// Pre-size the table for `n` entries; false if `n > max_entries`.
+    pub fn reserve(&mut self, n: u64) -> Result<bool> {
+        if n > self.max_entries {
+            return Ok(false);
+        }
+        let g = self.write_lock()?;
+        let t = g.core.active().ok_or_else(|| g.core.damaged())?;
+        let tombs = g.core.hdr().tombstones.load(Relaxed);
+        let want = g.core.log2_for(n + tombs);
+        if want > t.log2 {
+            g.core.seq_begin();
+            g.core.resize(want);
+            g.core.seq_end();
+        }
+        Ok(true)
+    }
+
+    /// Remove every entry (stat counters survive).
+    pub fn clear(&mut self) -> Result<()> {
+        let g = self.write_lock()?;
+        let core = &mut *g.core;
+        core.seq_begin();
+        core.publish_empty();
+        core.arena_reset();
+        core.seq_end();
+        Ok(())
+    }
+
+    /// Restart `each`.
+    pub fn iter_reset(&mut self) {
+        self.iter = (u64::MAX, 0);
+    }
+
+    /// The path given at open.
+    pub fn path(&self) -> &str {
+        self.region.path()
+    }
+
+    /// The handle's process slot (for tests).
+    pub fn slot(&self) -> u32 {
+        self.me.slot
+    }
+}
+
+/// Diagnostics, numbered as `enum dhms_info_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+#[allow(missing_docs)]
+pub enum Info {
+    Size = 0,
+    MaxEntries,
+    MaxSize,
+    Ttl,
+    LruSkip,
+    Capacity,
+    Tombstones,
+    MmapSize,
+    ArenaUsed,
+    ArenaCap,
+    StatEvictions,
+    StatExpired,
+    StatRecoveries,
+    Variant,
+}
+
+impl Info {
+    /// The diagnostic with this number.
+    pub fn from_i32(n: i32) -> Option<Info> {
+        use Info::*;
+        [
+            Size, MaxEntries, MaxSize, Ttl, LruSkip, Capacity, Tombstones, MmapSize, ArenaUsed,
+            ArenaCap, StatEvictions, StatExpired, StatRecoveries, Variant,
+        ]
+        .get(usize::try_from(n).ok()?)
+        .copied()
+    }
+}
+
+fn peek(r: &Region, m: &mut [u8; 8]) -> bool {
+    // SAFETY: m is a valid 8-byte buffer.
+    unsafe { libc::pread(r.fd(), m.as_mut_ptr().cast(), 8, 0) == 8 }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // A forked child that never re-claimed shares its parent's slot lock:
+        // leave it alone. Closing the fd (Region's drop) releases ours.
+        if self.me.fork_gen == lock::fork_gen() {
+            lock::release_slot(self.region.fd(), self.slots(), &self.me);
+        }
+    }
+}
+
+/// Holds the writer lock; releases it when dropped (also on early return).
+pub struct WriteGuard<'a> {
+    pub(crate) core: &'a mut Core,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        lock::unlock(self.core.hdr());
+    }
+}
+
+// =========================================================================
+// The typed map
+// =========================================================================
+
+/// A map with keys of kind `K` and values of kind `V`.
+pub struct Map<K: Codec, V: Codec> {
+    core: Core,
+    _kinds: PhantomData<(K, V)>,
+}
+
+/// A key prepared for probing: its hash and how to compare slot words.
+struct Key<'a> {
+    hash: u64,
+    num: i64,
+    bytes: &'a [u8],
+    inline: Option<u64>,
+}
+
+impl<K: Codec, V: Codec> Map<K, V> {
+    /// The variant `Map<K, V>` is.
+    pub fn variant() -> Variant {
+        use Variant::*;
+        match (K::BYTES, K::BITS, V::BYTES, V::BITS) {
+            (false, 16, false, _) => I16,
+            (false, 32, false, _) => I32,
+            (false, _, false, _) => II,
+            (false, 16, true, _) => I16S,
+            (false, 32, true, _) => I32S,
+            (false, _, true, _) => IS,
+            (true, _, false, 16) => SI16,
+            (true, _, false, 32) => SI32,
+            (true, _, false, _) => SI,
+            (true, _, true, _) => SS,
+        }
+    }
+
+    /// Create or attach the map at `path`.
+    pub fn open(path: &CStr, p: &Params) -> Result<Self> {
+        Ok(Map {
+            core: Core::open(path, Self::variant(), p)?,
+            _kinds: PhantomData,
+        })
+    }
+
+    /// The codec-independent part.
+    pub fn core(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    /// The codec-independent part (shared).
+    pub fn core_ref(&self) -> &Core {
+        &self.core
+    }
+
+    fn check_key(&self, k: &Item) -> Result<()> {
+        if !K::BYTES && !K::fits(k.num) {
+            return Err(Error::new(format!("{} does not fit {}", k.num, K::NAME)));
+        }
+        Ok(())
+    }
+
+    fn check_val(&self, v: &Item) -> Result<()> {
+        if !V::BYTES && !V::fits(v.num) {
+            return Err(Error::new(format!("{} does not fit {}", v.num, V::NAME)));
+        }
+        if V::BYTES && v.len > crate::arena::MAX_STRING {
+            return Err(Error::new(format!(
+                "value of {} bytes is longer than the limit of {} bytes",
+                v.len,
+                crate::arena::MAX_STRING
+            )));
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `k`'s bytes must be valid for the returned key's lifetime.
+    unsafe fn key<'a>(&self, k: &'a Item) -> Result<Key<'a>> {
+        self.check_key(k)?;
+        if K::BYTES {
+            if k.len > crate::arena::MAX_STRING {
+                return Err(Error::new(format!(
+                    "key of {} bytes is longer than the limit of {} bytes",
+                    k.len,
+                    crate::arena::MAX_STRING
+                )));
+            }
+            // SAFETY: per the contract.
+            let bytes = unsafe { k.as_bytes() };
+            Ok(Key {
+                hash: crate::hash::hash_bytes(self.core.seed, bytes),
+                num: 0,
+                bytes,
+                inline: inline_word(bytes, false),
+            })
+        } else {
+            Ok(Key {
+                hash: crate::hash::hash_int(self.core.seed, k.num),
+                num: k.num,
+                bytes: &[],
+                inline: None,
+            })
+        }
+    }
+
+    #[inline(always)]
+    fn key_eq(core: &Core, key: &Key<'_>, w: u64) -> bool {
+        if !K::BYTES {
+            w as i64 == key.num
+        } else if let Some(iw) = key.inline {
+            inline_same_bytes(w, iw)
+        } else {
+            !is_inline(w) && core.str_eq(w, key.bytes)
+        }
+    }
+
+    /// Write a stored value word into `out`. `Status::Small` if it does not
+    /// fit; `None` if the word is not a valid reference (racy or damaged).
+    #[inline(always)]
+    fn emit(core: &Core, is_bytes: bool, w: u64, out: &mut Out) -> Option<Status> {
+        if !is_bytes {
+            out.num = w as i64;
+            return Some(Status::Ok);
+        }
+        let v = core.str_view(w)?;
+        out.len = v.len;
+        out.utf8 = v.utf8 as u32;
+        if v.len > out.cap {
+            return Some(Status::Small);
+        }
+        core.str_copy(&v, out.buf);
+        Some(Status::Ok)
+    }
+
+    fn corrupt_ref(&self) -> Error {
+        Error::new(format!(
+            "{}: corrupt map: a string reference points outside the arena",
+            self.core.path()
+        ))
+    }
+
+    /// Store an item as a slot word (allocating for strings).
+    fn store_word(core: &mut Core, is_bytes: bool, it: &Item) -> std::result::Result<u64, StoreError> {
+        if !is_bytes {
+            return Ok(it.num as u64);
+        }
+        // SAFETY: the item's bytes are valid for this call (API contract).
+        let b = unsafe { it.as_bytes() };
+        core.str_store(b, it.utf8 != 0)
+    }
+
+    // ---- reads (lock-free) -------------------------------------------
+
+    /// Look `k` up; its value goes into `out`.
+    pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+        // SAFETY: k's bytes are valid for this call (API contract).
+        let key = unsafe { self.key(k)? };
+        let r = self.core.read(|core| {
+            let t = core.active()?;
+            match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+                Probe::Found(i) => {
+                    let w = t.slot(i).val.load(Acquire);
+                    Some(Self::emit(core, V::BYTES, w, out))
+                }
+                _ => Some(Some(Status::False)),
+            }
+        })?;
+        match r {
+            None => Err(self.core.damaged()),
+            Some(None) => Err(self.corrupt_ref()),
+            Some(Some(s)) => Ok(s),
+        }
+    }
+
+    /// True if `k` is present.
+    pub fn exists(&mut self, k: &Item) -> Result<bool> {
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        let r = self.core.read(|core| {
+            let t = core.active()?;
+            Some(matches!(t.probe(key.hash, |w| Self::key_eq(core, &key, w)), Probe::Found(_)))
+        })?;
+        r.ok_or_else(|| self.core.damaged())
+    }
+
+    // ---- writes --------------------------------------------------------
+
+    /// Insert or overwrite.
+    pub fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        self.check_val(v)?;
+        let g = self.core.write_lock()?;
+        Self::put_locked(g.core, &key, k, v)
+    }
+
+    fn put_locked(core: &mut Core, key: &Key<'_>, k: &Item, v: &Item) -> Result<Status> {
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
+            Probe::Found(i) => {
+                if !V::BYTES {
+                    t.slot(i).val.store(v.num as u64, Release);
+                    return Ok(Status::Ok);
+                }
+                let nw = match Self::store_word(core, true, v) {
+                    Ok(w) => w,
+                    Err(StoreError::Full) => return Ok(Status::Full),
+                    Err(StoreError::Sys(e)) => return Err(e),
+                };
+                core.seq_begin();
+                let old = t.slot(i).val.swap(nw, AcqRel);
+                core.str_free(old);
+                core.seq_end();
+                Ok(Status::Ok)
+            }
+            Probe::Vacant(_) | Probe::NoRoom => Self::insert_locked(core, key, k, v),
+        }
+    }
+
+    /// Insert a key known to be absent.
+    fn insert_locked(core: &mut Core, key: &Key<'_>, k: &Item, v: &Item) -> Result<Status> {
+        if core.hdr().size.load(Relaxed) >= core.max_entries {
+            return Ok(Status::Full);
+        }
+        let kw = match Self::store_word(core, K::BYTES, k) {
+            Ok(w) => w,
+            Err(StoreError::Full) => return Ok(Status::Full),
+            Err(StoreError::Sys(e)) => return Err(e),
+        };
+        let vw = match Self::store_word(core, V::BYTES, v) {
+            Ok(w) => w,
+            Err(e) => {
+                if K::BYTES {
+                    core.str_free(kw);
+                }
+                return match e {
+                    StoreError::Full => Ok(Status::Full),
+                    StoreError::Sys(e) => Err(e),
+                };
+            }
+        };
+        core.seq_begin();
+        let mut t = core.active().ok_or_else(|| core.damaged())?;
+        if core.make_room(&t) {
+            t = core.active().ok_or_else(|| core.damaged())?;
+        }
+        let i = match t.probe(key.hash, |_| false) {
+            Probe::Vacant(i) => i,
+            _ => {
+                core.seq_end();
+                return Err(core.damaged());
+            }
+        };
+        let s = t.slot(i);
+        let was_tomb = s.meta.load(Relaxed) == TOMB;
+        s.key.store(kw, Relaxed);
+        s.val.store(vw, Relaxed);
+        s.meta.store(layout::full_meta(key.hash), Release);
+        let hdr = core.hdr();
+        if was_tomb {
+            hdr.tombstones.fetch_sub(1, Relaxed);
+        }
+        hdr.size.fetch_add(1, Relaxed);
+        core.seq_end();
+        Ok(Status::Ok)
+    }
+
+    /// Remove slot `i` of `t` (writer lock held, seq odd).
+    fn remove_slot(core: &mut Core, t: &Table, i: usize) {
+        let s = t.slot(i);
+        let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
+        let dt = t.vacate(i);
+        let hdr = core.hdr();
+        if dt >= 0 {
+            hdr.tombstones.fetch_add(dt as u64, Relaxed);
+        } else {
+            let cur = hdr.tombstones.load(Relaxed);
+            hdr.tombstones.store(cur.saturating_sub((-dt) as u64), Relaxed);
+        }
+        hdr.size.fetch_sub(1, Relaxed);
+        if K::BYTES {
+            core.str_free(kw);
+        }
+        if V::BYTES {
+            core.str_free(vw);
+        }
+    }
+
+    /// Remove `k`; if `out` is given, the old value is copied there first.
+    fn remove_impl(&mut self, k: &Item, mut out: Option<&mut Out>) -> Result<Status> {
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        let g = self.core.write_lock()?;
+        let core = &mut *g.core;
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
+            return Ok(Status::False);
+        };
+        if let Some(out) = out.as_deref_mut() {
+            let w = t.slot(i).val.load(Acquire);
+            match Self::emit(core, V::BYTES, w, out) {
+                Some(Status::Ok) => {}
+                Some(s) => return Ok(s),
+                None => return Err(Error::new("corrupt map: bad value reference")),
+            }
+        }
+        core.seq_begin();
+        Self::remove_slot(core, &t, i);
+        core.maybe_shrink();
+        core.seq_end();
+        Ok(Status::Ok)
+    }
+
+    /// Remove `k`: `Status::Ok` if it was there.
+    pub fn remove(&mut self, k: &Item) -> Result<Status> {
+        self.remove_impl(k, None)
+    }
+
+    /// Remove `k` and return its value in `out`.
+    pub fn take(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+        self.remove_impl(k, Some(out))
+    }
+
+    /// The value of `k`, or store `dflt` and return it.
+    pub fn get_or_set(&mut self, k: &Item, dflt: &Item, out: &mut Out) -> Result<Status> {
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        self.check_val(dflt)?;
+        let g = self.core.write_lock()?;
+        let core = &mut *g.core;
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        if let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+            let w = t.slot(i).val.load(Acquire);
+            return Self::emit(core, V::BYTES, w, out).ok_or_else(|| Error::new("corrupt map: bad value reference"));
+        }
+        if V::BYTES && dflt.len > out.cap {
+            out.len = dflt.len;
+            return Ok(Status::Small);
+        }
+        match Self::insert_locked(core, &key, k, dflt)? {
+            Status::Ok => {}
+            s => return Ok(s),
+        }
+        out.num = dflt.num;
+        if V::BYTES {
+            // SAFETY: dflt's bytes are valid (API contract); out has room.
+            unsafe { std::ptr::copy_nonoverlapping(dflt.ptr, out.buf, dflt.len) };
+            out.len = dflt.len;
+            out.utf8 = dflt.utf8;
+        }
+        Ok(Status::Ok)
+    }
+
+    /// Add `delta` to the integer value of `k` (a missing key starts at 0).
+    pub fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
+        if V::BYTES {
+            return Err(Error::new(
+                "counters need integer values: use a variant with integer values (II, SI, ...)",
+            ));
+        }
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        self.core.ensure_me()?;
+        let slots = self.core.slots();
+        // Fast path: an existing key, updated atomically without the lock.
+        if lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
+            let r = self.core.active().map(|t| {
+                match t.probe(key.hash, |w| Self::key_eq(&self.core, &key, w)) {
+                    Probe::Found(i) => Some(Self::add_in_place(&t.slot(i).val, delta, result)),
+                    _ => None,
+                }
+            });
+            lock::leave_counter(slots, &self.core.me);
+            if let Some(Some(s)) = r {
+                return Ok(s);
+            }
+        }
+        let g = self.core.write_lock()?;
+        let core = &mut *g.core;
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+            Probe::Found(i) => Ok(Self::add_in_place(&t.slot(i).val, delta, result)),
+            _ => {
+                if !V::fits(delta) {
+                    return Ok(Status::Range);
+                }
+                let s = Self::insert_locked(core, &key, k, &Item::int(delta))?;
+                if s == Status::Ok {
+                    *result = delta;
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_in_place(word: &AtomicU64, delta: i64, result: &mut i64) -> Status {
+        let mut cur = word.load(Relaxed);
+        loop {
+            let Some(new) = (cur as i64).checked_add(delta).filter(|&n| V::fits(n)) else {
+                return Status::Range;
+            };
+            match word.compare_exchange_weak(cur, new as u64, AcqRel, Relaxed) {
+                Ok(_) => {
+                    *result = new;
+                    return Status::Ok;
+                }
+                Err(w) => cur = w,
+            }
+        }
+    }
+
+    // ---- iteration -----------------------------------------------------
+
+    /// The next entry of this handle's walk, or `Status::False` at the end
+    /// (the walk then starts over).
+    pub fn each(&mut self, kout: &mut Out, vout: &mut Out) -> Result<Status> {
+        let (mut desc, mut idx) = self.core.iter;
+        let r = self.core.read(|core| {
+            let d = core.hdr().table.load(Acquire);
+            let t = core.active()?;
+            let mut i = if desc == u64::MAX {
+                0
+            } else if d != desc {
+                // The table was rebuilt: carry the position over by hash order.
+                let old = desc_log2(desc);
+                if t.log2 >= old {
+                    idx << (t.log2 - old)
+                } else {
+                    idx >> (old - t.log2)
+                }
+            } else {
+                idx
+            };
+            while i < t.cap() {
+                let s = t.slot(i);
+                if is_full(s.meta.load(Acquire)) {
+                    let (kw, vw) = (s.key.load(Acquire), s.val.load(Acquire));
+                    let a = Self::emit(core, K::BYTES, kw, kout);
+                    let b = Self::emit(core, V::BYTES, vw, vout);
+                    return Some(match (a, b) {
+                        (Some(Status::Ok), Some(Status::Ok)) => (d, i + 1, Status::Ok),
+                        (Some(_), Some(_)) => (d, i, Status::Small),
+                        _ => (d, i, Status::Range), // bad reference; re-checked below
+                    });
+                }
+                i += 1;
+            }
+            Some((d, 0, Status::False))
+        })?;
+        let Some((d, next, st)) = r else {
+            return Err(self.core.damaged());
+        };
+        if st == Status::Range {
+            return Err(self.corrupt_ref());
+        }
+        desc = d;
+        idx = next;
+        self.core.iter = if st == Status::False { (u64::MAX, 0) } else { (desc, idx) };
+        Ok(st)
+    }
+
+    /// Every live entry, copied under the writer lock: `(key, value)` with
+    /// strings as `(bytes, utf8)` and integers in `.1` of the pair's num.
+    pub fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
+        let g = self.core.write_lock()?;
+        let core = &*g.core;
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        let mut v = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
+        for i in 0..t.cap() {
+            let s = t.slot(i);
+            if is_full(s.meta.load(Relaxed)) {
+                let k = Self::entry(core, K::BYTES, s.key.load(Relaxed));
+                let val = Self::entry(core, V::BYTES, s.val.load(Acquire));
+                match (k, val) {
+                    (Some(k), Some(val)) => v.push((k, val)),
+                    _ => return Err(Error::new("corrupt map: bad string reference")),
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn entry(core: &Core, is_bytes: bool, w: u64) -> Option<Entry> {
+        if !is_bytes {
+            return Some(Entry::Int(w as i64));
+        }
+        let v = core.str_view(w)?;
+        let mut b = Vec::with_capacity(v.len);
+        core.str_copy(&v, b.as_mut_ptr());
+        // SAFETY: str_copy wrote v.len bytes.
+        unsafe { b.set_len(v.len) };
+        Some(Entry::Bytes(b, v.utf8))
+    }
+}
+
+/// A key or value copied out of the map.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entry {
+    /// An integer.
+    Int(i64),
+    /// A byte string and its UTF-8 flag.
+    Bytes(Vec<u8>, bool),
+}

@@ -1,0 +1,334 @@
+//! The map's file and its mapping: race-free creation, growth, remapping,
+//! hole punching, and the kernel file locks (OFD locks) used for creation
+//! and for death detection.
+
+use crate::error::{Error, Result};
+use crate::layout::{INIT_LOCK_BYTE, MAGIC_PENDING};
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+use std::ptr;
+
+/// A file mapped `MAP_SHARED` into this process.
+pub struct Region {
+    fd: RawFd,
+    base: *mut u8,
+    len: usize,
+    path: String,
+}
+
+/// What `Region::open` found.
+pub enum Opened {
+    /// The file is new, or was left half-initialized: the caller must
+    /// initialize it (the creation lock is held until `finish_open`).
+    Fresh(Region),
+    /// A finished (or foreign) file: the caller validates it.
+    Existing(Region),
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+impl Region {
+    /// Open or create `path` with the creation protocol of DESIGN.md:
+    /// O_NOFOLLOW | O_CLOEXEC, the exact `mode` on creation, and the
+    /// creation lock held on return (release it with [`Region::finish_open`]).
+    pub fn open(path: &CStr, mode: u32) -> Result<Opened> {
+        let shown = path.to_string_lossy().into_owned();
+        let fd = loop {
+            // SAFETY: `path` is NUL-terminated; open has no other preconditions.
+            let fd = unsafe {
+                libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            };
+            if fd >= 0 {
+                break fd;
+            }
+            match errno() {
+                libc::ENOENT => {}
+                libc::ELOOP => {
+                    return Err(Error::new(format!(
+                        "open({shown}): is a symbolic link (refused; give the real path)"
+                    )))
+                }
+                _ => return Err(Error::os("open", &shown)),
+            }
+            // SAFETY: as above.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    mode as libc::c_uint,
+                )
+            };
+            if fd >= 0 {
+                // The mode is applied exactly: umask does not narrow it.
+                // SAFETY: fd is ours.
+                if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
+                    let e = Error::os("fchmod", &shown);
+                    // SAFETY: fd is ours.
+                    unsafe { libc::close(fd) };
+                    return Err(e);
+                }
+                break fd;
+            }
+            if errno() != libc::EEXIST {
+                return Err(Error::os("open", &shown));
+            }
+            // Someone else created it between our two opens: attach to theirs.
+        };
+        let mut r = Region {
+            fd,
+            base: ptr::null_mut(),
+            len: 0,
+            path: shown,
+        };
+        r.check_regular()?;
+        // Serialize creation: whoever holds this lock either finds a finished
+        // map or (re)initializes the file. A creator that died released it.
+        ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true)
+            .map_err(|_| Error::os("lock", &r.path))?;
+        let size = r.file_size()?;
+        let mut magic = [0u8; 8];
+        let fresh = size == 0 || (r.pread(&mut magic, 0)? == 8 && u64::from_le_bytes(magic) == MAGIC_PENDING);
+        if fresh {
+            // Start over from an empty file, marked pending first.
+            r.truncate(0)?;
+            let n = unsafe_pwrite(fd, &MAGIC_PENDING.to_le_bytes(), 0);
+            if n != 8 {
+                return Err(Error::os("write", &r.path));
+            }
+            Ok(Opened::Fresh(r))
+        } else {
+            r.map(size)?;
+            Ok(Opened::Existing(r))
+        }
+    }
+
+    /// Release the creation lock taken by [`Region::open`].
+    pub fn finish_open(&self) {
+        let _ = ofd_lock(self.fd, INIT_LOCK_BYTE, libc::F_UNLCK as i16, false);
+    }
+
+    fn check_regular(&self) -> Result<()> {
+        // SAFETY: zeroed stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is open; st is a valid out-pointer.
+        if unsafe { libc::fstat(self.fd, &mut st) } != 0 {
+            return Err(Error::os("fstat", &self.path));
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Error::new(format!(
+                "{}: not a Data::HashMap::Shared file (not a regular file)",
+                self.path
+            )));
+        }
+        Ok(())
+    }
+
+    /// The path given at open.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The file descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Current size of the file according to the kernel.
+    pub fn file_size(&self) -> Result<u64> {
+        // SAFETY: as in check_regular.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fd is open; st is a valid out-pointer.
+        if unsafe { libc::fstat(self.fd, &mut st) } != 0 {
+            return Err(Error::os("fstat", &self.path));
+        }
+        Ok(st.st_size as u64)
+    }
+
+    fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize> {
+        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+        let n = unsafe { libc::pread(self.fd, buf.as_mut_ptr().cast(), buf.len(), off as i64) };
+        if n < 0 {
+            return Err(Error::os("read", &self.path));
+        }
+        Ok(n as usize)
+    }
+
+    /// Set the file's length (sparse when growing).
+    pub fn truncate(&self, size: u64) -> Result<()> {
+        // SAFETY: fd is open.
+        if unsafe { libc::ftruncate(self.fd, size as i64) } != 0 {
+            return Err(Error::os("ftruncate", &self.path));
+        }
+        Ok(())
+    }
+
+    /// Map the first `len` bytes (replacing any earlier mapping).
+    pub fn map(&mut self, len: u64) -> Result<()> {
+        let len = usize::try_from(len).map_err(|_| Error::new("map too large"))?;
+        // SAFETY: a fresh shared mapping of our own fd; the kernel validates
+        // the arguments. Accesses are bounded by `len` and the file size.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::os("mmap", &self.path));
+        }
+        self.unmap();
+        self.base = p.cast();
+        self.len = len;
+        Ok(())
+    }
+
+    /// Grow this process's mapping to `len` bytes (the file already has them).
+    pub fn remap(&mut self, len: u64) -> Result<()> {
+        if self.base.is_null() {
+            return self.map(len);
+        }
+        let len = usize::try_from(len).map_err(|_| Error::new("map too large"))?;
+        // SAFETY: base/len describe our current mapping; MREMAP_MAYMOVE lets
+        // the kernel move it. Nothing keeps pointers into it across calls.
+        let p = unsafe { libc::mremap(self.base.cast(), self.len, len, libc::MREMAP_MAYMOVE) };
+        if p == libc::MAP_FAILED {
+            return Err(Error::os("mremap", &self.path));
+        }
+        self.base = p.cast();
+        self.len = len;
+        Ok(())
+    }
+
+    fn unmap(&mut self) {
+        if !self.base.is_null() {
+            // SAFETY: base/len describe a mapping we made.
+            unsafe { libc::munmap(self.base.cast(), self.len) };
+            self.base = ptr::null_mut();
+            self.len = 0;
+        }
+    }
+
+    /// Base address of the mapping.
+    #[inline(always)]
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Mapped length in bytes.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Return the pages of `[off, off+len)` to the system; they read as zero.
+    pub fn punch(&self, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        // SAFETY: fd is open; punching a range of our own file.
+        let rc = unsafe {
+            libc::fallocate(
+                self.fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as i64,
+                len as i64,
+            )
+        };
+        if rc != 0 && (off + len) as usize <= self.len {
+            // No hole punching on this filesystem: zero the bytes instead.
+            // SAFETY: the range is inside our mapping (checked above).
+            unsafe { ptr::write_bytes(self.base.add(off as usize), 0, len as usize) };
+        }
+    }
+
+    /// msync the whole mapping.
+    pub fn sync(&self) -> Result<()> {
+        // SAFETY: base/len describe our mapping.
+        if unsafe { libc::msync(self.base.cast(), self.len, libc::MS_SYNC) } != 0 {
+            return Err(Error::os("msync", &self.path));
+        }
+        Ok(())
+    }
+
+    /// Give this handle its own open file description (after `fork`, so that
+    /// its kernel locks are no longer shared with the parent).
+    pub fn reopen_private(&mut self) -> Result<()> {
+        let p = format!("/proc/self/fd/{}\0", self.fd);
+        // SAFETY: p is NUL-terminated.
+        let nfd = unsafe { libc::open(p.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if nfd < 0 {
+            return Err(Error::os("reopen", &self.path));
+        }
+        // SAFETY: both fds are ours; dup3 atomically replaces self.fd.
+        let rc = unsafe { libc::dup3(nfd, self.fd, libc::O_CLOEXEC) };
+        // SAFETY: nfd is ours.
+        unsafe { libc::close(nfd) };
+        if rc < 0 {
+            return Err(Error::os("dup3", &self.path));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        self.unmap();
+        // SAFETY: fd is ours; closing releases our OFD locks.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+fn unsafe_pwrite(fd: RawFd, b: &[u8], off: u64) -> isize {
+    // SAFETY: b is a valid readable buffer.
+    unsafe { libc::pwrite(fd, b.as_ptr().cast(), b.len(), off as i64) }
+}
+
+fn flock_for(byte: i64, ty: i16) -> libc::flock {
+    // SAFETY: flock is plain data; zero is a valid starting value (l_pid must be 0 for OFD locks).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ty;
+    fl.l_whence = libc::SEEK_SET as i16;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    fl
+}
+
+/// Take (`F_WRLCK`) or drop (`F_UNLCK`) an OFD lock on one byte.
+/// Returns `Ok(false)` if `wait` is false and another description holds it.
+pub fn ofd_lock(fd: RawFd, byte: i64, ty: i16, wait: bool) -> std::result::Result<bool, i32> {
+    let mut fl = flock_for(byte, ty);
+    let cmd = if wait { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK };
+    loop {
+        // SAFETY: fl is a valid flock for this command.
+        if unsafe { libc::fcntl(fd, cmd, &mut fl) } == 0 {
+            return Ok(true);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::EAGAIN | libc::EACCES if !wait => return Ok(false),
+            e => return Err(e),
+        }
+    }
+}
+
+/// True if an open file description other than `fd`'s holds a lock on `byte`.
+pub fn ofd_held_by_other(fd: RawFd, byte: i64) -> bool {
+    let mut fl = flock_for(byte, libc::F_WRLCK as i16);
+    // SAFETY: fl is a valid flock for F_OFD_GETLK.
+    if unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) } != 0 {
+        // Cannot tell: assume alive (never take a live holder for dead).
+        return true;
+    }
+    fl.l_type != libc::F_UNLCK as i16
+}

@@ -1,0 +1,136 @@
+//! The open-addressing table: linear probing from a home slot taken from
+//! the *high* bits of the hash, tombstones for removals, and two regions so
+//! that a resize builds the new table beside the old one and publishes it
+//! with one atomic store of the table descriptor.
+
+use crate::layout::{full_meta, Slot, EMPTY, TOMB};
+use crate::map::Core;
+use std::sync::atomic::Ordering::*;
+
+/// A view of one table: where its slots are and how many.
+#[derive(Clone, Copy)]
+pub struct Table {
+    pub(crate) slots: *const Slot,
+    pub(crate) log2: u32,
+}
+
+/// Result of probing for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The key is in this slot.
+    Found(usize),
+    /// The key is absent; it would go into this slot (first tombstone or
+    /// the empty slot that ended the probe).
+    Vacant(usize),
+    /// The key is absent and the table has no free slot (damaged table).
+    NoRoom,
+}
+
+impl Table {
+    /// Number of slots.
+    #[inline(always)]
+    pub fn cap(&self) -> usize {
+        1 << self.log2
+    }
+
+    /// The home slot of `hash`.
+    #[inline(always)]
+    pub fn home(&self, hash: u64) -> usize {
+        (hash >> (64 - self.log2)) as usize
+    }
+
+    /// Slot `i` (`i < cap`).
+    #[inline(always)]
+    pub fn slot(&self, i: usize) -> &Slot {
+        debug_assert!(i < self.cap());
+        // SAFETY: `slots` points at `cap` slots inside the mapping (checked
+        // when the Table was made); Slot is all atomics.
+        unsafe { &*self.slots.add(i) }
+    }
+
+    /// Probe for a key with `hash`; `eq` compares a key word. Visits each
+    /// slot at most once, so it ends on any table, even a damaged one.
+    #[inline(always)]
+    pub fn probe(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
+        let want = full_meta(hash);
+        let mask = self.cap() - 1;
+        let mut i = self.home(hash);
+        let mut vacant = usize::MAX;
+        for _ in 0..self.cap() {
+            let s = self.slot(i);
+            let m = s.meta.load(Acquire);
+            if m == EMPTY {
+                return Probe::Vacant(if vacant == usize::MAX { i } else { vacant });
+            }
+            if m == want {
+                if eq(s.key.load(Relaxed)) {
+                    return Probe::Found(i);
+                }
+            } else if m == TOMB && vacant == usize::MAX {
+                vacant = i;
+            }
+            i = (i + 1) & mask;
+        }
+        if vacant == usize::MAX {
+            Probe::NoRoom
+        } else {
+            Probe::Vacant(vacant)
+        }
+    }
+
+    /// Put a full slot's words into a fresh table (no tombstones, key known
+    /// to be absent). Returns false if there is no empty slot.
+    pub fn place(&self, meta: u64, key: u64, val: u64) -> bool {
+        let mask = self.cap() - 1;
+        let mut i = self.home(meta);
+        for _ in 0..self.cap() {
+            let s = self.slot(i);
+            if s.meta.load(Relaxed) == EMPTY {
+                s.key.store(key, Relaxed);
+                s.val.store(val, Relaxed);
+                s.meta.store(meta, Release);
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+        false
+    }
+
+    /// Mark slot `i` removed. If the next slot is empty, no probe can pass
+    /// through `i`, so it and the tombstones before it become empty again.
+    /// Each step keeps every remaining key reachable. Returns the change in
+    /// the tombstone count.
+    pub fn vacate(&self, i: usize) -> i64 {
+        let mask = self.cap() - 1;
+        let next = self.slot((i + 1) & mask).meta.load(Relaxed);
+        if next != EMPTY {
+            self.slot(i).meta.store(TOMB, Release);
+            return 1;
+        }
+        self.slot(i).meta.store(EMPTY, Release);
+        let mut freed = 0;
+        let mut j = i.wrapping_sub(1) & mask;
+        while j != i && self.slot(j).meta.load(Relaxed) == TOMB {
+            self.slot(j).meta.store(EMPTY, Release);
+            freed += 1;
+            j = j.wrapping_sub(1) & mask;
+        }
+        -freed
+    }
+}
+
+impl Core {
+    /// The table a descriptor names, or None if the descriptor is invalid.
+    #[inline(always)]
+    pub(crate) fn table_of(&self, desc: u64) -> Option<Table> {
+        let log2 = crate::layout::desc_log2(desc);
+        if !(crate::layout::MIN_CAP_LOG2..=self.geo.max_cap_log2).contains(&log2) || desc >> 9 != 0 {
+            return None;
+        }
+        let off = self.geo.region_off[crate::layout::desc_region(desc)];
+        Some(Table {
+            slots: self.ptr_at(off) as *const Slot,
+            log2,
+        })
+    }
+}

@@ -1,0 +1,165 @@
+/*
+ * dhms.h - the C ABI of the Data::HashMap::Shared engine (rust/src/ffi.rs).
+ *
+ * Written by hand; it mirrors rust/src/ffi.rs and must change with it.
+ * The engine never calls back into Perl and never unwinds across this
+ * boundary: every function catches panics and returns DHMS_ERROR.
+ *
+ * Conventions
+ *   - A map handle (dhms_map *) belongs to one interpreter thread at a time.
+ *   - Functions returning int return a dhms_status.
+ *   - On DHMS_ERROR the message is in dhms_last_error() (thread-local, valid
+ *     until the next call into the engine from this thread).
+ *   - Keys and values cross as dhms_item (input, or a view of engine-owned
+ *     bytes) or dhms_out (output into a caller-owned buffer).
+ *     For integer kinds only .num is used; for byte-string kinds ptr/len/utf8.
+ *   - DHMS_ESMALL: a string result did not fit the caller's buffer. Nothing
+ *     was changed; out->len (and for pair results both outs' len) holds the
+ *     size needed. Grow the buffer and call again.
+ */
+#ifndef DHMS_H
+#define DHMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dhms_map dhms_map;
+
+/* Variants, in SPEC order. The number is stored in the file header. */
+enum dhms_variant {
+    DHMS_I16 = 0,  /* int16 -> int16   */
+    DHMS_I32 = 1,  /* int32 -> int32   */
+    DHMS_II = 2,   /* int64 -> int64   */
+    DHMS_I16S = 3, /* int16 -> bytes   */
+    DHMS_I32S = 4, /* int32 -> bytes   */
+    DHMS_IS = 5,   /* int64 -> bytes   */
+    DHMS_SI16 = 6, /* bytes -> int16   */
+    DHMS_SI32 = 7, /* bytes -> int32   */
+    DHMS_SI = 8,   /* bytes -> int64   */
+    DHMS_SS = 9,   /* bytes -> bytes   */
+    DHMS_VARIANTS = 10
+};
+
+enum dhms_status {
+    DHMS_OK = 0,     /* done; the answer is yes / found / stored          */
+    DHMS_FALSE = 1,  /* done; the answer is no / missing / not stored     */
+    DHMS_EFULL = 2,  /* not stored: max_entries or arena_cap reached      */
+    DHMS_ERANGE = 3, /* counter result outside the value type; unchanged  */
+    DHMS_ESMALL = 4, /* output buffer too small; unchanged; see len       */
+    DHMS_ERROR = 5   /* failed; message in dhms_last_error()              */
+};
+
+/* An input key/value, or a read-only view of bytes owned by the engine. */
+typedef struct dhms_item {
+    const uint8_t *ptr; /* bytes (string kinds); may be NULL when len == 0 */
+    size_t len;
+    int64_t num;        /* integer kinds */
+    uint32_t utf8;      /* 1 if the Perl string had the UTF-8 flag */
+} dhms_item;
+
+/* An output key/value written into a caller-owned buffer. */
+typedef struct dhms_out {
+    uint8_t *buf;       /* caller's buffer (string kinds) */
+    size_t cap;         /* its size in bytes */
+    size_t len;         /* bytes written; bytes needed on DHMS_ESMALL */
+    int64_t num;        /* integer kinds */
+    uint32_t utf8;
+} dhms_out;
+
+/* Constructor parameters; see SPEC section 3. Ignored when attaching. */
+typedef struct dhms_params {
+    uint64_t max_entries; /* 1 .. 2**32-1 */
+    uint64_t max_size;    /* 0 = no LRU; else <= max_entries */
+    uint64_t ttl;         /* seconds; 0 = no expiry */
+    uint64_t lru_skip;    /* 0 .. 99 */
+    uint64_t arena_cap;   /* bytes; 0 = grow on demand */
+    uint32_t file_mode;   /* applied exactly, e.g. 0600 */
+} dhms_params;
+
+/* Diagnostics readable with dhms_info(). */
+enum dhms_info_key {
+    DHMS_INFO_SIZE = 0,
+    DHMS_INFO_MAX_ENTRIES,
+    DHMS_INFO_MAX_SIZE,
+    DHMS_INFO_TTL,
+    DHMS_INFO_LRU_SKIP,
+    DHMS_INFO_CAPACITY,
+    DHMS_INFO_TOMBSTONES,
+    DHMS_INFO_MMAP_SIZE,
+    DHMS_INFO_ARENA_USED,
+    DHMS_INFO_ARENA_CAP,
+    DHMS_INFO_STAT_EVICTIONS,
+    DHMS_INFO_STAT_EXPIRED,
+    DHMS_INFO_STAT_RECOVERIES,
+    DHMS_INFO_VARIANT,
+    DHMS_INFO_COUNT
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* The message of the last DHMS_ERROR on this thread (never NULL). */
+const char *dhms_last_error(void);
+
+/* ---- lifetime -------------------------------------------------------- */
+
+/* Create or attach the map at `path` (a NUL-terminated byte string).
+ * Fails with DHMS_ERROR for a file of another variant, a corrupt header,
+ * an unsupported version, or a failing system call; the message names the
+ * path and the reason. */
+int dhms_open(const char *path, uint32_t variant, const dhms_params *params, dhms_map **out);
+
+/* Detach and free the handle. NULL is allowed. */
+void dhms_close(dhms_map *map);
+
+/* The file's path as given to dhms_open (NUL-terminated; NULL if none). */
+const char *dhms_path(const dhms_map *map);
+
+/* unlink(2) of the map's file / of `path`: DHMS_OK if removed, else DHMS_FALSE.
+ * The mapping stays usable. */
+int dhms_unlink(const dhms_map *map);
+int dhms_unlink_path(const char *path);
+
+/* ---- one key --------------------------------------------------------- */
+
+/* OK stored; EFULL the key is new and the map (or arena) is full. */
+int dhms_put(dhms_map *map, const dhms_item *key, const dhms_item *val);
+/* OK found (value in *out); FALSE missing; ESMALL. Lock-free. */
+int dhms_get(dhms_map *map, const dhms_item *key, dhms_out *out);
+/* OK present; FALSE missing. Lock-free. */
+int dhms_exists(dhms_map *map, const dhms_item *key);
+/* OK removed; FALSE missing. */
+int dhms_remove(dhms_map *map, const dhms_item *key);
+/* OK removed, old value in *out; FALSE missing; ESMALL (nothing removed). */
+int dhms_take(dhms_map *map, const dhms_item *key, dhms_out *out);
+/* OK: *out holds the existing value, or `dflt` which was stored;
+ * EFULL: the key is missing and cannot be stored; ESMALL. */
+int dhms_get_or_set(dhms_map *map, const dhms_item *key, const dhms_item *dflt, dhms_out *out);
+/* Integer-value variants only (DHMS_ERROR otherwise). A missing key starts
+ * at 0. OK: *result is the new value; ERANGE: result outside the value type,
+ * nothing changed; EFULL: the key is new and the map is full. */
+int dhms_incr_by(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
+
+/* ---- whole map ------------------------------------------------------- */
+
+uint64_t dhms_info(const dhms_map *map, int which);
+/* OK: capacity now fits n entries; FALSE: n > max_entries. */
+int dhms_reserve(dhms_map *map, uint64_t n);
+/* Removes every entry; the stat counters survive. */
+int dhms_clear(dhms_map *map);
+
+/* Per-handle iterator used by `each`. OK: the next entry is in *key/*val;
+ * FALSE: the walk ended (the next call starts over); ESMALL: either buffer
+ * too small (both len fields say what is needed; the position is kept). */
+int dhms_each(dhms_map *map, dhms_out *key, dhms_out *val);
+void dhms_iter_reset(dhms_map *map);
+
+/* A consistent copy of all live entries, taken under the writer lock:
+ * for keys / values / items / to_hash. */
+typedef struct dhms_snapshot dhms_snapshot;
+int dhms_snapshot_take(dhms_map *map, dhms_snapshot **out);
+size_t dhms_snapshot_len(const dhms_snapshot *snap);
+/* Views of entry i (0 <= i < len); valid until dhms_snapshot_free. */
+void dhms_snapshot_entry(const dhms_snapshot *snap, size_t i, dhms_item *key, dhms_item *val);
+void dhms_snapshot_free(dhms_snapshot *snap);
+
+#endif /* DHMS_H */
