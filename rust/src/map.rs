@@ -743,6 +743,19 @@ impl Core {
         self.region.path()
     }
 
+    /// Take the writer lock and never release it (optionally with the
+    /// sequence left odd, as if in the middle of a change): lets tests
+    /// simulate a writer that dies holding the lock.
+    #[doc(hidden)]
+    pub fn debug_hold_lock(&mut self, mid_write: bool) -> Result<()> {
+        let g = self.write_lock()?;
+        if mid_write {
+            g.core.seq_begin();
+        }
+        std::mem::forget(g);
+        Ok(())
+    }
+
     /// The handle's process slot (for tests).
     pub fn slot(&self) -> u32 {
         self.me.slot

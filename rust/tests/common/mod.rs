@@ -1,0 +1,107 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use hashmap_shared::ffi::{open_any, AnyMap};
+use hashmap_shared::map::{Entry, Item, Out, Params, Status, Variant};
+use std::ffi::CString;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh path under the temp dir (removed by `Tmp`'s drop).
+pub struct Tmp(pub CString, pub String);
+
+impl Tmp {
+    pub fn new(tag: &str) -> Tmp {
+        let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let p = dir.join(format!(
+            "dhms-test-{}-{}-{}",
+            std::process::id(),
+            tag,
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let s = p.to_string_lossy().into_owned();
+        let _ = std::fs::remove_file(&s);
+        Tmp(CString::new(s.clone()).unwrap(), s)
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+pub fn open(t: &Tmp, v: Variant, max_entries: u64) -> Box<dyn AnyMap> {
+    open_any(&t.0, v, &Params::new(max_entries)).unwrap()
+}
+
+pub fn item(e: &Entry) -> Item {
+    match e {
+        Entry::Int(n) => Item::int(*n),
+        Entry::Bytes(b, u) => {
+            let mut i = Item::bytes(b);
+            i.utf8 = *u as u32;
+            i
+        }
+    }
+}
+
+/// Read one value through an `Out`, growing the buffer on `Small`.
+pub fn read_out(is_bytes: bool, mut f: impl FnMut(&mut Out) -> Status) -> Option<Entry> {
+    let mut buf = vec![0u8; 4];
+    loop {
+        let mut o = Out::with_vec(&mut buf);
+        match f(&mut o) {
+            Status::Ok => {
+                return Some(if is_bytes {
+                    Entry::Bytes(buf[..o.len].to_vec(), o.utf8 != 0)
+                } else {
+                    Entry::Int(o.num)
+                })
+            }
+            Status::Small => buf.resize(o.len, 0),
+            Status::False => return None,
+            s => panic!("unexpected {s:?}"),
+        }
+    }
+}
+
+pub fn val_is_bytes(v: Variant) -> bool {
+    matches!(v, Variant::I16S | Variant::I32S | Variant::IS | Variant::SS)
+}
+
+pub fn key_is_bytes(v: Variant) -> bool {
+    matches!(v, Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS)
+}
+
+pub fn get(m: &mut dyn AnyMap, v: Variant, k: &Entry) -> Option<Entry> {
+    let ki = item(k);
+    read_out(val_is_bytes(v), |o| m.get(&ki, o).unwrap())
+}
+
+pub fn put(m: &mut dyn AnyMap, k: &Entry, val: &Entry) -> Status {
+    m.put(&item(k), &item(val)).unwrap()
+}
+
+pub fn int(n: i64) -> Entry {
+    Entry::Int(n)
+}
+
+pub fn bytes(s: &[u8]) -> Entry {
+    Entry::Bytes(s.to_vec(), false)
+}
+
+/// Small deterministic PRNG (xorshift64*).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

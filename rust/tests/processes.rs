@@ -1,0 +1,296 @@
+//! Several handles and several processes on one map: visibility, counters
+//! without lost increments, race-free creation, and writers that die while
+//! holding the lock.
+
+mod common;
+use common::*;
+use hashmap_shared::map::{Info, Status, Variant};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// fork() in a multi-threaded test harness: run these one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Fork a child that runs `f` under an alarm and `_exit`s with its code.
+fn spawn(f: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: the child only runs `f` and _exits; it never returns here.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm and _exit have no preconditions.
+        unsafe { libc::alarm(30) };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+/// Wait for `pid`; returns its exit code (panics if it died by a signal,
+/// unless `killed_ok`).
+fn reap(pid: libc::pid_t) -> i32 {
+    let mut st = 0;
+    // SAFETY: st is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert!(libc::WIFEXITED(st), "child {pid} died by signal {}", libc::WTERMSIG(st));
+    libc::WEXITSTATUS(st)
+}
+
+/// A pipe barrier: children block reading until the parent closes it.
+struct Barrier(i32, i32);
+impl Barrier {
+    fn new() -> Barrier {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid out-array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        Barrier(fds[0], fds[1])
+    }
+    fn wait(&self) {
+        // SAFETY: closing our copy of the write end, then reading until EOF.
+        unsafe {
+            libc::close(self.1);
+            let mut b = 0u8;
+            libc::read(self.0, (&mut b as *mut u8).cast(), 1);
+        }
+    }
+    fn release(self) {
+        // SAFETY: our fds.
+        unsafe {
+            libc::close(self.1);
+            libc::close(self.0);
+        }
+    }
+}
+
+#[test]
+fn two_handles_see_each_other() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("two");
+    let mut a = open(&t, Variant::SS, 1000);
+    let mut b = open(&t, Variant::SS, 1);
+    assert_eq!(b.core_ref().info(Info::MaxEntries), 1000, "header is authoritative");
+    for i in 0..500 {
+        put(&mut *a, &bytes(format!("k{i}").as_bytes()), &bytes(format!("value number {i}").as_bytes()));
+    }
+    for i in 0..500 {
+        assert_eq!(
+            get(&mut *b, Variant::SS, &bytes(format!("k{i}").as_bytes())),
+            Some(bytes(format!("value number {i}").as_bytes()))
+        );
+    }
+    assert_eq!(b.remove(&item(&bytes(b"k7"))).unwrap(), Status::Ok);
+    assert_eq!(get(&mut *a, Variant::SS, &bytes(b"k7")), None);
+    assert_ne!(a.core_ref().slot(), b.core_ref().slot(), "each handle has its own slot");
+}
+
+#[test]
+fn forked_counters_lose_nothing() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("incr");
+    let mut m = open(&t, Variant::SI, 100);
+    put(&mut *m, &bytes(b"hits"), &int(0));
+    let bar = Barrier::new();
+    let kids: Vec<_> = (0..4)
+        .map(|c| {
+            let path = t.0.clone();
+            let (r, w) = (bar.0, bar.1);
+            spawn(move || {
+                Barrier(r, w).wait();
+                let mut m = hashmap_shared::ffi::open_any(&path, Variant::SI, &hashmap_shared::map::Params::new(1)).unwrap();
+                let mut res = 0;
+                for _ in 0..20_000 {
+                    // one existing key (lock-free path) and one per child (inserted once)
+                    assert_eq!(m.incr_by(&item(&bytes(b"hits")), 1, &mut res).unwrap(), Status::Ok);
+                    let own = format!("child{c}");
+                    assert_eq!(m.incr_by(&item(&bytes(own.as_bytes())), 2, &mut res).unwrap(), Status::Ok);
+                }
+                0
+            })
+        })
+        .collect();
+    bar.release();
+    for k in kids {
+        assert_eq!(reap(k), 0);
+    }
+    assert_eq!(get(&mut *m, Variant::SI, &bytes(b"hits")), Some(int(80_000)));
+    for c in 0..4 {
+        assert_eq!(get(&mut *m, Variant::SI, &bytes(format!("child{c}").as_bytes())), Some(int(40_000)));
+    }
+}
+
+#[test]
+fn inherited_handle_works_in_children() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("inherit");
+    let mut m = open(&t, Variant::II, 1000);
+    let kids: Vec<_> = (0..3)
+        .map(|c| {
+            let mp: *mut dyn hashmap_shared::ffi::AnyMap = &mut *m;
+            spawn(move || {
+                // SAFETY: the child has its own copy of the parent's memory.
+                let m = unsafe { &mut *mp };
+                let mut res = 0;
+                for i in 0..5000 {
+                    m.incr_by(&item(&int(0)), 1, &mut res).unwrap();
+                    put(m, &int(1000 * (c + 1) + i % 100), &int(i));
+                }
+                0
+            })
+        })
+        .collect();
+    for k in kids {
+        assert_eq!(reap(k), 0);
+    }
+    assert_eq!(get(&mut *m, Variant::II, &int(0)), Some(int(15_000)));
+    assert_eq!(m.core_ref().info(Info::Size), 301);
+    assert_eq!(m.core_ref().info(Info::StatRecoveries), 0, "no live process was taken for dead");
+}
+
+#[test]
+fn racing_creators_make_one_map() {
+    let _s = SERIAL.lock().unwrap();
+    for round in 0..5 {
+        let t = Tmp::new("create");
+        let bar = Barrier::new();
+        let kids: Vec<_> = (0..8)
+            .map(|c| {
+                let path = t.0.clone();
+                let (r, w) = (bar.0, bar.1);
+                spawn(move || {
+                    Barrier(r, w).wait();
+                    let mut m = match hashmap_shared::ffi::open_any(&path, Variant::II, &hashmap_shared::map::Params::new(100 + c)) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            eprintln!("open failed: {e}");
+                            return 1;
+                        }
+                    };
+                    (put(&mut *m, &int(c as i64), &int(round)) != Status::Ok) as i32
+                })
+            })
+            .collect();
+        bar.release();
+        for k in kids {
+            assert_eq!(reap(k), 0);
+        }
+        let m = open(&t, Variant::II, 1);
+        assert_eq!(m.core_ref().info(Info::Size), 8, "round {round}: every creator's key is in one map");
+        assert!((100..108).contains(&m.core_ref().info(Info::MaxEntries)));
+    }
+}
+
+#[test]
+fn half_initialized_file_is_reinitialized() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("pending");
+    std::fs::write(&t.1, b"DHMS-NEW").unwrap();
+    let mut m = open(&t, Variant::II, 10);
+    assert_eq!(put(&mut *m, &int(1), &int(2)), Status::Ok);
+    let t2 = Tmp::new("foreign");
+    std::fs::write(&t2.1, b"hello world, not a map at all").unwrap();
+    let e = hashmap_shared::ffi::open_any(&t2.0, Variant::II, &hashmap_shared::map::Params::new(10)).err().unwrap();
+    assert!(e.0.contains("not a Data::HashMap::Shared file"), "{e}");
+    assert_eq!(std::fs::read(&t2.1).unwrap(), b"hello world, not a map at all", "a foreign file is left alone");
+}
+
+/// A child takes the lock and dies holding it; the parent's next write must
+/// get through, recover, and count the recovery.
+#[test]
+fn dead_lock_holder_is_recovered() {
+    let _s = SERIAL.lock().unwrap();
+    for mid_write in [false, true] {
+        let t = Tmp::new("dead");
+        let mut m = open(&t, Variant::SS, 1000);
+        for i in 0..100 {
+            put(&mut *m, &bytes(format!("key{i}").as_bytes()), &bytes(format!("a longer value {i}").as_bytes()));
+        }
+        let path = t.0.clone();
+        let kid = spawn(move || {
+            let mut c = hashmap_shared::ffi::open_any(&path, Variant::SS, &hashmap_shared::map::Params::new(1)).unwrap();
+            c.core().debug_hold_lock(mid_write).unwrap();
+            // SAFETY: dies by signal while holding the lock.
+            unsafe { libc::raise(libc::SIGKILL) };
+            0
+        });
+        let mut st = 0;
+        // SAFETY: valid out-pointer.
+        unsafe { libc::waitpid(kid, &mut st, 0) };
+        assert!(libc::WIFSIGNALED(st));
+        let t0 = Instant::now();
+        assert_eq!(put(&mut *m, &bytes(b"after"), &bytes(b"the crash")), Status::Ok);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
+        assert_eq!(m.core_ref().info(Info::Size), 101);
+        for i in 0..100 {
+            assert_eq!(
+                get(&mut *m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
+                Some(bytes(format!("a longer value {i}").as_bytes()))
+            );
+        }
+    }
+}
+
+/// A child in a put/remove loop is SIGKILLed at random moments; the parent
+/// always gets through afterwards and the map stays consistent.
+#[test]
+fn writer_killed_mid_loop() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("kill");
+    let mut m = open(&t, Variant::SS, 100_000);
+    let mut recovered = 0;
+    for round in 0..12u64 {
+        let path = t.0.clone();
+        let kid = spawn(move || {
+            let mut c = hashmap_shared::ffi::open_any(&path, Variant::SS, &hashmap_shared::map::Params::new(1)).unwrap();
+            let mut i = 0u64;
+            loop {
+                let k = format!("r{round}-{i}");
+                put(&mut *c, &bytes(k.as_bytes()), &bytes(format!("value for {k} ...........").as_bytes()));
+                if i % 3 == 0 {
+                    c.remove(&item(&bytes(format!("r{round}-{}", i / 2).as_bytes()))).unwrap();
+                }
+                i += 1;
+            }
+        });
+        std::thread::sleep(Duration::from_millis(30 + 7 * round));
+        // SAFETY: kill our own child.
+        unsafe { libc::kill(kid, libc::SIGKILL) };
+        let mut st = 0;
+        // SAFETY: valid out-pointer.
+        unsafe { libc::waitpid(kid, &mut st, 0) };
+        let before = m.core_ref().info(Info::StatRecoveries);
+        let t0 = Instant::now();
+        assert_eq!(put(&mut *m, &bytes(b"parent"), &int_bytes(round)), Status::Ok);
+        assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+        recovered += m.core_ref().info(Info::StatRecoveries) - before;
+        // Consistent: the snapshot agrees with size, and every value matches its key.
+        let snap = m.snapshot().unwrap();
+        assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
+        for (k, v) in snap {
+            if let (hashmap_shared::map::Entry::Bytes(k, _), hashmap_shared::map::Entry::Bytes(v, _)) = (k, v) {
+                if k != b"parent" {
+                    assert_eq!(v, format!("value for {} ...........", String::from_utf8_lossy(&k)).into_bytes());
+                }
+            }
+        }
+    }
+    assert!(recovered >= 1, "a writer killed in a tight loop held the lock at least once in 12 kills");
+}
+
+fn int_bytes(n: u64) -> hashmap_shared::map::Entry {
+    bytes(n.to_string().as_bytes())
+}
+
+#[test]
+fn big_sparse_map_uses_little_disk() {
+    let _s = SERIAL.lock().unwrap();
+    let t = Tmp::new("sparse");
+    let mut m = open(&t, Variant::SS, 10_000_000);
+    for i in 0..100 {
+        put(&mut *m, &bytes(format!("key:{i}").as_bytes()), &bytes(b"twenty bytes of data"));
+    }
+    let md = std::fs::metadata(&t.1).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let disk = md.blocks() * 512;
+    assert!(disk < 1 << 20, "disk use {disk} bytes");
+    assert!(md.len() > 100 << 20, "apparent size {} (regions are reserved sparse)", md.len());
+}
