@@ -143,7 +143,7 @@ impl Core {
             });
         }
         let top = self.hdr().arena_top.load(Acquire);
-        if w < self.arena_off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
+        if w < self.arena_off || !w.is_multiple_of(8) || w + BLOCK_HEADER as u64 > top {
             return None;
         }
         let h = self.word_at(w).load(Relaxed);
@@ -200,11 +200,16 @@ impl Core {
         let total = (b.len() + BLOCK_HEADER) as u64;
         let class = class_for(total).ok_or(StoreError::Full)?;
         let off = self.block_alloc(class)?;
-        self.word_at(off).store(block_header(b.len(), class, utf8), Relaxed);
+        self.word_at(off)
+            .store(block_header(b.len(), class, utf8), Relaxed);
         // SAFETY: the block [off, off + class_size) is ours (just allocated,
         // inside the file); b.len() + 8 <= class_size.
         unsafe {
-            std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr_at(off + BLOCK_HEADER as u64), b.len())
+            std::ptr::copy_nonoverlapping(
+                b.as_ptr(),
+                self.ptr_at(off + BLOCK_HEADER as u64),
+                b.len(),
+            )
         };
         Ok(off)
     }
@@ -220,9 +225,11 @@ impl Core {
         let hdr = self.hdr();
         let next = hdr.free_heads[class].load(Relaxed);
         self.word_at(w + 8).store(next, Relaxed);
-        self.word_at(w).store(block_header(0, class, false) | F_FREE, Relaxed);
+        self.word_at(w)
+            .store(block_header(0, class, false) | F_FREE, Relaxed);
         hdr.free_heads[class].store(w, Relaxed);
-        hdr.arena_used.fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
+        hdr.arena_used
+            .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
     }
 
     fn block_alloc(&mut self, class: usize) -> Result<u64, StoreError> {
@@ -232,7 +239,11 @@ impl Core {
         if head != 0 {
             if self.is_free_block(head, class) {
                 let next = self.word_at(head + 8).load(Relaxed);
-                let next = if next == 0 || self.is_free_block(next, class) { next } else { 0 };
+                let next = if next == 0 || self.is_free_block(next, class) {
+                    next
+                } else {
+                    0
+                };
                 hdr.free_heads[class].store(next, Relaxed);
                 hdr.arena_used.fetch_add(size, Relaxed);
                 return Ok(head);
@@ -253,7 +264,8 @@ impl Core {
         }
         let hdr = self.hdr();
         // Header first, then the top: the arena stays walkable at every instant.
-        self.word_at(top).store(block_header(0, class, false), Relaxed);
+        self.word_at(top)
+            .store(block_header(0, class, false), Relaxed);
         hdr.arena_top.store(end, Release);
         hdr.arena_used.fetch_add(size, Relaxed);
         Ok(top)
@@ -261,7 +273,7 @@ impl Core {
 
     fn is_free_block(&self, off: u64, class: usize) -> bool {
         let top = self.hdr().arena_top.load(Relaxed);
-        if off < self.arena_off || off % 8 != 0 || off + class_size(class) > top {
+        if off < self.arena_off || !off.is_multiple_of(8) || off + class_size(class) > top {
             return false;
         }
         let h = self.word_at(off).load(Relaxed);
@@ -306,7 +318,8 @@ impl Core {
             } else {
                 let next = hdr.free_heads[class].load(Relaxed);
                 self.word_at(off + 8).store(next, Relaxed);
-                self.word_at(off).store(block_header(0, class, false) | F_FREE, Relaxed);
+                self.word_at(off)
+                    .store(block_header(0, class, false) | F_FREE, Relaxed);
                 hdr.free_heads[class].store(off, Relaxed);
             }
             off += size;
@@ -339,12 +352,25 @@ mod tests {
             assert!(class_size(c) > class_size(c - 1), "class {c}");
             assert_eq!(class_size(c) % 8, 0);
         }
-        for total in [9u64, 16, 17, 248, 249, 256, 257, 300, 1000, 4096, 1 << 20, 256 << 20] {
+        for total in [
+            9u64,
+            16,
+            17,
+            248,
+            249,
+            256,
+            257,
+            300,
+            1000,
+            4096,
+            1 << 20,
+            256 << 20,
+        ] {
             let c = class_for(total).unwrap();
             assert!(class_size(c) >= total);
             assert!(c == 0 || class_size(c - 1) < total, "{total} -> {c}");
         }
-        assert!(MAX_STRING >= 256 << 20);
+        const { assert!(MAX_STRING >= 256 << 20) };
         assert!(class_for(MAX_STRING as u64 + 9).is_none());
     }
 

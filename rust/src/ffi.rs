@@ -352,7 +352,9 @@ export!(
 #[no_mangle]
 pub unsafe extern "C" fn dhms_info(m: *const DhmsMap, which: c_int) -> u64 {
     // SAFETY: per the contract.
-    let Some(h) = (unsafe { m.as_ref() }) else { return 0 };
+    let Some(h) = (unsafe { m.as_ref() }) else {
+        return 0;
+    };
     Info::from_i32(which).map_or(0, |w| h.map.core_ref().info(w))
 }
 
@@ -409,10 +411,16 @@ fn view(e: &Entry, out: &mut Item) {
 /// # Safety
 /// `s` is a snapshot; `k`, `v` valid pointers; `i < len`.
 #[no_mangle]
-pub unsafe extern "C" fn dhms_snapshot_entry(s: *const DhmsSnapshot, i: usize, k: *mut Item, v: *mut Item) {
+pub unsafe extern "C" fn dhms_snapshot_entry(
+    s: *const DhmsSnapshot,
+    i: usize,
+    k: *mut Item,
+    v: *mut Item,
+) {
     // SAFETY: per the contract.
-    let (Some(s), Some(k), Some(v)) = (unsafe { s.as_ref() }, unsafe { k.as_mut() }, unsafe { v.as_mut() })
-    else {
+    let (Some(s), Some(k), Some(v)) = (unsafe { s.as_ref() }, unsafe { k.as_mut() }, unsafe {
+        v.as_mut()
+    }) else {
         return;
     };
     if let Some((ek, ev)) = s.0.get(i) {

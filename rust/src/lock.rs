@@ -86,6 +86,27 @@ pub fn fork_gen() -> u64 {
     FORK_GEN.load(Relaxed)
 }
 
+/// The process slot table inside a mapping.
+#[derive(Clone, Copy)]
+pub struct Slots(*const ProcSlot);
+
+impl Slots {
+    /// # Safety
+    /// `p` points at `NSLOTS` process slots that stay mapped while this
+    /// value (or a copy) is used.
+    pub unsafe fn new(p: *const ProcSlot) -> Slots {
+        Slots(p)
+    }
+
+    /// Slot `i` (`i < NSLOTS`, else panics).
+    #[inline(always)]
+    pub fn get(&self, i: u32) -> &ProcSlot {
+        assert!((i as usize) < NSLOTS);
+        // SAFETY: in bounds; mapped per `new`'s contract; all atomics.
+        unsafe { &*self.0.add(i as usize) }
+    }
+}
+
 /// Which slot this handle owns.
 #[derive(Debug, Clone, Copy)]
 pub struct Me {
@@ -106,15 +127,14 @@ impl Me {
 }
 
 /// Claim a free process slot: lock its byte, bump its generation.
-pub fn claim(fd: RawFd, hdr: &Header, slots: *const ProcSlot) -> Option<Me> {
+pub fn claim(fd: RawFd, hdr: &Header, slots: Slots) -> Option<Me> {
     // Start at a spread position so that many processes rarely collide.
     // SAFETY: getpid has no preconditions (called once per claim, not per op).
     let start = (unsafe { libc::getpid() } as usize).wrapping_mul(2654435761) % NSLOTS;
     for i in 0..NSLOTS {
         let s = (start + i) % NSLOTS;
         if let Ok(true) = ofd_lock(fd, SLOT_LOCK_BASE + s as i64, libc::F_WRLCK as i16, false) {
-            // SAFETY: s < NSLOTS, inside the slot table.
-            let ps = unsafe { &*slots.add(s) };
+            let ps = slots.get(s as u32);
             let mut gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);
             if gen == 0 {
                 gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);
@@ -132,24 +152,27 @@ pub fn claim(fd: RawFd, hdr: &Header, slots: *const ProcSlot) -> Option<Me> {
 }
 
 /// Release a claimed slot (before closing the handle).
-pub fn release_slot(fd: RawFd, slots: *const ProcSlot, me: &Me) {
-    // SAFETY: me.slot < NSLOTS.
-    let ps = unsafe { &*slots.add(me.slot as usize) };
+pub fn release_slot(fd: RawFd, slots: Slots, me: &Me) {
+    let ps = slots.get(me.slot);
     ps.active.store(0, SeqCst);
-    let _ = ofd_lock(fd, SLOT_LOCK_BASE + me.slot as i64, libc::F_UNLCK as i16, false);
+    let _ = ofd_lock(
+        fd,
+        SLOT_LOCK_BASE + me.slot as i64,
+        libc::F_UNLCK as i16,
+        false,
+    );
 }
 
 /// Is the owner of `slot` with generation `gen` alive? Never says "dead"
 /// for a live process: an inconclusive check answers "alive".
-pub fn is_alive(fd: RawFd, slots: *const ProcSlot, me: &Me, slot: u32, gen: u32) -> bool {
+pub fn is_alive(fd: RawFd, slots: Slots, me: &Me, slot: u32, gen: u32) -> bool {
     if slot as usize >= NSLOTS {
         return false; // a lock word that names no slot is garbage
     }
     if slot == me.slot && gen == me.gen {
         return true;
     }
-    // SAFETY: slot < NSLOTS.
-    let ps = unsafe { &*slots.add(slot as usize) };
+    let ps = slots.get(slot);
     if ps.gen.load(Acquire) != gen {
         return false; // reclaimed since: the owner we knew is gone
     }
@@ -174,8 +197,12 @@ pub enum Acquired {
 
 /// Acquire the writer lock for `me`, then wait for counter indicators.
 #[inline]
-pub fn lock(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquired {
-    let how = if hdr.lock.compare_exchange(0, me.word(), Acquire, Relaxed).is_ok() {
+pub fn lock(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
+    let how = if hdr
+        .lock
+        .compare_exchange(0, me.word(), Acquire, Relaxed)
+        .is_ok()
+    {
         Acquired::Clean
     } else {
         lock_slow(fd, hdr, slots, me)
@@ -185,10 +212,15 @@ pub fn lock(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquire
 }
 
 #[cold]
-fn lock_slow(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquired {
+fn lock_slow(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
     for _ in 0..SPINS {
         let cur = hdr.lock.load(Relaxed);
-        if !is_locked(cur) && hdr.lock.compare_exchange(cur, me.word(), Acquire, Relaxed).is_ok() {
+        if !is_locked(cur)
+            && hdr
+                .lock
+                .compare_exchange(cur, me.word(), Acquire, Relaxed)
+                .is_ok()
+        {
             return Acquired::Clean;
         }
         std::hint::spin_loop();
@@ -207,7 +239,12 @@ fn lock_slow(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> Acquir
             continue;
         }
         let want = cur | WAITERS;
-        if cur != want && hdr.lock.compare_exchange(cur, want, Relaxed, Relaxed).is_err() {
+        if cur != want
+            && hdr
+                .lock
+                .compare_exchange(cur, want, Relaxed, Relaxed)
+                .is_err()
+        {
             continue;
         }
         futex::wait(futex_word(&hdr.lock), want as u32, WAIT_SLICE);
@@ -237,11 +274,10 @@ pub fn unlock(hdr: &Header) {
 
 /// Wait until no other slot is inside a counter operation.
 #[inline]
-fn drain_indicators(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) {
+fn drain_indicators(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) {
     let hwm = (hdr.slot_hwm.load(Acquire) as usize).min(NSLOTS);
     for s in 0..hwm {
-        // SAFETY: s < NSLOTS.
-        let ps = unsafe { &*slots.add(s) };
+        let ps = slots.get(s as u32);
         if ps.active.load(SeqCst) != 0 && s as u32 != me.slot {
             wait_indicator(fd, slots, me, s as u32, ps);
         }
@@ -249,7 +285,7 @@ fn drain_indicators(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) {
 }
 
 #[cold]
-fn wait_indicator(fd: RawFd, slots: *const ProcSlot, me: &Me, s: u32, ps: &ProcSlot) {
+fn wait_indicator(fd: RawFd, slots: Slots, me: &Me, s: u32, ps: &ProcSlot) {
     let mut spins: u64 = 0;
     while ps.active.load(SeqCst) != 0 {
         spins += 1;
@@ -259,7 +295,7 @@ fn wait_indicator(fd: RawFd, slots: *const ProcSlot, me: &Me, s: u32, ps: &ProcS
         }
         // SAFETY: sched_yield has no preconditions.
         unsafe { libc::sched_yield() };
-        if spins % 256 == 0 && !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
+        if spins.is_multiple_of(256) && !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
             // The owner died inside a counter operation; its single atomic
             // update either happened or not. Clear the flag for it.
             let _ = ps.active.compare_exchange(1, 0, SeqCst, Relaxed);
@@ -270,9 +306,8 @@ fn wait_indicator(fd: RawFd, slots: *const ProcSlot, me: &Me, s: u32, ps: &ProcS
 /// Enter a lock-free counter operation. Returns false if a writer holds the
 /// lock (the caller then uses the writer path instead).
 #[inline(always)]
-pub fn enter_counter(hdr: &Header, slots: *const ProcSlot, me: &Me) -> bool {
-    // SAFETY: me.slot < NSLOTS.
-    let ps = unsafe { &*slots.add(me.slot as usize) };
+pub fn enter_counter(hdr: &Header, slots: Slots, me: &Me) -> bool {
+    let ps = slots.get(me.slot);
     ps.active.store(1, SeqCst);
     if is_locked(hdr.lock.load(SeqCst)) {
         ps.active.store(0, Release);
@@ -283,15 +318,14 @@ pub fn enter_counter(hdr: &Header, slots: *const ProcSlot, me: &Me) -> bool {
 
 /// Leave a counter operation.
 #[inline(always)]
-pub fn leave_counter(slots: *const ProcSlot, me: &Me) {
-    // SAFETY: me.slot < NSLOTS.
-    let ps = unsafe { &*slots.add(me.slot as usize) };
+pub fn leave_counter(slots: Slots, me: &Me) {
+    let ps = slots.get(me.slot);
     ps.active.store(0, Release);
 }
 
 /// Is the writer lock held by an owner that is dead? Used by readers that
 /// see the seqlock stuck odd.
-pub fn holder_is_dead(fd: RawFd, hdr: &Header, slots: *const ProcSlot, me: &Me) -> bool {
+pub fn holder_is_dead(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> bool {
     let w = hdr.lock.load(Acquire);
     match owner_slot(w) {
         None => false,

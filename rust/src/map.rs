@@ -1,14 +1,14 @@
 //! The map: opening and validating a file, the writer protocol, recovery,
 //! and the operations, generic over the key and value codecs.
 
-use crate::arena::{inline_same_bytes, is_inline, inline_word, StoreError};
+use crate::arena::{inline_same_bytes, inline_word, is_inline, StoreError};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::layout::{
     self, desc_log2, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
     HEADER_SIZE, MAGIC, MIN_CAP_LOG2, SLOTS_OFF, TOMB, VERSION,
 };
-use crate::lock::{self, Acquired, Me};
+use crate::lock::{self, Acquired, Me, Slots};
 use crate::region::{Opened, Region};
 use crate::seqlock::{read_begin, read_valid, write_begin, write_end};
 use crate::table::{Probe, Table};
@@ -73,7 +73,9 @@ impl Variant {
 
     /// Its class suffix ("SS").
     pub fn name(self) -> &'static str {
-        ["I16", "I32", "II", "I16S", "I32S", "IS", "SI16", "SI32", "SI", "SS"][self as usize]
+        [
+            "I16", "I32", "II", "I16S", "I32S", "IS", "SI16", "SI32", "SI", "SS",
+        ][self as usize]
     }
 }
 
@@ -122,10 +124,16 @@ impl Params {
             )));
         }
         if self.lru_skip > 99 {
-            return Err(Error::new(format!("lru_skip must be 0..99 (got {})", self.lru_skip)));
+            return Err(Error::new(format!(
+                "lru_skip must be 0..99 (got {})",
+                self.lru_skip
+            )));
         }
         if self.file_mode > 0o7777 {
-            return Err(Error::new(format!("file_mode must be 0..07777 (got {:o})", self.file_mode)));
+            return Err(Error::new(format!(
+                "file_mode must be 0..07777 (got {:o})",
+                self.file_mode
+            )));
         }
         Ok(())
     }
@@ -327,11 +335,13 @@ impl Core {
         if fsize < HEADER_SIZE as u64 {
             let mut m = [0u8; 8];
             // A short file: ours only if it starts with our magic.
-            return Err(Error::new(if fsize >= 8 && peek(&region, &mut m) && u64::from_le_bytes(m) == MAGIC {
-                format!("corrupt header: file is truncated ({fsize} bytes)")
-            } else {
-                "not a Data::HashMap::Shared file".to_string()
-            }));
+            return Err(Error::new(
+                if fsize >= 8 && peek(&region, &mut m) && u64::from_le_bytes(m) == MAGIC {
+                    format!("corrupt header: file is truncated ({fsize} bytes)")
+                } else {
+                    "not a Data::HashMap::Shared file".to_string()
+                },
+            ));
         }
         region.map(HEADER_SIZE as u64)?;
         // SAFETY: the header page is inside the file (checked above).
@@ -408,8 +418,9 @@ impl Core {
         let base = region.base();
         // SAFETY: the header page is mapped and inside the file.
         let h = unsafe { &*(base as *const Header) };
-        // SAFETY: the slot table follows the header inside the file.
-        let slots = unsafe { base.add(SLOTS_OFF as usize) } as *const ProcSlot;
+        // SAFETY: the slot table follows the header inside the file and
+        // stays mapped while `region` lives.
+        let slots = unsafe { Slots::new(base.add(SLOTS_OFF as usize) as *const ProcSlot) };
         let me = lock::claim(region.fd(), h, slots).ok_or_else(|| {
             Error::new(format!(
                 "too many handles open on this map (at most {})",
@@ -443,9 +454,10 @@ impl Core {
     }
 
     #[inline(always)]
-    fn slots(&self) -> *const ProcSlot {
-        // SAFETY: the slot table is mapped for the life of `self`.
-        unsafe { self.base.add(SLOTS_OFF as usize) as *const ProcSlot }
+    fn slots(&self) -> Slots {
+        // SAFETY: the slot table is mapped for the life of `self`, and the
+        // Slots value never outlives the call it is made for.
+        unsafe { Slots::new(self.base.add(SLOTS_OFF as usize) as *const ProcSlot) }
     }
 
     /// Pointer to an absolute offset (must be inside the mapping).
@@ -504,7 +516,10 @@ impl Core {
         self.region.reopen_private()?;
         let slots = self.slots();
         self.me = lock::claim(self.region.fd(), self.hdr(), slots).ok_or_else(|| {
-            Error::new(format!("too many handles open on this map (at most {})", layout::NSLOTS))
+            Error::new(format!(
+                "too many handles open on this map (at most {})",
+                layout::NSLOTS
+            ))
         })?;
         Ok(())
     }
@@ -536,7 +551,8 @@ impl Core {
         };
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d);
-        self.region.punch(self.geo.region_off[other], self.geo.region_bytes());
+        self.region
+            .punch(self.geo.region_off[other], self.geo.region_bytes());
         let (mut size, mut tombs) = (0u64, 0u64);
         let mut live = HashSet::new();
         let kb = self.variant_key_bytes();
@@ -567,11 +583,17 @@ impl Core {
     }
 
     fn variant_key_bytes(&self) -> bool {
-        matches!(self.variant, Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS)
+        matches!(
+            self.variant,
+            Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS
+        )
     }
 
     fn variant_val_bytes(&self) -> bool {
-        matches!(self.variant, Variant::I16S | Variant::I32S | Variant::IS | Variant::SS)
+        matches!(
+            self.variant,
+            Variant::I16S | Variant::I32S | Variant::IS | Variant::SS
+        )
     }
 
     /// Publish an empty minimum-size table in the inactive region.
@@ -580,11 +602,13 @@ impl Core {
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d) as u64;
         let region_bytes = self.geo.region_bytes();
-        self.region.punch(self.geo.region_off[other as usize], region_bytes);
+        self.region
+            .punch(self.geo.region_off[other as usize], region_bytes);
         hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
         hdr.size.store(0, Relaxed);
         hdr.tombstones.store(0, Relaxed);
-        self.region.punch(self.geo.region_off[1 - other as usize], region_bytes);
+        self.region
+            .punch(self.geo.region_off[1 - other as usize], region_bytes);
     }
 
     /// A reader found the sequence odd for a long time: if the writer died,
@@ -611,7 +635,7 @@ impl Core {
                 }
             }
             spins += 1;
-            if spins % READ_SPINS == 0 {
+            if spins.is_multiple_of(READ_SPINS) {
                 self.reader_stuck()?;
             } else {
                 std::hint::spin_loop();
@@ -670,7 +694,10 @@ impl Core {
         let tombs = hdr.tombstones.load(Relaxed);
         let cap = t.cap() as u64;
         if t.log2 > MIN_CAP_LOG2 && size * 8 < cap {
-            let want = (size * 2 + 1).next_power_of_two().trailing_zeros().max(MIN_CAP_LOG2);
+            let want = (size * 2 + 1)
+                .next_power_of_two()
+                .trailing_zeros()
+                .max(MIN_CAP_LOG2);
             self.resize(want.min(t.log2 - 1));
         } else if tombs * 4 > cap {
             self.resize(t.log2);
@@ -679,7 +706,9 @@ impl Core {
 
     fn log2_for(&self, n: u64) -> u32 {
         let need = n + n / 3 + 2;
-        need.next_power_of_two().trailing_zeros().clamp(MIN_CAP_LOG2, self.geo.max_cap_log2)
+        need.next_power_of_two()
+            .trailing_zeros()
+            .clamp(MIN_CAP_LOG2, self.geo.max_cap_log2)
     }
 
     // ---- whole-map operations (codec-independent) ------------------------
@@ -788,8 +817,20 @@ impl Info {
     pub fn from_i32(n: i32) -> Option<Info> {
         use Info::*;
         [
-            Size, MaxEntries, MaxSize, Ttl, LruSkip, Capacity, Tombstones, MmapSize, ArenaUsed,
-            ArenaCap, StatEvictions, StatExpired, StatRecoveries, Variant,
+            Size,
+            MaxEntries,
+            MaxSize,
+            Ttl,
+            LruSkip,
+            Capacity,
+            Tombstones,
+            MmapSize,
+            ArenaUsed,
+            ArenaCap,
+            StatEvictions,
+            StatExpired,
+            StatRecoveries,
+            Variant,
         ]
         .get(usize::try_from(n).ok()?)
         .copied()
@@ -964,7 +1005,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Store an item as a slot word (allocating for strings).
-    fn store_word(core: &mut Core, is_bytes: bool, it: &Item) -> std::result::Result<u64, StoreError> {
+    fn store_word(
+        core: &mut Core,
+        is_bytes: bool,
+        it: &Item,
+    ) -> std::result::Result<u64, StoreError> {
         if !is_bytes {
             return Ok(it.num as u64);
         }
@@ -1002,7 +1047,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let key = unsafe { self.key(k)? };
         let r = self.core.read(|core| {
             let t = core.active()?;
-            Some(matches!(t.probe(key.hash, |w| Self::key_eq(core, &key, w)), Probe::Found(_)))
+            Some(matches!(
+                t.probe(key.hash, |w| Self::key_eq(core, &key, w)),
+                Probe::Found(_)
+            ))
         })?;
         r.ok_or_else(|| self.core.damaged())
     }
@@ -1099,7 +1147,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             hdr.tombstones.fetch_add(dt as u64, Relaxed);
         } else {
             let cur = hdr.tombstones.load(Relaxed);
-            hdr.tombstones.store(cur.saturating_sub((-dt) as u64), Relaxed);
+            hdr.tombstones
+                .store(cur.saturating_sub((-dt) as u64), Relaxed);
         }
         hdr.size.fetch_sub(1, Relaxed);
         if K::BYTES {
@@ -1111,7 +1160,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.
-    fn remove_impl(&mut self, k: &Item, mut out: Option<&mut Out>) -> Result<Status> {
+    fn remove_impl(&mut self, k: &Item, out: Option<&mut Out>) -> Result<Status> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
         let g = self.core.write_lock()?;
@@ -1120,7 +1169,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
             return Ok(Status::False);
         };
-        if let Some(out) = out.as_deref_mut() {
+        if let Some(out) = out {
             let w = t.slot(i).val.load(Acquire);
             match Self::emit(core, V::BYTES, w, out) {
                 Some(Status::Ok) => {}
@@ -1155,7 +1204,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let t = core.active().ok_or_else(|| core.damaged())?;
         if let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
             let w = t.slot(i).val.load(Acquire);
-            return Self::emit(core, V::BYTES, w, out).ok_or_else(|| Error::new("corrupt map: bad value reference"));
+            return Self::emit(core, V::BYTES, w, out)
+                .ok_or_else(|| Error::new("corrupt map: bad value reference"));
         }
         if V::BYTES && dflt.len > out.cap {
             out.len = dflt.len;
@@ -1280,7 +1330,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         desc = d;
         idx = next;
-        self.core.iter = if st == Status::False { (u64::MAX, 0) } else { (desc, idx) };
+        self.core.iter = if st == Status::False {
+            (u64::MAX, 0)
+        } else {
+            (desc, idx)
+        };
         Ok(st)
     }
 

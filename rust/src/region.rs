@@ -38,7 +38,10 @@ impl Region {
         let fd = loop {
             // SAFETY: `path` is NUL-terminated; open has no other preconditions.
             let fd = unsafe {
-                libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                )
             };
             if fd >= 0 {
                 break fd;
@@ -56,7 +59,11 @@ impl Region {
             let fd = unsafe {
                 libc::open(
                     path.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    libc::O_RDWR
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
                     mode as libc::c_uint,
                 )
             };
@@ -89,7 +96,8 @@ impl Region {
             .map_err(|_| Error::os("lock", &r.path))?;
         let size = r.file_size()?;
         let mut magic = [0u8; 8];
-        let fresh = size == 0 || (r.pread(&mut magic, 0)? == 8 && u64::from_le_bytes(magic) == MAGIC_PENDING);
+        let fresh = size == 0
+            || (r.pread(&mut magic, 0)? == 8 && u64::from_le_bytes(magic) == MAGIC_PENDING);
         if fresh {
             // Start over from an empty file, marked pending first.
             r.truncate(0)?;
@@ -308,7 +316,11 @@ fn flock_for(byte: i64, ty: i16) -> libc::flock {
 /// Returns `Ok(false)` if `wait` is false and another description holds it.
 pub fn ofd_lock(fd: RawFd, byte: i64, ty: i16, wait: bool) -> std::result::Result<bool, i32> {
     let mut fl = flock_for(byte, ty);
-    let cmd = if wait { libc::F_OFD_SETLKW } else { libc::F_OFD_SETLK };
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
     loop {
         // SAFETY: fl is a valid flock for this command.
         if unsafe { libc::fcntl(fd, cmd, &mut fl) } == 0 {

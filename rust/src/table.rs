@@ -124,7 +124,8 @@ impl Core {
     #[inline(always)]
     pub(crate) fn table_of(&self, desc: u64) -> Option<Table> {
         let log2 = crate::layout::desc_log2(desc);
-        if !(crate::layout::MIN_CAP_LOG2..=self.geo.max_cap_log2).contains(&log2) || desc >> 9 != 0 {
+        if !(crate::layout::MIN_CAP_LOG2..=self.geo.max_cap_log2).contains(&log2) || desc >> 9 != 0
+        {
             return None;
         }
         let off = self.geo.region_off[crate::layout::desc_region(desc)];

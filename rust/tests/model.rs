@@ -27,7 +27,9 @@ fn gen_key(r: &mut Rng, v: Variant) -> Entry {
     if key_is_bytes(v) {
         // lengths 0..40 so that both inline and arena keys occur
         let len = (n.unsigned_abs() % 23) as usize + if n % 3 == 0 { 8 } else { 0 };
-        let b: Vec<u8> = (0..len).map(|i| (n as u8).wrapping_add(i as u8 * 31)).collect();
+        let b: Vec<u8> = (0..len)
+            .map(|i| (n as u8).wrapping_add(i as u8 * 31))
+            .collect();
         Entry::Bytes(b, false)
     } else {
         match bits(v).0 {
@@ -51,7 +53,11 @@ fn gen_val(r: &mut Rng, v: Variant) -> Entry {
             Entry::Bytes(b, r.below(2) == 1)
         }
         b => {
-            let m = if b == 64 { i64::MAX } else { (1i64 << (b - 1)) - 1 };
+            let m = if b == 64 {
+                i64::MAX
+            } else {
+                (1i64 << (b - 1)) - 1
+            };
             int((r.next() as i64) % m)
         }
     }
@@ -102,7 +108,11 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
             }
             65..=79 => {
                 let s = m.remove(&item(&k)).unwrap();
-                assert_eq!(s == Status::Ok, model.remove(&id).is_some(), "remove step {step}");
+                assert_eq!(
+                    s == Status::Ok,
+                    model.remove(&id).is_some(),
+                    "remove step {step}"
+                );
             }
             80..=84 => {
                 let ki = item(&k);
@@ -112,9 +122,11 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
             85..=89 => {
                 let d = gen_val(&mut r, v);
                 let (ki, di) = (item(&k), item(&d));
-                let got = read_out(val_is_bytes(v), |o| match m.get_or_set(&ki, &di, o).unwrap() {
-                    Status::Full => Status::False,
-                    s => s,
+                let got = read_out(val_is_bytes(v), |o| {
+                    match m.get_or_set(&ki, &di, o).unwrap() {
+                        Status::Full => Status::False,
+                        s => s,
+                    }
                 });
                 let want = match model.get(&id) {
                     Some(x) => Some(x.clone()),
@@ -130,7 +142,11 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
                 let delta = r.below(2001) as i64 - 1000;
                 let mut res = 0;
                 let s = m.incr_by(&item(&k), delta, &mut res).unwrap();
-                let lim = if vbits == 64 { i64::MAX } else { (1i64 << (vbits - 1)) - 1 };
+                let lim = if vbits == 64 {
+                    i64::MAX
+                } else {
+                    (1i64 << (vbits - 1)) - 1
+                };
                 let (lo, hi) = (-lim - 1, lim);
                 let cur = model.get(&id).map(|e| match e {
                     Entry::Int(n) => *n,
@@ -159,12 +175,18 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
                 let snap = m.snapshot().unwrap();
                 assert_eq!(snap.len(), model.len());
                 for (sk, sv) in snap {
-                    let want = model.get(&ident(&sk)).unwrap_or_else(|| panic!("extra key {sk:?}"));
+                    let want = model
+                        .get(&ident(&sk))
+                        .unwrap_or_else(|| panic!("extra key {sk:?}"));
                     assert_eq!(&sv, want);
                 }
             }
         }
-        assert_eq!(m.core_ref().info(Info::Size), model.len() as u64, "size at step {step}");
+        assert_eq!(
+            m.core_ref().info(Info::Size),
+            model.len() as u64,
+            "size at step {step}"
+        );
     }
     // A full walk with `each` sees every entry once (no concurrent writers).
     let mut seen = HashMap::new();
@@ -176,8 +198,16 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
         let mut vo = hashmap_shared::map::Out::with_vec(&mut vbuf);
         match m.each(&mut ko, &mut vo).unwrap() {
             Status::Ok => {
-                let k = if kb { Entry::Bytes(kbuf[..ko.len].to_vec(), false) } else { int(ko.num) };
-                let val = if vb { Entry::Bytes(vbuf[..vo.len].to_vec(), vo.utf8 != 0) } else { int(vo.num) };
+                let k = if kb {
+                    Entry::Bytes(kbuf[..ko.len].to_vec(), false)
+                } else {
+                    int(ko.num)
+                };
+                let val = if vb {
+                    Entry::Bytes(vbuf[..vo.len].to_vec(), vo.utf8 != 0)
+                } else {
+                    int(vo.num)
+                };
                 assert!(seen.insert(k, val).is_none(), "each returned a key twice");
             }
             Status::False => break,
@@ -207,7 +237,11 @@ fn max_entries_is_exact_and_table_shrinks() {
         assert_eq!(put(&mut *m, &int(k), &int(k)), Status::Ok, "key {k}");
     }
     assert_eq!(put(&mut *m, &int(5000), &int(1)), Status::Full);
-    assert_eq!(put(&mut *m, &int(7), &int(70)), Status::Ok, "overwrite when full");
+    assert_eq!(
+        put(&mut *m, &int(7), &int(70)),
+        Status::Ok,
+        "overwrite when full"
+    );
     let big = m.core_ref().info(Info::Capacity);
     for k in 0..990 {
         assert_eq!(m.remove(&item(&int(k))).unwrap(), Status::Ok);
@@ -230,8 +264,14 @@ fn strings_of_every_size_class_round_trip() {
     for (i, &len) in lens.iter().enumerate() {
         let k = format!("key-{i}").into_bytes();
         let v: Vec<u8> = (0..len).map(|_| r.below(256) as u8).collect();
-        assert_eq!(put(&mut *m, &bytes(&k), &Entry::Bytes(v.clone(), true)), Status::Ok);
-        assert_eq!(get(&mut *m, Variant::SS, &bytes(&k)), Some(Entry::Bytes(v, true)));
+        assert_eq!(
+            put(&mut *m, &bytes(&k), &Entry::Bytes(v.clone(), true)),
+            Status::Ok
+        );
+        assert_eq!(
+            get(&mut *m, Variant::SS, &bytes(&k)),
+            Some(Entry::Bytes(v, true))
+        );
     }
     // Overwrite and remove everything: the arena's blocks are recycled.
     let used = m.core_ref().info(Info::ArenaUsed);
@@ -260,5 +300,9 @@ fn arena_cap_limits_string_storage() {
     }
     assert!(stored > 30 && stored < 70, "stored {stored}");
     assert_eq!(m.core_ref().info(Info::Size), stored);
-    assert_eq!(put(&mut *m, &int(5000), &bytes(b"short")), Status::Ok, "inline strings need no arena");
+    assert_eq!(
+        put(&mut *m, &int(5000), &bytes(b"short")),
+        Status::Ok,
+        "inline strings need no arena"
+    );
 }

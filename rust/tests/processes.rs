@@ -31,7 +31,11 @@ fn reap(pid: libc::pid_t) -> i32 {
     let mut st = 0;
     // SAFETY: st is a valid out-pointer.
     unsafe { libc::waitpid(pid, &mut st, 0) };
-    assert!(libc::WIFEXITED(st), "child {pid} died by signal {}", libc::WTERMSIG(st));
+    assert!(
+        libc::WIFEXITED(st),
+        "child {pid} died by signal {}",
+        libc::WTERMSIG(st)
+    );
     libc::WEXITSTATUS(st)
 }
 
@@ -67,9 +71,17 @@ fn two_handles_see_each_other() {
     let t = Tmp::new("two");
     let mut a = open(&t, Variant::SS, 1000);
     let mut b = open(&t, Variant::SS, 1);
-    assert_eq!(b.core_ref().info(Info::MaxEntries), 1000, "header is authoritative");
+    assert_eq!(
+        b.core_ref().info(Info::MaxEntries),
+        1000,
+        "header is authoritative"
+    );
     for i in 0..500 {
-        put(&mut *a, &bytes(format!("k{i}").as_bytes()), &bytes(format!("value number {i}").as_bytes()));
+        put(
+            &mut *a,
+            &bytes(format!("k{i}").as_bytes()),
+            &bytes(format!("value number {i}").as_bytes()),
+        );
     }
     for i in 0..500 {
         assert_eq!(
@@ -79,7 +91,11 @@ fn two_handles_see_each_other() {
     }
     assert_eq!(b.remove(&item(&bytes(b"k7"))).unwrap(), Status::Ok);
     assert_eq!(get(&mut *a, Variant::SS, &bytes(b"k7")), None);
-    assert_ne!(a.core_ref().slot(), b.core_ref().slot(), "each handle has its own slot");
+    assert_ne!(
+        a.core_ref().slot(),
+        b.core_ref().slot(),
+        "each handle has its own slot"
+    );
 }
 
 #[test]
@@ -95,13 +111,25 @@ fn forked_counters_lose_nothing() {
             let (r, w) = (bar.0, bar.1);
             spawn(move || {
                 Barrier(r, w).wait();
-                let mut m = hashmap_shared::ffi::open_any(&path, Variant::SI, &hashmap_shared::map::Params::new(1)).unwrap();
+                let mut m = hashmap_shared::ffi::open_any(
+                    &path,
+                    Variant::SI,
+                    &hashmap_shared::map::Params::new(1),
+                )
+                .unwrap();
                 let mut res = 0;
                 for _ in 0..20_000 {
                     // one existing key (lock-free path) and one per child (inserted once)
-                    assert_eq!(m.incr_by(&item(&bytes(b"hits")), 1, &mut res).unwrap(), Status::Ok);
+                    assert_eq!(
+                        m.incr_by(&item(&bytes(b"hits")), 1, &mut res).unwrap(),
+                        Status::Ok
+                    );
                     let own = format!("child{c}");
-                    assert_eq!(m.incr_by(&item(&bytes(own.as_bytes())), 2, &mut res).unwrap(), Status::Ok);
+                    assert_eq!(
+                        m.incr_by(&item(&bytes(own.as_bytes())), 2, &mut res)
+                            .unwrap(),
+                        Status::Ok
+                    );
                 }
                 0
             })
@@ -111,9 +139,15 @@ fn forked_counters_lose_nothing() {
     for k in kids {
         assert_eq!(reap(k), 0);
     }
-    assert_eq!(get(&mut *m, Variant::SI, &bytes(b"hits")), Some(int(80_000)));
+    assert_eq!(
+        get(&mut *m, Variant::SI, &bytes(b"hits")),
+        Some(int(80_000))
+    );
     for c in 0..4 {
-        assert_eq!(get(&mut *m, Variant::SI, &bytes(format!("child{c}").as_bytes())), Some(int(40_000)));
+        assert_eq!(
+            get(&mut *m, Variant::SI, &bytes(format!("child{c}").as_bytes())),
+            Some(int(40_000))
+        );
     }
 }
 
@@ -142,7 +176,11 @@ fn inherited_handle_works_in_children() {
     }
     assert_eq!(get(&mut *m, Variant::II, &int(0)), Some(int(15_000)));
     assert_eq!(m.core_ref().info(Info::Size), 301);
-    assert_eq!(m.core_ref().info(Info::StatRecoveries), 0, "no live process was taken for dead");
+    assert_eq!(
+        m.core_ref().info(Info::StatRecoveries),
+        0,
+        "no live process was taken for dead"
+    );
 }
 
 #[test]
@@ -157,7 +195,11 @@ fn racing_creators_make_one_map() {
                 let (r, w) = (bar.0, bar.1);
                 spawn(move || {
                     Barrier(r, w).wait();
-                    let mut m = match hashmap_shared::ffi::open_any(&path, Variant::II, &hashmap_shared::map::Params::new(100 + c)) {
+                    let mut m = match hashmap_shared::ffi::open_any(
+                        &path,
+                        Variant::II,
+                        &hashmap_shared::map::Params::new(100 + c),
+                    ) {
                         Ok(m) => m,
                         Err(e) => {
                             eprintln!("open failed: {e}");
@@ -173,7 +215,11 @@ fn racing_creators_make_one_map() {
             assert_eq!(reap(k), 0);
         }
         let m = open(&t, Variant::II, 1);
-        assert_eq!(m.core_ref().info(Info::Size), 8, "round {round}: every creator's key is in one map");
+        assert_eq!(
+            m.core_ref().info(Info::Size),
+            8,
+            "round {round}: every creator's key is in one map"
+        );
         assert!((100..108).contains(&m.core_ref().info(Info::MaxEntries)));
     }
 }
@@ -187,9 +233,16 @@ fn half_initialized_file_is_reinitialized() {
     assert_eq!(put(&mut *m, &int(1), &int(2)), Status::Ok);
     let t2 = Tmp::new("foreign");
     std::fs::write(&t2.1, b"hello world, not a map at all").unwrap();
-    let e = hashmap_shared::ffi::open_any(&t2.0, Variant::II, &hashmap_shared::map::Params::new(10)).err().unwrap();
+    let e =
+        hashmap_shared::ffi::open_any(&t2.0, Variant::II, &hashmap_shared::map::Params::new(10))
+            .err()
+            .unwrap();
     assert!(e.0.contains("not a Data::HashMap::Shared file"), "{e}");
-    assert_eq!(std::fs::read(&t2.1).unwrap(), b"hello world, not a map at all", "a foreign file is left alone");
+    assert_eq!(
+        std::fs::read(&t2.1).unwrap(),
+        b"hello world, not a map at all",
+        "a foreign file is left alone"
+    );
 }
 
 /// A child takes the lock and dies holding it; the parent's next write must
@@ -201,11 +254,20 @@ fn dead_lock_holder_is_recovered() {
         let t = Tmp::new("dead");
         let mut m = open(&t, Variant::SS, 1000);
         for i in 0..100 {
-            put(&mut *m, &bytes(format!("key{i}").as_bytes()), &bytes(format!("a longer value {i}").as_bytes()));
+            put(
+                &mut *m,
+                &bytes(format!("key{i}").as_bytes()),
+                &bytes(format!("a longer value {i}").as_bytes()),
+            );
         }
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(&path, Variant::SS, &hashmap_shared::map::Params::new(1)).unwrap();
+            let mut c = hashmap_shared::ffi::open_any(
+                &path,
+                Variant::SS,
+                &hashmap_shared::map::Params::new(1),
+            )
+            .unwrap();
             c.core().debug_hold_lock(mid_write).unwrap();
             // SAFETY: dies by signal while holding the lock.
             unsafe { libc::raise(libc::SIGKILL) };
@@ -216,7 +278,10 @@ fn dead_lock_holder_is_recovered() {
         unsafe { libc::waitpid(kid, &mut st, 0) };
         assert!(libc::WIFSIGNALED(st));
         let t0 = Instant::now();
-        assert_eq!(put(&mut *m, &bytes(b"after"), &bytes(b"the crash")), Status::Ok);
+        assert_eq!(
+            put(&mut *m, &bytes(b"after"), &bytes(b"the crash")),
+            Status::Ok
+        );
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
         assert_eq!(m.core_ref().info(Info::Size), 101);
@@ -240,13 +305,23 @@ fn writer_killed_mid_loop() {
     for round in 0..12u64 {
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(&path, Variant::SS, &hashmap_shared::map::Params::new(1)).unwrap();
+            let mut c = hashmap_shared::ffi::open_any(
+                &path,
+                Variant::SS,
+                &hashmap_shared::map::Params::new(1),
+            )
+            .unwrap();
             let mut i = 0u64;
             loop {
                 let k = format!("r{round}-{i}");
-                put(&mut *c, &bytes(k.as_bytes()), &bytes(format!("value for {k} ...........").as_bytes()));
-                if i % 3 == 0 {
-                    c.remove(&item(&bytes(format!("r{round}-{}", i / 2).as_bytes()))).unwrap();
+                put(
+                    &mut *c,
+                    &bytes(k.as_bytes()),
+                    &bytes(format!("value for {k} ...........").as_bytes()),
+                );
+                if i.is_multiple_of(3) {
+                    c.remove(&item(&bytes(format!("r{round}-{}", i / 2).as_bytes())))
+                        .unwrap();
                 }
                 i += 1;
             }
@@ -259,21 +334,39 @@ fn writer_killed_mid_loop() {
         unsafe { libc::waitpid(kid, &mut st, 0) };
         let before = m.core_ref().info(Info::StatRecoveries);
         let t0 = Instant::now();
-        assert_eq!(put(&mut *m, &bytes(b"parent"), &int_bytes(round)), Status::Ok);
-        assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+        assert_eq!(
+            put(&mut *m, &bytes(b"parent"), &int_bytes(round)),
+            Status::Ok
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t0.elapsed()
+        );
         recovered += m.core_ref().info(Info::StatRecoveries) - before;
         // Consistent: the snapshot agrees with size, and every value matches its key.
         let snap = m.snapshot().unwrap();
         assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
         for (k, v) in snap {
-            if let (hashmap_shared::map::Entry::Bytes(k, _), hashmap_shared::map::Entry::Bytes(v, _)) = (k, v) {
+            if let (
+                hashmap_shared::map::Entry::Bytes(k, _),
+                hashmap_shared::map::Entry::Bytes(v, _),
+            ) = (k, v)
+            {
                 if k != b"parent" {
-                    assert_eq!(v, format!("value for {} ...........", String::from_utf8_lossy(&k)).into_bytes());
+                    assert_eq!(
+                        v,
+                        format!("value for {} ...........", String::from_utf8_lossy(&k))
+                            .into_bytes()
+                    );
                 }
             }
         }
     }
-    assert!(recovered >= 1, "a writer killed in a tight loop held the lock at least once in 12 kills");
+    assert!(
+        recovered >= 1,
+        "a writer killed in a tight loop held the lock at least once in 12 kills"
+    );
 }
 
 fn int_bytes(n: u64) -> hashmap_shared::map::Entry {
@@ -286,11 +379,19 @@ fn big_sparse_map_uses_little_disk() {
     let t = Tmp::new("sparse");
     let mut m = open(&t, Variant::SS, 10_000_000);
     for i in 0..100 {
-        put(&mut *m, &bytes(format!("key:{i}").as_bytes()), &bytes(b"twenty bytes of data"));
+        put(
+            &mut *m,
+            &bytes(format!("key:{i}").as_bytes()),
+            &bytes(b"twenty bytes of data"),
+        );
     }
     let md = std::fs::metadata(&t.1).unwrap();
     use std::os::unix::fs::MetadataExt;
     let disk = md.blocks() * 512;
     assert!(disk < 1 << 20, "disk use {disk} bytes");
-    assert!(md.len() > 100 << 20, "apparent size {} (regions are reserved sparse)", md.len());
+    assert!(
+        md.len() > 100 << 20,
+        "apparent size {} (regions are reserved sparse)",
+        md.len()
+    );
 }

@@ -13,7 +13,11 @@ pub struct Tmp(pub CString, pub String);
 
 impl Tmp {
     pub fn new(tag: &str) -> Tmp {
-        let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+        let dir = if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm".into()
+        } else {
+            std::env::temp_dir()
+        };
         let p = dir.join(format!(
             "dhms-test-{}-{}-{}",
             std::process::id(),
