@@ -128,11 +128,9 @@ impl Me {
 
 /// Claim a free process slot: lock its byte, bump its generation.
 pub fn claim(fd: RawFd, hdr: &Header, slots: Slots) -> Option<Me> {
-    // Start at a spread position so that many processes rarely collide.
-    // SAFETY: getpid has no preconditions (called once per claim, not per op).
-    let start = (unsafe { libc::getpid() } as usize).wrapping_mul(2654435761) % NSLOTS;
-    for i in 0..NSLOTS {
-        let s = (start + i) % NSLOTS;
+    // Lowest free slot first: writers scan slots up to the high-water mark,
+    // so keeping it low keeps every lock acquisition cheap.
+    for s in 0..NSLOTS {
         if let Ok(true) = ofd_lock(fd, SLOT_LOCK_BASE + s as i64, libc::F_WRLCK as i16, false) {
             let ps = slots.get(s as u32);
             let mut gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);
