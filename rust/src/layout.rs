@@ -79,7 +79,9 @@ pub struct Header {
     pub region_off: [AtomicU64; 2],
     /// Offset of the arena.
     pub arena_off: AtomicU64,
-    _pad0: [u64; 18],
+    /// Checksum of every field above (see [`Header::fixed_sum`]).
+    pub fixed_sum: AtomicU64,
+    _pad0: [u64; 17],
     // ---- writer lock (own cache line) ----------------------------- @256
     /// Writer lock word, see `lock.rs`.
     pub lock: AtomicU64,
@@ -123,6 +125,36 @@ const _: () = assert!(offset_of!(Header, lock) == 256);
 const _: () = assert!(offset_of!(Header, seq) == 320);
 const _: () = assert!(offset_of!(Header, table) == 384);
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
+
+impl Header {
+    /// Checksum of the fields written once at creation (identity,
+    /// parameters, seed, geometry): catches damage that every range check
+    /// would let through, such as a flipped bit in the seed.
+    pub fn fixed_sum(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let words = [
+            self.magic.load(Relaxed),
+            ((self.variant.load(Relaxed) as u64) << 32) | self.version.load(Relaxed) as u64,
+            self.fingerprint.load(Relaxed),
+            self.max_entries.load(Relaxed),
+            self.max_size.load(Relaxed),
+            self.ttl.load(Relaxed),
+            self.lru_skip.load(Relaxed),
+            self.arena_cap.load(Relaxed),
+            self.file_mode.load(Relaxed),
+            self.seed.load(Relaxed),
+            self.max_cap_log2.load(Relaxed),
+            self.region_off[0].load(Relaxed),
+            self.region_off[1].load(Relaxed),
+            self.arena_off.load(Relaxed),
+        ];
+        let mut bytes = [0u8; 14 * 8];
+        for (i, w) in words.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        crate::hash::hash_bytes(0xf1ed_5a11, &bytes)
+    }
+}
 
 /// A process slot: the counter indicator and the claim generation.
 #[repr(C, align(64))]

@@ -25,7 +25,7 @@ use crate::futex;
 use crate::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
 use crate::region::{ofd_held_by_other, ofd_lock};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -66,16 +66,75 @@ fn owner_gen(word: u64) -> u32 {
 static FORK_GEN: AtomicU64 = AtomicU64::new(0);
 static ATFORK: Once = Once::new();
 
+/// The lock descriptors of the open maps, so that a forked child can stop
+/// sharing their open file descriptions (and so the parent's slot locks) at
+/// once, even if it never uses the maps again. (The mapping has a
+/// description of its own: a mapping keeps its description alive, so a
+/// child's inherited mapping would otherwise keep the parent's locks.) -1 marks a free entry; handles
+/// beyond the table's size are re-opened lazily at their next lock.
+static OPEN_FDS: [AtomicI32; 1024] = [const { AtomicI32::new(-1) }; 1024];
+
+/// Remember `fd` for the fork hook.
+pub fn register_fd(fd: RawFd) {
+    for e in &OPEN_FDS {
+        if e.compare_exchange(-1, fd, AcqRel, Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Forget `fd` (before it is closed).
+pub fn unregister_fd(fd: RawFd) {
+    for e in &OPEN_FDS {
+        if e.compare_exchange(fd, -1, AcqRel, Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+/// In the child after `fork`: give every registered descriptor a fresh open
+/// file description (`/proc/self/fd/N` reopened and `dup3`ed over N), so
+/// that the parent's OFD locks are no longer held through the child. Only
+/// async-signal-safe calls; no allocation.
 extern "C" fn on_fork_child() {
     FORK_GEN.fetch_add(1, Relaxed);
+    for e in &OPEN_FDS {
+        let fd = e.load(Relaxed);
+        if fd < 0 {
+            continue;
+        }
+        let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+        let mut digits = [0u8; 10];
+        let (mut n, mut k) = (fd as u32, 0);
+        loop {
+            digits[k] = b'0' + (n % 10) as u8;
+            k += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for (j, d) in digits[..k].iter().rev().enumerate() {
+            path[14 + j] = *d;
+        }
+        // SAFETY: path is NUL-terminated (the buffer's tail is zero).
+        let nfd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if nfd >= 0 {
+            // SAFETY: both descriptors are ours.
+            unsafe {
+                libc::dup3(nfd, fd, libc::O_CLOEXEC);
+                libc::close(nfd);
+            }
+        }
+    }
 }
 
 /// Install the fork hook once per process. After `fork`, every handle sees
-/// a new fork generation and re-opens its file and claims a new slot before
-/// it next locks, so parent and child are told apart by the kernel.
+/// a new fork generation and claims a new slot before it next locks, so
+/// parent and child are told apart by the kernel.
 pub fn install_fork_hook() {
     ATFORK.call_once(|| {
-        // SAFETY: registering a handler that only touches an atomic.
+        // SAFETY: registering a handler that only makes async-signal-safe calls.
         unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
     });
 }

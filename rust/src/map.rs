@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 /// Virtual address space reserved for the arena when no `arena_cap` is
 /// given (the file itself grows only as strings arrive).
 pub const DEFAULT_ARENA_RESERVE: u64 = 256 << 30;
+/// Largest `arena_cap` (its address space is reserved in every process).
+pub const MAX_ARENA_CAP: u64 = 1 << 44;
 /// Arena bytes allocated when a map is created.
 const INITIAL_ARENA: u64 = 64 << 10;
 /// Reader spins on an odd sequence before checking the writer's liveness.
@@ -121,6 +123,12 @@ impl Params {
             return Err(Error::new(format!(
                 "max_size ({}) must not exceed max_entries ({})",
                 self.max_size, self.max_entries
+            )));
+        }
+        if self.arena_cap > MAX_ARENA_CAP {
+            return Err(Error::new(format!(
+                "arena_cap must be at most {MAX_ARENA_CAP} bytes (16 TiB; got {})",
+                self.arena_cap
             )));
         }
         if self.lru_skip > 99 {
@@ -246,8 +254,8 @@ pub struct Core {
     max_entries: u64,
     variant: Variant,
     me: Me,
-    /// `each`: table descriptor and next slot.
-    iter: (u64, usize),
+    /// `each`: the hash of the last entry returned (None: at the start).
+    iter: Option<u64>,
 }
 
 // SAFETY: a Core is used by one thread at a time (the glue's contract); its
@@ -326,6 +334,10 @@ impl Core {
         h.file_size.store(size, Relaxed);
         h.arena_top.store(geo.arena_off, Relaxed);
         // The magic goes last: until it is there, the file is "pending".
+        let pending = h.magic.load(Relaxed);
+        h.magic.store(MAGIC, Relaxed);
+        h.fixed_sum.store(h.fixed_sum(), Relaxed);
+        h.magic.store(pending, Relaxed);
         h.magic.store(MAGIC, Release);
         Core::finish(region, variant, geo, reserve)
     }
@@ -369,6 +381,9 @@ impl Core {
         let corrupt = |what: String| Err(Error::new(format!("corrupt header: {what}")));
         if h.fingerprint.load(Relaxed) != layout::fingerprint() {
             return corrupt("layout fingerprint differs (written by an incompatible build)".into());
+        }
+        if h.fixed_sum.load(Relaxed) != h.fixed_sum() {
+            return corrupt("the checksum of the fixed fields does not match".into());
         }
         let p = Params {
             max_entries: h.max_entries.load(Relaxed),
@@ -421,7 +436,8 @@ impl Core {
         // SAFETY: the slot table follows the header inside the file and
         // stays mapped while `region` lives.
         let slots = unsafe { Slots::new(base.add(SLOTS_OFF as usize) as *const ProcSlot) };
-        let me = lock::claim(region.fd(), h, slots).ok_or_else(|| {
+        lock::register_fd(region.lock_fd());
+        let me = lock::claim(region.lock_fd(), h, slots).ok_or_else(|| {
             Error::new(format!(
                 "too many handles open on this map (at most {})",
                 layout::NSLOTS
@@ -439,7 +455,7 @@ impl Core {
             region,
             variant,
             me,
-            iter: (u64::MAX, 0),
+            iter: None,
         })
     }
 
@@ -515,7 +531,7 @@ impl Core {
     fn refork(&mut self) -> Result<()> {
         self.region.reopen_private()?;
         let slots = self.slots();
-        self.me = lock::claim(self.region.fd(), self.hdr(), slots).ok_or_else(|| {
+        self.me = lock::claim(self.region.lock_fd(), self.hdr(), slots).ok_or_else(|| {
             Error::new(format!(
                 "too many handles open on this map (at most {})",
                 layout::NSLOTS
@@ -529,9 +545,11 @@ impl Core {
     #[inline]
     pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
         self.ensure_me()?;
-        let how = lock::lock(self.region.fd(), self.hdr(), self.slots(), &self.me);
-        if how == Acquired::FromDead {
-            self.recover();
+        let how = lock::lock(self.region.lock_fd(), self.hdr(), self.slots(), &self.me);
+        // A dead holder, or a change left half-done with the lock free (a
+        // damaged file): either way the next holder repairs.
+        if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
+            self.recover(how == Acquired::FromDead);
         }
         Ok(WriteGuard { core: self })
     }
@@ -540,9 +558,11 @@ impl Core {
     /// was doing. Every mutation publishes with one atomic store, so the
     /// primary state (table descriptor, slots, block headers) is always
     /// consistent; the derived state is rebuilt here.
-    fn recover(&mut self) {
+    fn recover(&mut self, from_dead: bool) {
         let hdr = self.hdr();
-        hdr.stat_recoveries.fetch_add(1, Relaxed);
+        if from_dead {
+            hdr.stat_recoveries.fetch_add(1, Relaxed);
+        }
         let Some(t) = self.active() else {
             // Nothing sane to keep: start from an empty table.
             self.publish_empty();
@@ -616,7 +636,9 @@ impl Core {
     #[cold]
     fn reader_stuck(&mut self) -> Result<()> {
         self.ensure_me()?;
-        if lock::holder_is_dead(self.region.fd(), self.hdr(), self.slots(), &self.me) {
+        let free = !lock::is_locked(self.hdr().lock.load(Acquire));
+        if free || lock::holder_is_dead(self.region.lock_fd(), self.hdr(), self.slots(), &self.me) {
+            // Taking the lock repairs a change that nobody is finishing.
             drop(self.write_lock()?);
         }
         std::thread::yield_now();
@@ -764,7 +786,7 @@ impl Core {
 
     /// Restart `each`.
     pub fn iter_reset(&mut self) {
-        self.iter = (u64::MAX, 0);
+        self.iter = None;
     }
 
     /// The path given at open.
@@ -847,8 +869,9 @@ impl Drop for Core {
         // A forked child that never re-claimed shares its parent's slot lock:
         // leave it alone. Closing the fd (Region's drop) releases ours.
         if self.me.fork_gen == lock::fork_gen() {
-            lock::release_slot(self.region.fd(), self.slots(), &self.me);
+            lock::release_slot(self.region.lock_fd(), self.slots(), &self.me);
         }
+        lock::unregister_fd(self.region.lock_fd());
     }
 }
 
@@ -1289,52 +1312,31 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// The next entry of this handle's walk, or `Status::False` at the end
     /// (the walk then starts over).
     pub fn each(&mut self, kout: &mut Out, vout: &mut Out) -> Result<Status> {
-        let (mut desc, mut idx) = self.core.iter;
+        let after = self.core.iter;
         let r = self.core.read(|core| {
-            let d = core.hdr().table.load(Acquire);
             let t = core.active()?;
-            let mut i = if desc == u64::MAX {
-                0
-            } else if d != desc {
-                // The table was rebuilt: carry the position over by hash order.
-                let old = desc_log2(desc);
-                if t.log2 >= old {
-                    idx << (t.log2 - old)
-                } else {
-                    idx >> (old - t.log2)
-                }
-            } else {
-                idx
+            let Some(i) = t.next_after(after) else {
+                return Some((None, Status::False));
             };
-            while i < t.cap() {
-                let s = t.slot(i);
-                if is_full(s.meta.load(Acquire)) {
-                    let (kw, vw) = (s.key.load(Acquire), s.val.load(Acquire));
-                    let a = Self::emit(core, K::BYTES, kw, kout);
-                    let b = Self::emit(core, V::BYTES, vw, vout);
-                    return Some(match (a, b) {
-                        (Some(Status::Ok), Some(Status::Ok)) => (d, i + 1, Status::Ok),
-                        (Some(_), Some(_)) => (d, i, Status::Small),
-                        _ => (d, i, Status::Range), // bad reference; re-checked below
-                    });
-                }
-                i += 1;
-            }
-            Some((d, 0, Status::False))
+            let s = t.slot(i);
+            let m = s.meta.load(Acquire);
+            let (kw, vw) = (s.key.load(Acquire), s.val.load(Acquire));
+            let a = Self::emit(core, K::BYTES, kw, kout);
+            let b = Self::emit(core, V::BYTES, vw, vout);
+            Some(match (a, b) {
+                (Some(Status::Ok), Some(Status::Ok)) => (Some(m & !3), Status::Ok),
+                (Some(_), Some(_)) => (after, Status::Small),
+                _ => (after, Status::Range), // a bad reference that validated
+            })
         })?;
-        let Some((d, next, st)) = r else {
+        let Some((last, st)) = r else {
             return Err(self.core.damaged());
         };
         if st == Status::Range {
             return Err(self.corrupt_ref());
         }
-        desc = d;
-        idx = next;
-        self.core.iter = if st == Status::False {
-            (u64::MAX, 0)
-        } else {
-            (desc, idx)
-        };
+        // At the end the walk starts over; on Small the position is kept.
+        self.core.iter = last;
         Ok(st)
     }
 

@@ -10,7 +10,13 @@ use std::ptr;
 
 /// A file mapped `MAP_SHARED` into this process.
 pub struct Region {
+    /// The data descriptor: mapping, sizing, hole punching, creation lock.
     fd: RawFd,
+    /// A second open file description of the same file that carries this
+    /// handle's slot lock and asks about others'. It is never mapped: a
+    /// mapping keeps its description (and so its OFD locks) alive, and a
+    /// forked child inherits the mapping.
+    lock_fd: RawFd,
     base: *mut u8,
     len: usize,
     path: String,
@@ -85,11 +91,13 @@ impl Region {
         };
         let mut r = Region {
             fd,
+            lock_fd: -1,
             base: ptr::null_mut(),
             len: 0,
             path: shown,
         };
         r.check_regular()?;
+        r.lock_fd = reopen(fd).map_err(|_| Error::os("open", &r.path))?;
         // Serialize creation: whoever holds this lock either finds a finished
         // map or (re)initializes the file. A creator that died released it.
         ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true)
@@ -138,9 +146,14 @@ impl Region {
         &self.path
     }
 
-    /// The file descriptor.
+    /// The data descriptor.
     pub fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// The lock descriptor (see the field's comment).
+    pub fn lock_fd(&self) -> RawFd {
+        self.lock_fd
     }
 
     /// Current size of the file according to the kernel.
@@ -269,17 +282,12 @@ impl Region {
         Ok(())
     }
 
-    /// Give this handle its own open file description (after `fork`, so that
-    /// its kernel locks are no longer shared with the parent).
+    /// Give the lock descriptor a new open file description (after `fork`,
+    /// so that its kernel locks are no longer shared with the parent).
     pub fn reopen_private(&mut self) -> Result<()> {
-        let p = format!("/proc/self/fd/{}\0", self.fd);
-        // SAFETY: p is NUL-terminated.
-        let nfd = unsafe { libc::open(p.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if nfd < 0 {
-            return Err(Error::os("reopen", &self.path));
-        }
-        // SAFETY: both fds are ours; dup3 atomically replaces self.fd.
-        let rc = unsafe { libc::dup3(nfd, self.fd, libc::O_CLOEXEC) };
+        let nfd = reopen(self.fd).map_err(|_| Error::os("reopen", &self.path))?;
+        // SAFETY: both fds are ours; dup3 atomically replaces lock_fd.
+        let rc = unsafe { libc::dup3(nfd, self.lock_fd, libc::O_CLOEXEC) };
         // SAFETY: nfd is ours.
         unsafe { libc::close(nfd) };
         if rc < 0 {
@@ -289,11 +297,28 @@ impl Region {
     }
 }
 
+/// A new open file description of the file behind `fd`.
+fn reopen(fd: RawFd) -> std::result::Result<RawFd, ()> {
+    let p = format!("/proc/self/fd/{fd}\0");
+    // SAFETY: p is NUL-terminated.
+    let nfd = unsafe { libc::open(p.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if nfd < 0 {
+        Err(())
+    } else {
+        Ok(nfd)
+    }
+}
+
 impl Drop for Region {
     fn drop(&mut self) {
         self.unmap();
-        // SAFETY: fd is ours; closing releases our OFD locks.
-        unsafe { libc::close(self.fd) };
+        // SAFETY: the fds are ours; closing releases our OFD locks.
+        unsafe {
+            if self.lock_fd >= 0 {
+                libc::close(self.lock_fd);
+            }
+            libc::close(self.fd);
+        }
     }
 }
 

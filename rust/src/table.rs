@@ -78,6 +78,45 @@ impl Table {
         }
     }
 
+    /// The slot of the entry with the smallest hash greater than `after`
+    /// (or the smallest of all for `None`): the next step of a walk in hash
+    /// order. Because the home slot is the high bits of the hash, hash order
+    /// is the same in a table of any size, so a walk that remembers only the
+    /// last hash it returned resumes correctly after the table was grown,
+    /// shrunk or compacted: every entry present throughout is returned
+    /// exactly once (entries are told apart by the 62 hash bits kept in
+    /// `meta`; two keys sharing all of them would be returned as one step).
+    ///
+    /// The entries whose home is bucket `b` all lie in the run of full or
+    /// tombstone slots that starts at `b`, so each bucket is one short scan.
+    pub fn next_after(&self, after: Option<u64>) -> Option<usize> {
+        let mask = self.cap() - 1;
+        let first = after.map_or(0, |h| self.home(h));
+        for b in first..self.cap() {
+            let mut best: Option<(u64, usize)> = None;
+            let mut i = b;
+            for _ in 0..self.cap() {
+                let m = self.slot(i).meta.load(Acquire);
+                if m == EMPTY {
+                    break;
+                }
+                let h = m & !3;
+                if crate::layout::is_full(m)
+                    && self.home(m) == b
+                    && after.is_none_or(|a| h > a)
+                    && best.is_none_or(|(bh, _)| h < bh)
+                {
+                    best = Some((h, i));
+                }
+                i = (i + 1) & mask;
+            }
+            if let Some((_, i)) = best {
+                return Some(i);
+            }
+        }
+        None
+    }
+
     /// Put a full slot's words into a fresh table (no tombstones, key known
     /// to be absent). Returns false if there is no empty slot.
     pub fn place(&self, meta: u64, key: u64, val: u64) -> bool {

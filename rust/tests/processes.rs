@@ -67,7 +67,7 @@ impl Barrier {
 
 #[test]
 fn two_handles_see_each_other() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("two");
     let mut a = open(&t, Variant::SS, 1000);
     let mut b = open(&t, Variant::SS, 1);
@@ -100,7 +100,7 @@ fn two_handles_see_each_other() {
 
 #[test]
 fn forked_counters_lose_nothing() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("incr");
     let mut m = open(&t, Variant::SI, 100);
     put(&mut *m, &bytes(b"hits"), &int(0));
@@ -153,7 +153,7 @@ fn forked_counters_lose_nothing() {
 
 #[test]
 fn inherited_handle_works_in_children() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("inherit");
     let mut m = open(&t, Variant::II, 1000);
     let kids: Vec<_> = (0..3)
@@ -185,7 +185,7 @@ fn inherited_handle_works_in_children() {
 
 #[test]
 fn racing_creators_make_one_map() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for round in 0..5 {
         let t = Tmp::new("create");
         let bar = Barrier::new();
@@ -226,7 +226,7 @@ fn racing_creators_make_one_map() {
 
 #[test]
 fn half_initialized_file_is_reinitialized() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("pending");
     std::fs::write(&t.1, b"DHMS-NEW").unwrap();
     let mut m = open(&t, Variant::II, 10);
@@ -249,7 +249,7 @@ fn half_initialized_file_is_reinitialized() {
 /// get through, recover, and count the recovery.
 #[test]
 fn dead_lock_holder_is_recovered() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for mid_write in [false, true] {
         let t = Tmp::new("dead");
         let mut m = open(&t, Variant::SS, 1000);
@@ -298,7 +298,7 @@ fn dead_lock_holder_is_recovered() {
 /// always gets through afterwards and the map stays consistent.
 #[test]
 fn writer_killed_mid_loop() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("kill");
     let mut m = open(&t, Variant::SS, 100_000);
     let mut recovered = 0;
@@ -375,7 +375,7 @@ fn int_bytes(n: u64) -> hashmap_shared::map::Entry {
 
 #[test]
 fn big_sparse_map_uses_little_disk() {
-    let _s = SERIAL.lock().unwrap();
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("sparse");
     let mut m = open(&t, Variant::SS, 10_000_000);
     for i in 0..100 {
@@ -394,4 +394,55 @@ fn big_sparse_map_uses_little_disk() {
         "apparent size {} (regions are reserved sparse)",
         md.len()
     );
+}
+
+/// The lock holder forked a child that lives on (sharing the holder's open
+/// file description until the fork hook replaced it): the holder's death
+/// must still be detected.
+#[test]
+fn dead_holder_with_living_child_is_recovered() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Tmp::new("grandchild");
+    let mut m = open(&t, Variant::II, 100);
+    put(&mut *m, &int(1), &int(1));
+    let path = t.0.clone();
+    let (r, w) = {
+        let mut fds = [0; 2];
+        // SAFETY: valid out-array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        (fds[0], fds[1])
+    };
+    let kid = spawn(move || {
+        let mut c =
+            hashmap_shared::ffi::open_any(&path, Variant::II, &hashmap_shared::map::Params::new(1))
+                .unwrap();
+        put(&mut *c, &int(2), &int(2));
+        // A grandchild that sleeps, holding inherited descriptors.
+        let g = spawn(|| {
+            std::thread::sleep(Duration::from_secs(3));
+            0
+        });
+        // SAFETY: write the grandchild's pid to the parent.
+        unsafe { libc::write(w, (&g as *const i32).cast(), 4) };
+        c.core().debug_hold_lock(true).unwrap();
+        // SAFETY: die holding the lock.
+        unsafe { libc::raise(libc::SIGKILL) };
+        0
+    });
+    let mut g: i32 = 0;
+    // SAFETY: read 4 bytes into g.
+    assert_eq!(unsafe { libc::read(r, (&mut g as *mut i32).cast(), 4) }, 4);
+    let mut st = 0;
+    // SAFETY: valid out-pointer.
+    unsafe { libc::waitpid(kid, &mut st, 0) };
+    let t0 = Instant::now();
+    assert_eq!(put(&mut *m, &int(3), &int(3)), Status::Ok);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "recovered in {:?} while the grandchild lives",
+        t0.elapsed()
+    );
+    assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
+    // SAFETY: the grandchild is our child's child; it is reparented, so just kill it.
+    unsafe { libc::kill(g, libc::SIGKILL) };
 }
