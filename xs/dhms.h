@@ -147,7 +147,7 @@ int dhms_reserve(dhms_map *map, uint64_t n);
 /* Removes every entry; the stat counters survive. */
 int dhms_clear(dhms_map *map);
 
-/* Per-handle iterator used by `each`. OK: the next entry is in *key/*val;
+/* Per-handle iterator used by `each`. OK: the next entry is in *key and *val;
  * FALSE: the walk ended (the next call starts over); ESMALL: either buffer
  * too small (both len fields say what is needed; the position is kept). */
 int dhms_each(dhms_map *map, dhms_out *key, dhms_out *val);

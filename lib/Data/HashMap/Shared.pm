@@ -1,0 +1,541 @@
+package Data::HashMap::Shared;
+
+use strict;
+use warnings;
+
+our $VERSION = '0.01';
+
+require XSLoader;
+XSLoader::load('Data::HashMap::Shared', $VERSION);
+
+# The import and unimport of the ten variant packages: enable (or disable)
+# the variant's shm_<prefix>_* keywords in the scope being compiled.
+sub _enable_keywords {
+    my ($package, $caller_class, @args) = @_;
+    if (@args) {
+        require Carp;
+        Carp::croak("$package exports nothing; 'use $package;' enables its keywords");
+    }
+    $^H{ _hintkey($package) } = 1;
+    return;
+}
+
+sub _disable_keywords {
+    my ($package) = @_;
+    delete $^H{ _hintkey($package) };
+    return;
+}
+
+sub _hintkey {
+    my ($package) = @_;
+    my ($name) = $package =~ /^Data::HashMap::Shared::(\w+)\z/
+        or die "Data::HashMap::Shared: internal error: not a variant package: $package";
+    return 'Data::HashMap::Shared/' . lc $name;
+}
+
+1;
+__END__
+
+=encoding utf8
+
+=head1 NAME
+
+Data::HashMap::Shared - typed hash maps in a shared memory-mapped file, for many processes
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::II;    # int64 keys => int64 values
+    use Data::HashMap::Shared::SS;    # byte-string keys => byte-string values
+
+    # create the file, or attach to it if it exists
+    my $map = Data::HashMap::Shared::II->new('/tmp/counts.shm', 100_000);
+
+    # keywords: compiled to custom ops, the fast path
+    shm_ii_put $map, 42, 100;
+    my $v = shm_ii_get $map, 42;          # 100
+    shm_ii_incr $map, 42;                 # 101
+    shm_ii_incr_by $map, 42, -10;         # 91
+
+    # methods: the same operations
+    $map->put(7, 49);
+    my $w = $map->get(7);
+    my @keys = $map->keys;
+
+    # every process that opens the file sees the same map
+    if (my $pid = fork // die "fork: $!") {
+        waitpid $pid, 0;
+        print shm_ii_get($map, 1), "\n";  # 1, set by the child
+    }
+    else {
+        shm_ii_incr $map, 1;              # the handle survives fork
+        exit 0;
+    }
+
+    my $names = Data::HashMap::Shared::SS->new('/tmp/names.shm', 1000);
+    shm_ss_put $names, 'alice', 'Alice Liddell';
+    while (my ($k, $name) = shm_ss_each $names) { print "$k: $name\n" }
+
+=head1 DESCRIPTION
+
+A Data::HashMap::Shared map lives in a file that every process maps with
+C<mmap(MAP_SHARED)>: a change made by one process is visible to all others
+at once, without messages or copies. Keys and values have fixed types, one
+class per combination (L</VARIANTS>). Reads take no lock; writes take one
+short writer lock; a process that dies at any moment, even holding the
+lock, never blocks or corrupts the map for the others (L</CONCURRENCY>).
+
+The map engine is written in Rust and linked into this module; this module
+is its Perl face. Linux and a 64-bit Perl are required.
+
+Each operation exists in two forms. B<Keywords>, enabled in a lexical scope
+by C<use Data::HashMap::Shared::I<X>;>, compile to their own op and are the
+fastest way in. B<Methods> (C<< $map->get($k) >>) do the same through a
+normal sub call and need no C<use> of the variant package.
+
+=head1 VARIANTS
+
+    class                        keywords     key          value
+    Data::HashMap::Shared::I16   shm_i16_*    int16        int16
+    Data::HashMap::Shared::I32   shm_i32_*    int32        int32
+    Data::HashMap::Shared::II    shm_ii_*     int64        int64
+    Data::HashMap::Shared::I16S  shm_i16s_*   int16        byte string
+    Data::HashMap::Shared::I32S  shm_i32s_*   int32        byte string
+    Data::HashMap::Shared::IS    shm_is_*     int64        byte string
+    Data::HashMap::Shared::SI16  shm_si16_*   byte string  int16
+    Data::HashMap::Shared::SI32  shm_si32_*   byte string  int32
+    Data::HashMap::Shared::SI    shm_si_*     byte string  int64
+    Data::HashMap::Shared::SS    shm_ss_*     byte string  byte string
+
+The six variants with integer values (I16, I32, II, SI16, SI32, SI) also
+have the counters L</incr>, L</decr> and L</incr_by>; the others have no
+such method or keyword.
+
+C<use Data::HashMap::Shared::II;> loads the module and enables the
+C<shm_ii_*> keywords until the end of the enclosing block or file;
+C<no Data::HashMap::Shared::II;> disables them again. Loading any variant
+(or C<use Data::HashMap::Shared;>) installs the methods of all ten.
+
+=head1 KEYWORDS AND METHODS
+
+In this document C<xx> stands for a variant's prefix (C<ii>, C<ss>, ...)
+and every operation is shown in both forms:
+
+    shm_xx_put $map, $key, $value;        # keyword
+    $map->put($key, $value);              # method
+
+A keyword takes a fixed number of comma-separated arguments, the map first,
+with or without parentheses. Without parentheses it takes exactly that many
+and no more: the rest belongs to the enclosing list, so
+
+    is(shm_ii_get $map, 42, 100, 'stored 100');
+
+passes C<100> and C<'stored 100'> to C<is>. Each argument is an expression
+that extends to the next comma (C<shm_ii_get $map, ($i + 1) * 2> looks up
+C<($i + 1) * 2>), evaluated in scalar context. As with Perl's own list
+operators, a parenthesis right after the keyword encloses all the
+arguments, so write C<shm_ii_size($map) == 3>, not
+C<shm_ii_size $map == 3> (which passes C<$map == 3> as the map). A wrong
+number of arguments is a compile-time error:
+C<shm_ii_put takes 3 arguments: $map, $key, $value>.
+
+Calling a method with the wrong number of arguments croaks with
+C<Usage: Data::HashMap::Shared::II::put($map, $key, $value)>.
+
+Passing something other than a map of the keyword's or method's own variant
+croaks: C<Data::HashMap::Shared::II: not a Data::HashMap::Shared::II object
+(got a Data::HashMap::Shared::SS map)>.
+
+B<Return values.> Booleans are Perl's own true and false (C<1> and C<"">,
+C<!!1> and C<!!0>). Operations that return a scalar return exactly one value
+in scalar and void context. A method's or keyword's string result is a new
+value each time (copying it is never needed).
+
+=head1 CONSTRUCTOR
+
+=head2 new
+
+    my $map = Data::HashMap::Shared::II->new($path, $max_entries,
+        $max_size = 0, $ttl = 0, $lru_skip = 0, $arena_cap = 0,
+        $file_mode = 0600);
+
+Creates the map file C<$path> if it does not exist, else attaches to it, and
+returns a handle. Any number of processes may attach to one file. When
+attaching, every argument after C<$path> is ignored: the file's header is
+authoritative. Creation is race-free: when several processes create the
+same path at once, one initializes it and the others attach to the result.
+The file is opened with C<O_NOFOLLOW> and C<O_CLOEXEC>.
+
+=over
+
+=item C<$path>
+
+A non-empty file name without NUL bytes. An C<undef> path (an anonymous
+map shared with fork children) croaks for now: anonymous maps are planned
+but not yet available.
+
+=item C<$max_entries>
+
+The most entries the map will ever hold, exactly: an integer from 1 to
+4294967295 (2**32-1). Memory and file space follow the number of entries
+actually stored, not this limit.
+
+=item C<$max_size>
+
+0, or the LRU capacity, at most C<$max_entries>. B<Stored in the file and
+reported by L</"max_entries, max_size, ttl">, but LRU eviction is not active yet>: a map with
+C<$max_size> behaves like one without.
+
+=item C<$ttl>
+
+0, or the default lifetime of an entry in whole seconds. B<Stored and
+reported by L</"max_entries, max_size, ttl">, but entries do not expire yet.>
+
+=item C<$lru_skip>
+
+0 to 99. B<Stored and reported by L</stats> only, for now.>
+
+=item C<$arena_cap>
+
+0 (string storage grows on demand), or the most bytes of string storage.
+When it is reached, storing a new string fails as when the map is full.
+
+=item C<$file_mode>
+
+The permission bits of a newly created file, applied exactly (the umask does
+not narrow them): 0 to 07777, default 0600 (owner only). Like C<chmod>, it
+takes a number: write C<0644>, not C<'0644'>.
+
+=back
+
+An C<undef> optional argument means its default.
+
+Errors: an argument out of range croaks saying what is expected, e.g.
+C<Data::HashMap::Shared::II: max_entries must be an integer from 1 to
+4294967295, got '0'>. Opening croaks, naming the path and the reason, when
+the file is not a map file (C<not a Data::HashMap::Shared file>), was made
+by another variant (C<variant mismatch: file is SS, opened as II>), has an
+unsupported format version, fails validation (C<corrupt header: ...>), or a
+system call fails (C<open(/path): Permission denied>).
+
+The handle is closed when its last reference goes away; there is no close
+method. A subclass may call C<new>: the object is blessed into the invocant's
+class.
+
+=head1 OPERATIONS ON ONE KEY
+
+=head2 put
+
+    my $ok = shm_xx_put $map, $key, $value;
+    my $ok = $map->put($key, $value);
+
+Stores C<$value> under C<$key>, replacing any previous value. Returns true;
+false when the key is new and the map is full (C<max_entries> entries) or
+the string storage has reached C<$arena_cap>.
+
+=head2 get
+
+    my $value = shm_xx_get $map, $key;
+    my $value = $map->get($key);
+
+The value stored under C<$key>, or C<undef> when there is none. Never takes
+a lock.
+
+=head2 exists
+
+    my $bool = shm_xx_exists $map, $key;
+    my $bool = $map->exists($key);
+
+True if C<$key> is present. Never takes a lock.
+
+=head2 remove
+
+    my $removed = shm_xx_remove $map, $key;
+    my $removed = $map->remove($key);
+
+Removes C<$key>. True if there was an entry to remove.
+
+=head2 take
+
+    my $value = shm_xx_take $map, $key;
+    my $value = $map->take($key);
+
+Removes C<$key> and returns its value, in one step; C<undef> if missing.
+
+=head2 get_or_set
+
+    my $value = shm_xx_get_or_set $map, $key, $default;
+    my $value = $map->get_or_set($key, $default);
+
+The value stored under C<$key>; if there is none, stores C<$default> and
+returns it, in one step (no other process can store the key in between).
+Returns C<undef> only when the key is missing and cannot be stored (the map
+is full).
+
+=head2 incr
+
+    my $new = shm_xx_incr $map, $key;       # integer-value variants only
+    my $new = $map->incr($key);
+
+Adds 1 to the value under C<$key> and returns the new value. A missing key
+starts at 0 (so the first C<incr> stores 1). Counter operations on an
+existing key take no writer lock and do not serialize with each other
+across processes; they are atomic.
+
+Errors: a result outside the value type croaks and changes nothing
+(C<Data::HashMap::Shared::I16: incr would overflow int16 (value
+unchanged)>); a missing key when the map is full croaks (C<map is full
+(max_entries 1000): cannot insert key>).
+
+=head2 decr
+
+    my $new = shm_xx_decr $map, $key;       # integer-value variants only
+    my $new = $map->decr($key);
+
+As L</incr>, subtracting 1.
+
+=head2 incr_by
+
+    my $new = shm_xx_incr_by $map, $key, $delta;   # integer-value variants only
+    my $new = $map->incr_by($key, $delta);
+
+As L</incr>, adding C<$delta> (any int64, negative too).
+
+=head1 OPERATIONS ON THE WHOLE MAP
+
+=head2 size
+
+    my $n = shm_xx_size $map;
+    my $n = $map->size;
+
+The number of entries.
+
+=head2 max_entries, max_size, ttl
+
+    my $max = shm_xx_max_entries $map;      # $map->max_entries
+    my $lru = shm_xx_max_size $map;         # $map->max_size
+    my $sec = shm_xx_ttl $map;              # $map->ttl
+
+The values the map was created with (see L</new>).
+
+=head2 keys, values, items
+
+    my @keys   = shm_xx_keys $map;          # $map->keys
+    my @values = shm_xx_values $map;        # $map->values
+    my @flat   = shm_xx_items $map;         # $map->items: ($k1, $v1, $k2, $v2, ...)
+
+All keys, all values, or all pairs as one flat list, taken from one
+consistent snapshot of the map, in no particular order. In scalar context
+C<keys> and C<values> return the number of entries and C<items> the number
+of elements its list would have (twice the number of entries).
+
+=head2 to_hash
+
+    my $hashref = shm_xx_to_hash $map;
+    my $hashref = $map->to_hash;
+
+A new hash holding a consistent snapshot of the map. Integer keys become
+their decimal strings, as in any Perl hash.
+
+=head2 each
+
+    while (my ($key, $value) = shm_xx_each $map) { ... }
+    while (my ($key, $value) = $map->each) { ... }
+
+The next entry of the handle's own iterator, as C<($key, $value)>, or the
+empty list when the walk is over; the call after that starts a new walk. In
+scalar context it returns just the key (C<undef> at the end), like Perl's
+C<each>. Removing entries (this one or others) during a walk is safe. An
+entry present for the whole walk is returned exactly once, even when the
+table is resized by this or another process meanwhile; entries added or
+removed during the walk may or may not be seen. Each handle has its own
+iterator: two handles on one file walk independently.
+
+=head2 iter_reset
+
+    shm_xx_iter_reset $map;
+    $map->iter_reset;
+
+Restarts the handle's L</each> walk. Returns true.
+
+=head2 clear
+
+    shm_xx_clear $map;
+    $map->clear;
+
+Removes every entry. The statistics counters are kept. Returns true.
+
+=head2 reserve
+
+    my $ok = shm_xx_reserve $map, $n;
+    my $ok = $map->reserve($n);
+
+Grows the table now to hold C<$n> entries without resizing later. False if
+C<$n> exceeds C<max_entries>.
+
+=head1 DIAGNOSTICS OF A MAP
+
+    shm_xx_capacity $map          $map->capacity         table slots now
+    shm_xx_tombstones $map        $map->tombstones       slots of removed entries not yet reused
+    shm_xx_mmap_size $map         $map->mmap_size        bytes mapped
+    shm_xx_arena_used $map        $map->arena_used       bytes of string storage in use
+    shm_xx_arena_cap $map         $map->arena_cap        its cap (0: none)
+    shm_xx_stat_evictions $map    $map->stat_evictions   LRU evictions so far (0 until LRU is active)
+    shm_xx_stat_expired $map      $map->stat_expired     expired entries removed (0 until TTL is active)
+    shm_xx_stat_recoveries $map   $map->stat_recoveries  recoveries after a process died mid-operation
+
+The counters live in the file and count for all processes.
+
+=head2 stats
+
+    my $stats = $map->stats;      # method only
+
+A new hashref of all of these at once: C<size>, C<max_entries>,
+C<max_size>, C<ttl>, C<lru_skip>, C<capacity>, C<tombstones>,
+C<mmap_size>, C<arena_used>, C<arena_cap>, C<stat_evictions>,
+C<stat_expired>, C<stat_recoveries>, and C<frozen> and C<readonly> (always
+0 for now).
+
+=head1 FILES
+
+=head2 path
+
+    my $path = $map->path;        # method only
+
+The path the map was opened with (C<undef> for a map without a file, once
+those exist).
+
+=head2 unlink
+
+    my $removed = $map->unlink;                                   # method only
+    my $removed = Data::HashMap::Shared::II->unlink($path);
+
+Removes the map's file (or C<$path>) from the file system. True if it was
+removed; false otherwise; it never dies. Handles already open keep working
+on the now nameless map; a later C<new> on the path creates a new map.
+
+=head1 KEYS AND VALUES
+
+B<Integers> (int16, int32, int64 keys and values) must fit their type: a
+number outside it croaks and stores nothing
+(C<Data::HashMap::Shared::I16: 70000 does not fit int16>). A number with a
+fractional part is truncated toward zero, as C<int()> does (C<12.7> is
+C<12>, C<-3.9> is C<-3>). A string must look like a number
+(C<"42">, C<" 42 ">, C<"1e3">, C<"-7.5">); any other string croaks
+(C<Data::HashMap::Shared::II: 'abc' is not an integer>). C<undef> croaks
+(C<Data::HashMap::Shared::II: key is undef>, C<... value is undef>).
+
+B<Strings> are byte strings. A key's identity is its bytes: two keys are
+the same entry exactly when their bytes are equal. The UTF-8 flag of a Perl
+string is stored with each key and value and restored on every read
+(C<get>, C<keys>, C<each>, C<take>, ...), but it is not part of identity:
+a character string and a byte string with the same internal bytes are one
+key. Strings are stored exactly as Perl holds them, never upgraded or
+downgraded; to get a key's identity independent of how Perl holds a text,
+encode it (C<Encode::encode_utf8>) before using it. The empty string is a
+valid key and value, and every byte value, NUL included, is kept. C<undef>
+croaks. A reference is used as its string form (C<HASH(0x...)>), as in a
+Perl hash.
+
+=head1 CONCURRENCY
+
+Every process that opens the file maps the same memory, and every change is
+visible to the others at once. C<sync> (durability on disk) is not needed
+for sharing.
+
+=over
+
+=item Reads take no lock.
+
+C<get> and C<exists> read under a sequence lock: they copy what they need,
+check that no writer changed it meanwhile, and retry if one did. Readers
+never wait for each other and never block writers.
+
+=item One writer at a time.
+
+Every other change takes the map's single writer lock, a word in the file.
+Waiters spin briefly, then sleep on a futex shared between processes.
+
+=item Counters on existing keys don't take the lock.
+
+C<incr>, C<decr> and C<incr_by> on a key that exists update its value with
+one atomic instruction, under a per-process reader indicator rather than
+the writer lock, so counters in many processes do not serialize with each
+other. Creating a key takes the lock as any insert does.
+
+=item A process that dies never blocks the others.
+
+Every attached process holds a numbered slot in the file, and a kernel file
+lock on that slot for as long as it lives; the writer lock records the slot
+of its holder. A process that waits too long asks the kernel whether the
+holder's slot is still locked. The kernel drops the lock of a process that
+died (SIGKILL, OOM kill), whatever it was doing, so the next writer
+detects the death, repairs the map (the interrupted operation happened
+entirely or not at all; every other entry is intact), counts it in
+C<stat_recoveries>, and goes on. No PIDs are compared: processes in
+different PID namespaces (containers sharing the file) are fully supported,
+and a live lock holder is never taken for dead.
+
+=item Fork and threads.
+
+A handle survives C<fork>; the child may keep using it. A handle belongs to
+the interpreter thread that opened it: in a new thread (L<threads>) a
+cloned handle croaks when used; open the map again in that thread.
+
+=back
+
+A damaged or hostile file makes C<new>, or the operation that meets the
+damage, croak; it never makes the process read or write outside the
+mapping.
+
+=head1 LIMITS
+
+=over
+
+=item * C<max_entries>: at most 2**32-1 (4294967295) entries per map.
+
+=item * A single key or value: up to 512 MiB minus 8 bytes; longer strings
+croak.
+
+=item * String storage of a map grows with the data, up to C<$arena_cap>
+when one is set.
+
+=item * 4096 handles open on one map at the same time (all processes
+together).
+
+=item * Linux only, 64-bit Perl only.
+
+=back
+
+=head1 NOT YET AVAILABLE
+
+The following are specified and planned, but not in this release: LRU
+eviction and TTL expiry (their parameters are stored and reported already),
+the per-key TTL operations (C<put_ttl>, C<touch>, C<ttl_remaining>,
+C<flush_expired>, ...), C<add>, C<update>, C<swap>, C<cas>, C<max>,
+C<min>, cursors, C<pop>, C<shift>, C<drain>, the C<_multi> methods,
+anonymous, memfd-backed and sharded maps (C<new(undef, ...)>,
+C<new_memfd>, C<new_from_fd>, C<new_sharded>), C<new_readonly>, C<sync>,
+C<freeze>, C<frozen>, C<readonly>, and C<verify>.
+
+=head1 PERFORMANCE
+
+Use the keywords where speed matters: a keyword is a single op, while a
+method call goes through Perl's sub call. The F<bench/> directory compares
+both with a plain Perl hash doing the same work.
+
+=head1 SEE ALSO
+
+L<XS::Parse::Keyword>, which provides the keyword syntax.
+
+L<Hash::SharedMem>, L<Cache::FastMmap>, L<LMDB_File>, L<BerkeleyDB>: other
+ways to share data between processes.
+
+The engine is also a Rust library (F<rust/> in the distribution): Rust
+programs can open and share the same map files.
+
+=head1 LICENSE
+
+This library is free software; you can redistribute it and/or modify it
+under the same terms as Perl itself.
+
+=cut

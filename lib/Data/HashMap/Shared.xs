@@ -1,0 +1,1253 @@
+/*
+ * Shared.xs - the Perl side of Data::HashMap::Shared.
+ *
+ * This file holds no map logic. It converts SVs to the engine's dhms_item /
+ * dhms_out and back, builds the custom ops behind the shm_<prefix>_<op>
+ * keywords, installs the methods, and croaks on error statuses (always after
+ * the engine call has returned and released its locks).
+ *
+ * Everything per variant and per operation comes from two lists:
+ *   xs/variants.h  DHMS_VARIANT_LIST  the ten variants
+ *   xs/ops.h       DHMS_OP_LIST       the operations
+ * BOOT walks both and installs, for every (variant, op) pair, one method
+ * (the generic XSUB S_xsub_dispatch) and, for keyword ops, one keyword that
+ * compiles to the op's custom op. Each operation has exactly one body,
+ * S_body_<op>, shared by its custom op and its method.
+ */
+
+#define PERL_NO_GET_CONTEXT
+#include "EXTERN.h"
+#include "perl.h"
+#include "XSUB.h"
+
+#include "XSParseKeyword.h"
+
+#include "dhms.h"
+#include "variants.h"
+#include "ops.h"
+
+#include <string.h>
+
+#ifndef G_LIST
+#  define G_LIST G_ARRAY /* perl < 5.35.1 */
+#endif
+#ifndef XS_INTERNAL
+#  define XS_INTERNAL(name) STATIC XSPROTO(name) /* perl < 5.15.2 */
+#endif
+
+#if defined(__GNUC__)
+#  define DHMS_INLINE static inline __attribute__((always_inline))
+#  define DHMS_COLD   static __attribute__((cold, noinline))
+#  define DHMS_NORETURN static __attribute__((cold, noinline, noreturn))
+#else
+#  define DHMS_INLINE PERL_STATIC_INLINE
+#  define DHMS_COLD   static
+#  define DHMS_NORETURN static
+#endif
+
+/* ====================================================================== */
+/* Kinds of keys and values                                               */
+/* ====================================================================== */
+
+enum dhms_kind { KIND_INT16, KIND_INT32, KIND_INT64, KIND_BYTES };
+
+static const struct {
+    IV min, max;      /* accepted range (integer kinds) */
+    const char *name; /* for messages */
+} S_kinds[] = {
+    [KIND_INT16] = { -32768, 32767, "int16" },
+    [KIND_INT32] = { -2147483647 - 1, 2147483647, "int32" },
+    [KIND_INT64] = { IV_MIN, IV_MAX, "int64" },
+    [KIND_BYTES] = { 0, 0, "byte string" },
+};
+
+/* ====================================================================== */
+/* Variant descriptors, from DHMS_VARIANT_LIST                            */
+/* ====================================================================== */
+
+struct dhms_variant_desc {
+    const char *name;    /* "II" */
+    const char *package; /* "Data::HashMap::Shared::II" */
+    const char *prefix;  /* "ii": keywords shm_ii_<op> */
+    const char *hintkey; /* "Data::HashMap::Shared/ii", set by import */
+    U8 id;               /* enum dhms_variant: index into S_variants */
+    U8 key_kind;         /* enum dhms_kind */
+    U8 val_kind;
+};
+
+#define X(NAME, prefix, ID, KEY, VAL)                                   \
+    [ID] = { #NAME, "Data::HashMap::Shared::" #NAME, #prefix,           \
+             "Data::HashMap::Shared/" #prefix, ID, KIND_##KEY, KIND_##VAL },
+static const struct dhms_variant_desc S_variants[DHMS_VARIANTS] = {
+    DHMS_VARIANT_LIST(X)
+};
+#undef X
+
+/* ====================================================================== */
+/* Operation descriptors, from DHMS_OP_LIST                               */
+/* ====================================================================== */
+
+/*
+ * Stack discipline, shared by the custom ops and the methods.
+ *
+ * A body is called with args[0 .. nargs-1] = its arguments on the Perl stack
+ * (args[0] is the map, or the class for class methods; m is the map already
+ * resolved and checked unless the op has OPF_NOMAP). It writes its results
+ * over its arguments, starting at args[0], and returns a pointer to the last
+ * result (args - 1 for an empty list); the caller stores that in
+ * PL_stack_sp. A body returning more values than it received EXTENDs from
+ * args - 1 first and never touches args afterwards (EXTEND may move the
+ * stack). In scalar and void context every body returns exactly one value.
+ * Scalar results are targ (the custom op's pad target, or the method's
+ * dXSTARG), an immortal (&PL_sv_yes, &PL_sv_no, &PL_sv_undef) or a mortal.
+ */
+typedef SV **(*dhms_body_fn)(pTHX_ const struct dhms_variant_desc *v, dhms_map *m,
+                             SV **args, I32 nargs, SV *targ, U8 gimme);
+
+/* Bodies are always_inline: each custom op gets its own copy, with nargs
+ * constant; the methods call the out-of-line copy through S_ops. */
+#define DHMS_BODY(name)                                                       \
+    DHMS_INLINE SV **S_body_##name(pTHX_                                      \
+        const struct dhms_variant_desc *v PERL_UNUSED_DECL,                   \
+        dhms_map *m PERL_UNUSED_DECL, SV **args PERL_UNUSED_DECL,             \
+        I32 nargs PERL_UNUSED_DECL, SV *targ PERL_UNUSED_DECL,                \
+        U8 gimme PERL_UNUSED_DECL)
+
+enum dhms_op_id {
+#define X(name, ...) DHMS_OP_##name,
+    DHMS_OP_LIST(X)
+#undef X
+    DHMS_N_OPS
+};
+
+#define X(name, ...) DHMS_BODY(name); static OP *S_pp_##name(pTHX);
+DHMS_OP_LIST(X)
+#undef X
+
+struct dhms_op_desc {
+    const char *name;     /* "get" */
+    const char *xop_name; /* "dhms_get" */
+    const char *xop_desc; /* "Data::HashMap::Shared get" */
+    U8 min_args, max_args;
+    U8 flags;             /* OPF_* */
+    const char *usage;
+    dhms_body_fn body;
+    Perl_ppaddr_t pp;     /* the custom op (keyword ops only) */
+};
+
+#define X(name, min, max, flags, usage)                                      \
+    { #name, "dhms_" #name, "Data::HashMap::Shared " #name, min, max, flags, \
+      usage, S_body_##name, S_pp_##name },
+static const struct dhms_op_desc S_ops[DHMS_N_OPS] = {
+    DHMS_OP_LIST(X)
+};
+#undef X
+
+/* A (variant, op) pair: CvXSUBANY of each method and hookdata of each
+ * keyword point at one of these. */
+struct dhms_method {
+    const struct dhms_variant_desc *v;
+    const struct dhms_op_desc *op;
+};
+static struct dhms_method S_methods[DHMS_VARIANTS][DHMS_N_OPS];
+
+/* ====================================================================== */
+/* Croaks                                                                 */
+/* ====================================================================== */
+
+/* A copy of sv for a message, taken without running get-magic again. */
+static SV *S_shown(pTHX_ SV *sv)
+{
+    SV *copy = sv_newmortal();
+    sv_setsv_flags(copy, sv, SV_NOSTEAL);
+    return copy;
+}
+#define shown(sv) S_shown(aTHX_ sv)
+
+DHMS_NORETURN void S_croak_engine(pTHX_ const struct dhms_variant_desc *v)
+{
+    Perl_croak(aTHX_ "%s: %s", v->package, dhms_last_error());
+}
+#define croak_engine(v) S_croak_engine(aTHX_ v)
+
+/* Any status a body did not expect: DHMS_ERROR, or an engine bug. */
+DHMS_NORETURN void S_croak_status(pTHX_ const struct dhms_variant_desc *v, int status)
+{
+    if (status == DHMS_ERROR)
+        croak_engine(v);
+    Perl_croak(aTHX_ "%s: internal error: unexpected engine status %d", v->package, status);
+}
+#define croak_status(v, st) S_croak_status(aTHX_ v, st)
+
+DHMS_NORETURN void S_croak_undef(pTHX_ const struct dhms_variant_desc *v, const char *what)
+{
+    Perl_croak(aTHX_ "%s: %s is undef", v->package, what);
+}
+#define croak_undef(...) S_croak_undef(aTHX_ __VA_ARGS__)
+
+DHMS_NORETURN void S_croak_not_int(pTHX_ const struct dhms_variant_desc *v, SV *sv)
+{
+    Perl_croak(aTHX_ "%s: '%" SVf "' is not an integer", v->package, SVfARG(shown(sv)));
+}
+#define croak_not_int(...) S_croak_not_int(aTHX_ __VA_ARGS__)
+
+DHMS_NORETURN void S_croak_range_sv(pTHX_ const struct dhms_variant_desc *v, SV *sv, U8 kind)
+{
+    Perl_croak(aTHX_ "%s: %" SVf " does not fit %s", v->package, SVfARG(shown(sv)),
+               S_kinds[kind].name);
+}
+#define croak_range_sv(...) S_croak_range_sv(aTHX_ __VA_ARGS__)
+
+DHMS_NORETURN void S_croak_range_iv(pTHX_ const struct dhms_variant_desc *v, IV iv, U8 kind)
+{
+    Perl_croak(aTHX_ "%s: %" IVdf " does not fit %s", v->package, iv, S_kinds[kind].name);
+}
+#define croak_range_iv(...) S_croak_range_iv(aTHX_ __VA_ARGS__)
+
+/* ====================================================================== */
+/* The map object                                                         */
+/* ====================================================================== */
+
+/*
+ * A map is a blessed reference to a scalar that carries PERL_MAGIC_ext magic
+ * with S_map_vtbl: mg_ptr is the dhms_map *, mg_private the variant. The
+ * magic's free hook closes the handle, exactly once, when the last reference
+ * goes (so no DESTROY). A thread clone gets a NULL handle: a handle belongs
+ * to one interpreter. fork needs nothing here: the engine handles it.
+ */
+static int S_mg_free(pTHX_ SV *sv, MAGIC *mg)
+{
+    dhms_map *m = (dhms_map *)mg->mg_ptr;
+    PERL_UNUSED_ARG(sv);
+    mg->mg_ptr = NULL;
+    dhms_close(m);
+    return 0;
+}
+
+#ifdef USE_ITHREADS
+static int S_mg_dup(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL;
+    return 0;
+}
+#endif
+
+static MGVTBL S_map_vtbl = {
+    NULL, NULL, NULL, NULL, /* get, set, len, clear */
+    S_mg_free,
+    NULL,                   /* copy */
+#ifdef USE_ITHREADS
+    S_mg_dup,
+#else
+    NULL,
+#endif
+    NULL,                   /* local */
+};
+
+/* Why sv is not a map of variant v; croaks. */
+DHMS_NORETURN void S_croak_not_map(pTHX_ const struct dhms_variant_desc *v, SV *sv)
+{
+    if (SvROK(sv) && SvTYPE(SvRV(sv)) >= SVt_PVMG) {
+        MAGIC *mg = mg_findext(SvRV(sv), PERL_MAGIC_ext, &S_map_vtbl);
+        if (mg && !mg->mg_ptr)
+            Perl_croak(aTHX_ "%s: this map handle was opened in another thread; "
+                       "open the map again in this thread", v->package);
+        if (mg && mg->mg_private < DHMS_VARIANTS)
+            Perl_croak(aTHX_ "%s: not a %s object (got a %s map)", v->package,
+                       v->package, S_variants[mg->mg_private].package);
+    }
+    if (!SvOK(sv))
+        Perl_croak(aTHX_ "%s: not a %s object (got undef)", v->package, v->package);
+    if (SvROK(sv))
+        Perl_croak(aTHX_ "%s: not a %s object (got a %s reference)", v->package,
+                   v->package, sv_reftype(SvRV(sv), TRUE));
+    Perl_croak(aTHX_ "%s: not a %s object (got '%" SVf "')", v->package, v->package,
+               SVfARG(shown(sv)));
+}
+#define croak_not_map(...) S_croak_not_map(aTHX_ __VA_ARGS__)
+
+/* The slow path: our magic is not first in the chain, or sv is wrong. */
+DHMS_COLD dhms_map *S_map_from_slow(pTHX_ SV *sv, const struct dhms_variant_desc *v)
+{
+    if (SvROK(sv) && SvTYPE(SvRV(sv)) >= SVt_PVMG) {
+        MAGIC *mg = mg_findext(SvRV(sv), PERL_MAGIC_ext, &S_map_vtbl);
+        if (mg && mg->mg_ptr && mg->mg_private == v->id)
+            return (dhms_map *)mg->mg_ptr;
+    }
+    croak_not_map(v, sv);
+}
+#define map_from_slow(...) S_map_from_slow(aTHX_ __VA_ARGS__)
+
+/* The handle behind sv, which must be a map of variant v. No allocation, no
+ * hash lookup: the first MAGIC in the chain is ours in every object that
+ * new() made. */
+DHMS_INLINE dhms_map *S_map_from(pTHX_ SV *sv, const struct dhms_variant_desc *v)
+{
+    SvGETMAGIC(sv);
+    if (LIKELY(SvROK(sv))) {
+        SV *obj = SvRV(sv);
+        if (LIKELY(SvTYPE(obj) >= SVt_PVMG)) {
+            MAGIC *mg = SvMAGIC(obj);
+            if (LIKELY(mg && mg->mg_virtual == &S_map_vtbl && mg->mg_private == v->id
+                       && mg->mg_ptr))
+                return (dhms_map *)mg->mg_ptr;
+        }
+    }
+    return map_from_slow(sv, v);
+}
+#define map_from(sv, v) S_map_from(aTHX_ sv, v)
+
+/* ====================================================================== */
+/* SV -> dhms_item (SPEC section 4)                                       */
+/* ====================================================================== */
+
+/* Truncate toward zero, as int() does; croak unless it fits int64. */
+static IV S_nv_to_iv(pTHX_ const struct dhms_variant_desc *v, NV nv, SV *sv, U8 kind)
+{
+    if (Perl_isnan(nv))
+        croak_not_int(v, sv);
+    nv = nv < 0 ? -Perl_floor(-nv) : Perl_floor(nv);
+    if (!(nv >= -9223372036854775808.0 && nv < 9223372036854775808.0))
+        croak_range_sv(v, sv, kind);
+    return (IV)nv;
+}
+#define nv_to_iv(...) S_nv_to_iv(aTHX_ __VA_ARGS__)
+
+/* Everything but a plain IV: magic, undef, UV, NV, strings, references.
+ * Returns an int64 (the caller checks the kind's narrower range). */
+static IV S_sv_to_iv_slow(pTHX_ const struct dhms_variant_desc *v, SV *sv,
+                             const char *what, U8 kind)
+{
+    STRLEN len;
+    const char *pv;
+    UV uv;
+    int type;
+
+    SvGETMAGIC(sv);
+    if (SvIOK(sv)) {
+        if (!SvIsUV(sv))
+            return SvIVX(sv);
+        if (SvUVX(sv) > (UV)IV_MAX)
+            croak_range_sv(v, sv, kind);
+        return (IV)SvUVX(sv);
+    }
+    if (!SvOK(sv))
+        croak_undef(v, what);
+    if (SvROK(sv) && !SvAMAGIC(sv))
+        croak_not_int(v, sv);
+    if (SvNOK(sv) && !SvPOK(sv))
+        return nv_to_iv(v, SvNVX(sv), sv, kind);
+
+    /* A string (or an object that overloads "" or 0+): it must look like
+     * a number. Integers are taken exactly, digit by digit; for "12.7" the
+     * integer part is in uv already (truncation toward zero). */
+    pv = SvPV_nomg_const(sv, len);
+    type = grok_number(pv, len, &uv);
+    if (!type)
+        croak_not_int(v, sv);
+    if (type & (IS_NUMBER_INFINITY | IS_NUMBER_NAN))
+        croak_range_sv(v, sv, kind);
+    if (type & IS_NUMBER_IN_UV) {
+        if (type & IS_NUMBER_NEG) {
+            if (uv > (UV)IV_MAX + 1)
+                croak_range_sv(v, sv, kind);
+            return uv == (UV)IV_MAX + 1 ? IV_MIN : -(IV)uv;
+        }
+        if (uv > (UV)IV_MAX)
+            croak_range_sv(v, sv, kind);
+        return (IV)uv;
+    }
+    /* an exponent, or too many digits for a UV */
+    return nv_to_iv(v, SvNV_nomg(sv), sv, kind);
+}
+#define sv_to_iv_slow(...) S_sv_to_iv_slow(aTHX_ __VA_ARGS__)
+
+/* Fill *it from sv for a key or value of the given kind; `what` ("key",
+ * "value", ...) names it in messages. Byte strings are taken as they are
+ * (no upgrade or downgrade) with their UTF-8 flag; the item points into
+ * sv's buffer, valid until sv changes. */
+DHMS_INLINE void S_sv_to_item(pTHX_ const struct dhms_variant_desc *v, U8 kind, SV *sv,
+                              dhms_item *it, const char *what)
+{
+    if (kind == KIND_BYTES) {
+        STRLEN len;
+        SvGETMAGIC(sv);
+        if (UNLIKELY(!SvOK(sv)))
+            croak_undef(v, what);
+        it->ptr = (const uint8_t *)SvPV_nomg_const(sv, len);
+        it->len = len;
+        it->num = 0;
+        it->utf8 = SvUTF8(sv) ? 1 : 0;
+    }
+    else {
+        IV iv;
+        if (LIKELY((SvFLAGS(sv) & (SVf_IOK | SVf_IVisUV | SVs_GMG)) == SVf_IOK))
+            iv = SvIVX(sv);
+        else
+            iv = sv_to_iv_slow(v, sv, what, kind);
+        if (kind != KIND_INT64 && UNLIKELY(iv < S_kinds[kind].min || iv > S_kinds[kind].max))
+            croak_range_iv(v, iv, kind);
+        it->num = iv;
+        it->ptr = NULL; /* unused for integers: zeroed all the same */
+        it->len = 0;
+        it->utf8 = 0;
+    }
+}
+#define sv_to_item(v, kind, sv, it, what) S_sv_to_item(aTHX_ v, kind, sv, it, what)
+
+/* ====================================================================== */
+/* dhms_out / dhms_item -> SV                                             */
+/* ====================================================================== */
+
+/* targ = iv, with pp.h's TARGi fast path for a plain IV target. */
+DHMS_INLINE SV *S_ret_iv(pTHX_ SV *targ, IV iv)
+{
+    if (LIKELY((SvFLAGS(targ) & (SVTYPEMASK | SVf_THINKFIRST | SVf_IVisUV)) == SVt_IV)) {
+        SvFLAGS(targ) |= (SVf_IOK | SVp_IOK);
+        SvIV_set(targ, iv);
+    }
+    else
+        sv_setiv(targ, iv);
+    return targ;
+}
+#define ret_iv(targ, iv) S_ret_iv(aTHX_ targ, iv)
+
+#define DHMS_MIN_BUF 32
+
+/* Point *out at sv's own string buffer. The buffer is kept between calls
+ * (its size is the guess for the next result); a COW or read-only buffer
+ * is dropped first, never written. For integer kinds there is no buffer. */
+DHMS_INLINE void S_out_init(pTHX_ U8 kind, SV *sv, dhms_out *out)
+{
+    out->len = 0;
+    out->num = 0;
+    out->utf8 = 0;
+    if (kind != KIND_BYTES) {
+        out->buf = NULL;
+        out->cap = 0;
+        return;
+    }
+    if (UNLIKELY(SvTHINKFIRST(sv)))
+        sv_force_normal_flags(sv, SV_COW_DROP_PV);
+    SvUPGRADE(sv, SVt_PV);
+    if (SvLEN(sv) < DHMS_MIN_BUF)
+        SvGROW(sv, DHMS_MIN_BUF);
+    out->buf = (uint8_t *)SvPVX(sv);
+    out->cap = SvLEN(sv) - 1;
+}
+#define out_init(kind, sv, out) S_out_init(aTHX_ kind, sv, out)
+
+/* After DHMS_ESMALL: make room for out->len bytes and a NUL. */
+static void S_out_grow(pTHX_ SV *sv, dhms_out *out)
+{
+    SvGROW(sv, out->len + 1);
+    out->buf = (uint8_t *)SvPVX(sv);
+    out->cap = SvLEN(sv) - 1;
+}
+#define out_grow(sv, out) S_out_grow(aTHX_ sv, out)
+
+/* The result the engine wrote into *out, as sv. */
+DHMS_INLINE SV *S_out_finish(pTHX_ U8 kind, SV *sv, const dhms_out *out)
+{
+    if (kind != KIND_BYTES)
+        return ret_iv(sv, out->num);
+    SvCUR_set(sv, out->len);
+    SvPVX(sv)[out->len] = '\0';
+    SvPOK_only(sv);
+    if (out->utf8)
+        SvUTF8_on(sv);
+    return sv;
+}
+#define out_finish(kind, sv, out) S_out_finish(aTHX_ kind, sv, out)
+
+/* A new mortal holding an engine-owned key or value. */
+static SV *S_item_to_mortal(pTHX_ U8 kind, const dhms_item *it)
+{
+    if (kind != KIND_BYTES)
+        return sv_2mortal(newSViv(it->num));
+    /* newSVpvn(NULL, 0) would be undef: the empty string has ptr NULL */
+    return newSVpvn_flags(it->len ? (const char *)it->ptr : "", it->len,
+                          SVs_TEMP | (it->utf8 ? SVf_UTF8 : 0));
+}
+#define item_to_mortal(kind, it) S_item_to_mortal(aTHX_ kind, it)
+
+/* ====================================================================== */
+/* Argument checks for the constructor and friends                        */
+/* ====================================================================== */
+
+/* An unsigned integer argument in [lo, hi]; `rule` says what is expected,
+ * e.g. "an integer from 1 to 4294967295". undef (or a missing argument)
+ * gives dflt when the argument is optional (optional != 0). */
+static UV S_arg_uint(pTHX_ const struct dhms_variant_desc *v, SV *sv, const char *name,
+                     UV lo, UV hi, const char *rule, int optional, UV dflt)
+{
+    UV uv = 0;
+    int ok = 0;
+
+    if (!sv)
+        return dflt;
+    SvGETMAGIC(sv);
+    if (!SvOK(sv)) {
+        if (optional)
+            return dflt;
+    }
+    else if (SvIOK(sv)) {
+        if (SvIsUV(sv))
+            uv = SvUVX(sv), ok = 1;
+        else if (SvIVX(sv) >= 0)
+            uv = (UV)SvIVX(sv), ok = 1;
+    }
+    else if (SvNOK(sv) && !SvPOK(sv)) {
+        NV nv = SvNVX(sv);
+        if (nv >= 0 && nv < 18446744073709551616.0 && nv == Perl_floor(nv))
+            uv = (UV)nv, ok = 1;
+    }
+    else if (!SvROK(sv)) {
+        STRLEN len;
+        const char *pv = SvPV_nomg_const(sv, len);
+        int type = grok_number(pv, len, &uv);
+        ok = (type & IS_NUMBER_IN_UV) && !(type & (IS_NUMBER_NOT_INT | IS_NUMBER_NEG))
+            && !(type & IS_NUMBER_GREATER_THAN_UV_MAX);
+        if (!ok && type == (IS_NUMBER_IN_UV | IS_NUMBER_NEG) && uv == 0)
+            ok = 1; /* "-0" */
+    }
+    if (!ok || uv < lo || uv > hi) {
+        if (!SvOK(sv))
+            Perl_croak(aTHX_ "%s: %s must be %s, got undef", v->package, name, rule);
+        Perl_croak(aTHX_ "%s: %s must be %s, got '%" SVf "'", v->package, name, rule,
+                   SVfARG(shown(sv)));
+    }
+    return uv;
+}
+#define arg_uint(...) S_arg_uint(aTHX_ __VA_ARGS__)
+
+/* A NUL-terminated file name from sv, for the engine. */
+static const char *S_arg_path(pTHX_ const struct dhms_variant_desc *v, SV *sv)
+{
+    STRLEN len;
+    const char *pv;
+
+    SvGETMAGIC(sv);
+    if (!SvOK(sv))
+        Perl_croak(aTHX_ "%s: anonymous maps (an undef path) are not supported yet; "
+                   "give a file path", v->package);
+    pv = SvPV_nomg_const(sv, len);
+    if (len == 0)
+        Perl_croak(aTHX_ "%s: path is empty; give a file path", v->package);
+    if (memchr(pv, '\0', len))
+        Perl_croak(aTHX_ "%s: path contains a NUL byte; give a file path without NUL",
+                   v->package);
+    return pv;
+}
+#define arg_path(...) S_arg_path(aTHX_ __VA_ARGS__)
+
+/* ====================================================================== */
+/* Bodies: one per line of DHMS_OP_LIST                                   */
+/* ====================================================================== */
+
+/* ---- one key --------------------------------------------------------- */
+
+DHMS_BODY(put)
+{
+    dhms_item key, val;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &val, "value");
+    st = dhms_put(m, &key, &val);
+    if (LIKELY(st == DHMS_OK))
+        args[0] = &PL_sv_yes;
+    else if (st == DHMS_EFULL)
+        args[0] = &PL_sv_no;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(get)
+{
+    dhms_item key;
+    dhms_out out;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    out_init(v->val_kind, targ, &out);
+    while (UNLIKELY((st = dhms_get(m, &key, &out)) == DHMS_ESMALL))
+        out_grow(targ, &out);
+    if (LIKELY(st == DHMS_OK))
+        args[0] = out_finish(v->val_kind, targ, &out);
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_undef;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(exists)
+{
+    dhms_item key;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    st = dhms_exists(m, &key);
+    if (st == DHMS_OK)
+        args[0] = &PL_sv_yes;
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_no;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(remove)
+{
+    dhms_item key;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    st = dhms_remove(m, &key);
+    if (st == DHMS_OK)
+        args[0] = &PL_sv_yes;
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_no;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(take)
+{
+    dhms_item key;
+    dhms_out out;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    out_init(v->val_kind, targ, &out);
+    while ((st = dhms_take(m, &key, &out)) == DHMS_ESMALL)
+        out_grow(targ, &out);
+    if (st == DHMS_OK)
+        args[0] = out_finish(v->val_kind, targ, &out);
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_undef;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(get_or_set)
+{
+    dhms_item key, dflt;
+    dhms_out out;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &dflt, "default");
+    out_init(v->val_kind, targ, &out);
+    while ((st = dhms_get_or_set(m, &key, &dflt, &out)) == DHMS_ESMALL)
+        out_grow(targ, &out);
+    if (st == DHMS_OK)
+        args[0] = out_finish(v->val_kind, targ, &out);
+    else if (st == DHMS_EFULL)
+        args[0] = &PL_sv_undef;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+/* ---- counters (integer-value variants) --------------------------------- */
+
+DHMS_NORETURN void S_croak_counter(pTHX_ const struct dhms_variant_desc *v, dhms_map *m,
+                                   int st, const char *opname)
+{
+    if (st == DHMS_ERANGE)
+        Perl_croak(aTHX_ "%s: %s would overflow %s (value unchanged)", v->package, opname,
+                   S_kinds[v->val_kind].name);
+    if (st == DHMS_EFULL) {
+        uint64_t max = dhms_info(m, DHMS_INFO_MAX_ENTRIES);
+        if (dhms_info(m, DHMS_INFO_SIZE) < max)
+            Perl_croak(aTHX_ "%s: string storage is full (arena_cap %" UVuf " bytes): "
+                       "cannot insert key", v->package,
+                       (UV)dhms_info(m, DHMS_INFO_ARENA_CAP));
+        Perl_croak(aTHX_ "%s: map is full (max_entries %" UVuf "): cannot insert key",
+                   v->package, (UV)max);
+    }
+    croak_status(v, st);
+}
+#define croak_counter(...) S_croak_counter(aTHX_ __VA_ARGS__)
+
+static SV **S_count_by(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                      SV *targ, IV delta, const char *opname)
+{
+    dhms_item key;
+    int64_t result;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    st = dhms_incr_by(m, &key, delta, &result);
+    if (UNLIKELY(st != DHMS_OK))
+        croak_counter(v, m, st, opname);
+    args[0] = ret_iv(targ, result);
+    return args;
+}
+#define count_by(...) S_count_by(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(incr)
+{
+    return count_by(v, m, args, targ, 1, "incr");
+}
+
+DHMS_BODY(decr)
+{
+    return count_by(v, m, args, targ, -1, "decr");
+}
+
+DHMS_BODY(incr_by)
+{
+    dhms_item delta;
+    sv_to_item(v, KIND_INT64, args[2], &delta, "delta");
+    return count_by(v, m, args, targ, delta.num, "incr_by");
+}
+
+/* ---- numbers about the whole map ---------------------------------------- */
+
+#define DHMS_INFO_BODY(name, KEY)                                   \
+    DHMS_BODY(name)                                                 \
+    {                                                               \
+        args[0] = ret_iv(targ, (IV)dhms_info(m, KEY));              \
+        return args;                                                \
+    }
+
+DHMS_INFO_BODY(size, DHMS_INFO_SIZE)
+DHMS_INFO_BODY(max_entries, DHMS_INFO_MAX_ENTRIES)
+DHMS_INFO_BODY(max_size, DHMS_INFO_MAX_SIZE)
+DHMS_INFO_BODY(ttl, DHMS_INFO_TTL)
+DHMS_INFO_BODY(capacity, DHMS_INFO_CAPACITY)
+DHMS_INFO_BODY(tombstones, DHMS_INFO_TOMBSTONES)
+DHMS_INFO_BODY(mmap_size, DHMS_INFO_MMAP_SIZE)
+DHMS_INFO_BODY(arena_used, DHMS_INFO_ARENA_USED)
+DHMS_INFO_BODY(arena_cap, DHMS_INFO_ARENA_CAP)
+DHMS_INFO_BODY(stat_evictions, DHMS_INFO_STAT_EVICTIONS)
+DHMS_INFO_BODY(stat_expired, DHMS_INFO_STAT_EXPIRED)
+DHMS_INFO_BODY(stat_recoveries, DHMS_INFO_STAT_RECOVERIES)
+
+/* ---- snapshots: keys, values, items, to_hash ------------------------------ */
+
+static void S_free_snapshot(pTHX_ void *snap)
+{
+    PERL_UNUSED_CONTEXT;
+    dhms_snapshot_free((dhms_snapshot *)snap);
+}
+
+/* Take a snapshot that is freed at the matching LEAVE, even if we croak. */
+static dhms_snapshot *S_snapshot(pTHX_ const struct dhms_variant_desc *v, dhms_map *m)
+{
+    dhms_snapshot *snap = NULL;
+    int st = dhms_snapshot_take(m, &snap);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    SAVEDESTRUCTOR_X(S_free_snapshot, snap);
+    return snap;
+}
+#define snapshot(...) S_snapshot(aTHX_ __VA_ARGS__)
+
+/* The number of live entries: the size, unless expired entries may still
+ * be counted in it (TTL maps), where only a snapshot is exact. */
+static UV S_live_count(pTHX_ const struct dhms_variant_desc *v, dhms_map *m)
+{
+    UV n;
+    if (dhms_info(m, DHMS_INFO_TTL) == 0)
+        return (UV)dhms_info(m, DHMS_INFO_SIZE);
+    ENTER;
+    n = dhms_snapshot_len(snapshot(v, m));
+    LEAVE;
+    return n;
+}
+#define live_count(...) S_live_count(aTHX_ __VA_ARGS__)
+
+#define WANT_KEYS   1
+#define WANT_VALUES 2
+
+/* keys, values, items: a flat list in list context; the number of
+ * elements that list would have otherwise. */
+static SV **S_snapshot_list(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                   SV *targ, U8 gimme, int want)
+{
+    const int per = (want & WANT_KEYS) && (want & WANT_VALUES) ? 2 : 1;
+    dhms_snapshot *snap;
+    size_t n, i;
+    SV **sp = args - 1;
+
+    if (gimme != G_LIST) {
+        args[0] = ret_iv(targ, (IV)(live_count(v, m) * per));
+        return args;
+    }
+    ENTER;
+    snap = snapshot(v, m);
+    n = dhms_snapshot_len(snap);
+    EXTEND(sp, (SSize_t)(n * per));
+    for (i = 0; i < n; i++) {
+        dhms_item key, val;
+        dhms_snapshot_entry(snap, i, &key, &val);
+        if (want & WANT_KEYS)
+            PUSHs(item_to_mortal(v->key_kind, &key));
+        if (want & WANT_VALUES)
+            PUSHs(item_to_mortal(v->val_kind, &val));
+    }
+    LEAVE;
+    return sp;
+}
+#define snapshot_list(...) S_snapshot_list(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(keys)
+{
+    return snapshot_list(v, m, args, targ, gimme, WANT_KEYS);
+}
+
+DHMS_BODY(values)
+{
+    return snapshot_list(v, m, args, targ, gimme, WANT_VALUES);
+}
+
+DHMS_BODY(items)
+{
+    return snapshot_list(v, m, args, targ, gimme, WANT_KEYS | WANT_VALUES);
+}
+
+DHMS_BODY(to_hash)
+{
+    HV *hv = newHV();
+    SV *rv = sv_2mortal(newRV_noinc((SV *)hv)); /* freed if we croak */
+    dhms_snapshot *snap;
+    size_t n, i;
+
+    ENTER;
+    snap = snapshot(v, m);
+    n = dhms_snapshot_len(snap);
+    if (n)
+        hv_ksplit(hv, n);
+    for (i = 0; i < n; i++) {
+        dhms_item key, val;
+        SV *vsv;
+        dhms_snapshot_entry(snap, i, &key, &val);
+        vsv = v->val_kind == KIND_BYTES
+            ? newSVpvn_flags(val.len ? (const char *)val.ptr : "", val.len,
+                             val.utf8 ? SVf_UTF8 : 0)
+            : newSViv(val.num);
+        if (v->key_kind == KIND_BYTES) {
+            I32 klen = (I32)key.len;
+            (void)hv_store(hv, key.len ? (const char *)key.ptr : "",
+                           key.utf8 ? -klen : klen, vsv, 0);
+        }
+        else {
+            char buf[32];
+            int klen = snprintf(buf, sizeof buf, "%" IVdf, (IV)key.num);
+            (void)hv_store(hv, buf, klen, vsv, 0);
+        }
+    }
+    LEAVE;
+    args[0] = rv;
+    return args;
+}
+
+/* ---- iteration -------------------------------------------------------- */
+
+DHMS_BODY(each)
+{
+    SV *ksv = sv_newmortal();
+    SV *vsv = sv_newmortal();
+    dhms_out ko, vo;
+    SV **sp;
+    int st;
+
+    out_init(v->key_kind, ksv, &ko);
+    out_init(v->val_kind, vsv, &vo);
+    while ((st = dhms_each(m, &ko, &vo)) == DHMS_ESMALL) {
+        if (v->key_kind == KIND_BYTES && ko.len > ko.cap)
+            out_grow(ksv, &ko);
+        if (v->val_kind == KIND_BYTES && vo.len > vo.cap)
+            out_grow(vsv, &vo);
+    }
+    if (st == DHMS_FALSE) {
+        if (gimme == G_LIST)
+            return args - 1;
+        args[0] = &PL_sv_undef;
+        return args;
+    }
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    out_finish(v->key_kind, ksv, &ko);
+    if (gimme != G_LIST) {
+        args[0] = ksv;
+        return args;
+    }
+    out_finish(v->val_kind, vsv, &vo);
+    sp = args - 1;
+    EXTEND(sp, 2);
+    PUSHs(ksv);
+    PUSHs(vsv);
+    return sp;
+}
+
+DHMS_BODY(iter_reset)
+{
+    dhms_iter_reset(m);
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
+DHMS_BODY(clear)
+{
+    int st = dhms_clear(m);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
+DHMS_BODY(reserve)
+{
+    UV n = arg_uint(v, args[1], "reserve's n", 0, UV_MAX,
+                      "an integer >= 0 (a number of entries)", 0, 0);
+    int st = dhms_reserve(m, (uint64_t)n);
+    if (st == DHMS_OK)
+        args[0] = &PL_sv_yes;
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_no;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+/* ---- methods only ------------------------------------------------------ */
+
+DHMS_BODY(new)
+{
+    dhms_params p;
+    const char *path;
+    dhms_map *map = NULL;
+    HV *stash;
+    SV *obj, *rv;
+    MAGIC *mg;
+    char rule[96];
+    int st;
+
+    path = arg_path(v, args[1]);
+    p.max_entries = arg_uint(v, args[2], "max_entries", 1, 4294967295U,
+                               "an integer from 1 to 4294967295", 0, 0);
+    snprintf(rule, sizeof rule,
+             "an integer from 0 (no LRU eviction) to max_entries (%" UVuf ")",
+             (UV)p.max_entries);
+    p.max_size = arg_uint(v, nargs > 3 ? args[3] : NULL, "max_size", 0,
+                            p.max_entries, rule, 1, 0);
+    p.ttl = arg_uint(v, nargs > 4 ? args[4] : NULL, "ttl", 0, UV_MAX,
+                       "a whole number of seconds >= 0 (0: entries never expire)", 1, 0);
+    p.lru_skip = arg_uint(v, nargs > 5 ? args[5] : NULL, "lru_skip", 0, 99,
+                            "an integer from 0 to 99 (a percentage)", 1, 0);
+    p.arena_cap = arg_uint(v, nargs > 6 ? args[6] : NULL, "arena_cap", 0, UV_MAX,
+                             "a byte count >= 0 (0: string storage grows on demand)", 1, 0);
+    p.file_mode = (uint32_t)arg_uint(v, nargs > 7 ? args[7] : NULL, "file_mode",
+                                       0, 07777,
+                                       "a permission mode from 0 to 07777, such as 0600",
+                                       1, 0600);
+
+    st = dhms_open(path, v->id, &p, &map);
+    if (st != DHMS_OK || !map)
+        croak_status(v, st == DHMS_OK ? DHMS_ERROR : st);
+
+    /* bless into the invocant's class: subclasses work, as the handle is
+     * found by its magic, not by the class */
+    if (SvROK(args[0]) && SvOBJECT(SvRV(args[0])))
+        stash = SvSTASH(SvRV(args[0]));
+    else
+        stash = gv_stashsv(args[0], GV_ADD);
+
+    obj = newSV_type(SVt_PVMG);
+    mg = sv_magicext(obj, NULL, PERL_MAGIC_ext, &S_map_vtbl, (const char *)map, 0);
+    mg->mg_private = v->id;
+#ifdef USE_ITHREADS
+    mg->mg_flags |= MGf_DUP;
+#endif
+    rv = sv_2mortal(newRV_noinc(obj));
+    sv_bless(rv, stash);
+    args[0] = rv;
+    return args;
+}
+
+static const struct {
+    const char *name;
+    int key;
+} S_info_names[] = {
+    { "size", DHMS_INFO_SIZE },
+    { "max_entries", DHMS_INFO_MAX_ENTRIES },
+    { "max_size", DHMS_INFO_MAX_SIZE },
+    { "ttl", DHMS_INFO_TTL },
+    { "lru_skip", DHMS_INFO_LRU_SKIP },
+    { "capacity", DHMS_INFO_CAPACITY },
+    { "tombstones", DHMS_INFO_TOMBSTONES },
+    { "mmap_size", DHMS_INFO_MMAP_SIZE },
+    { "arena_used", DHMS_INFO_ARENA_USED },
+    { "arena_cap", DHMS_INFO_ARENA_CAP },
+    { "stat_evictions", DHMS_INFO_STAT_EVICTIONS },
+    { "stat_expired", DHMS_INFO_STAT_EXPIRED },
+    { "stat_recoveries", DHMS_INFO_STAT_RECOVERIES },
+};
+
+DHMS_BODY(stats)
+{
+    HV *hv = newHV();
+    size_t i;
+
+    for (i = 0; i < sizeof S_info_names / sizeof S_info_names[0]; i++)
+        (void)hv_store(hv, S_info_names[i].name, (I32)strlen(S_info_names[i].name),
+                       newSVuv((UV)dhms_info(m, S_info_names[i].key)), 0);
+    /* frozen and read-only maps do not exist yet */
+    (void)hv_stores(hv, "frozen", newSViv(0));
+    (void)hv_stores(hv, "readonly", newSViv(0));
+    args[0] = sv_2mortal(newRV_noinc((SV *)hv));
+    return args;
+}
+
+DHMS_BODY(path)
+{
+    const char *p = dhms_path(m);
+    if (p) {
+        sv_setpv(targ, p);
+        args[0] = targ;
+    }
+    else
+        args[0] = &PL_sv_undef;
+    return args;
+}
+
+/* $map->unlink or Class->unlink($path): true if removed; never dies on a
+ * failing unlink(2). */
+DHMS_BODY(unlink)
+{
+    int st;
+
+    if (nargs == 1) {
+        st = dhms_unlink(map_from(args[0], v));
+    }
+    else {
+        SV *sv = args[1];
+        STRLEN len;
+        const char *pv;
+        SvGETMAGIC(sv);
+        if (!SvOK(sv)) {
+            args[0] = &PL_sv_no;
+            return args;
+        }
+        pv = SvPV_nomg_const(sv, len);
+        st = len && !memchr(pv, '\0', len) ? dhms_unlink_path(pv) : DHMS_FALSE;
+    }
+    args[0] = st == DHMS_OK ? &PL_sv_yes : &PL_sv_no;
+    return args;
+}
+
+/* ====================================================================== */
+/* Custom ops (keyword form) and the generic XSUB (method form)           */
+/* ====================================================================== */
+
+/* The body of every custom op: the op's nargs children have pushed the
+ * arguments; the variant is in op_private. */
+DHMS_INLINE OP *S_pp_run(pTHX_ dhms_body_fn body, I32 nargs, U8 flags)
+{
+    dSP;
+    SV **args = SP - nargs + 1;
+    const struct dhms_variant_desc *v = &S_variants[PL_op->op_private];
+    dhms_map *m = (flags & OPF_NOMAP) ? NULL : map_from(args[0], v);
+
+    SP = body(aTHX_ v, m, args, nargs, PAD_SV(PL_op->op_targ), GIMME_V);
+    PUTBACK;
+    return NORMAL;
+}
+
+/* One pp function per operation (those of method-only ops are never run). */
+#define X(name, min, max, flags, usage)                                 \
+    static OP *S_pp_##name(pTHX) { return S_pp_run(aTHX_ S_body_##name, min, flags); }
+DHMS_OP_LIST(X)
+#undef X
+
+/* Every method of every variant: CvXSUBANY(cv).any_ptr is its
+ * struct dhms_method. */
+XS_INTERNAL(S_xsub_dispatch)
+{
+    dXSARGS;
+    const struct dhms_method *d = (const struct dhms_method *)CvXSUBANY(cv).any_ptr;
+    const struct dhms_op_desc *op = d->op;
+    dhms_map *m;
+
+    if (UNLIKELY(items < op->min_args || items > op->max_args))
+        croak_xs_usage(cv, op->usage);
+    {
+        dXSTARG;
+        m = (op->flags & OPF_NOMAP) ? NULL : map_from(ST(0), d->v);
+        SP = op->body(aTHX_ d->v, m, &ST(0), items, targ, GIMME_V);
+        PUTBACK;
+    }
+}
+
+/* ====================================================================== */
+/* Keywords                                                               */
+/* ====================================================================== */
+
+/*
+ * Keyword grammar, for an op of N arguments (N = 1..4, the map first):
+ *
+ *     shm_<prefix>_<op> TERM, TERM, ...       exactly N terms, no more
+ *     shm_<prefix>_<op>(TERM, TERM, ...)      the same, in parentheses
+ *
+ * TERM is an expression down to assignment precedence (perl's
+ * parse_termexpr), in scalar context: it ends at the next comma. Without
+ * parentheses, items after the N-th term belong to the enclosing list, so
+ * is(shm_ii_get $m, 42, 100, 'name') passes 100 and 'name' to is. As with
+ * perl's own list operators, a "(" right after the keyword encloses all
+ * the arguments.
+ *
+ * This is XPK_ARGSCOPE(XPK_TERMEXPR_SCALARCTX, XPK_COMMA, ...), but parsed
+ * by hand: in XS::Parse::Keyword 0.33 a TERMEXPR that starts with "(" ends
+ * at the matching ")", so shm_ii_get $m, ($i + 1) * 2 would silently
+ * compile as (shm_ii_get $m, ($i + 1)) * 2. XS::Parse::Keyword still
+ * registers the keywords and checks their hint keys.
+ */
+#define DHMS_MAX_KW_ARGS 4
+
+/* Build the op's custom op over its argument expressions: a UNOP, BINOP or
+ * LISTOP by arity (no pushmark: the count is fixed), the variant in
+ * op_private, a pad target for the scalar result. */
+static OP *S_build_kw(pTHX_ const struct dhms_method *d, OP **args, int nargs)
+{
+    OP *o;
+    int i;
+
+    switch (nargs) {
+    case 1:
+        o = newUNOP(OP_CUSTOM, 0, args[0]);
+        break;
+    case 2:
+        o = newBINOP(OP_CUSTOM, 0, args[0], args[1]);
+        break;
+    default:
+        o = newLISTOP(OP_CUSTOM, 0, args[0], args[1]);
+        for (i = 2; i < nargs; i++)
+            o = op_append_elem(OP_CUSTOM, o, args[i]);
+        break;
+    }
+    o->op_ppaddr = d->op->pp;
+    o->op_private = d->v->id;
+    o->op_targ = pad_alloc(OP_CUSTOM, SVs_PADTMP);
+    return o;
+}
+#define build_kw(...) S_build_kw(aTHX_ __VA_ARGS__)
+
+DHMS_NORETURN void S_croak_kw_args(pTHX_ const struct dhms_method *d)
+{
+    Perl_croak(aTHX_ "shm_%s_%s takes %d argument%s: %s", d->v->prefix, d->op->name,
+               d->op->min_args, d->op->min_args == 1 ? "" : "s", d->op->usage);
+}
+#define croak_kw_args(...) S_croak_kw_args(aTHX_ __VA_ARGS__)
+
+/* The parse hook of every keyword: hookdata is its struct dhms_method. */
+static int S_parse_kw(pTHX_ OP **out, void *hookdata)
+{
+    const struct dhms_method *d = (const struct dhms_method *)hookdata;
+    const int nargs = d->op->min_args;
+    OP *args[DHMS_MAX_KW_ARGS] = { NULL };
+    int i, parens;
+
+    lex_read_space(0);
+    parens = lex_peek_unichar(0) == '(';
+    if (parens) {
+        lex_read_unichar(0);
+        lex_read_space(0);
+    }
+    for (i = 0; i < nargs; i++) {
+        if (i) {
+            lex_read_space(0);
+            if (lex_peek_unichar(0) != ',')
+                croak_kw_args(d);
+            lex_read_unichar(0);
+            lex_read_space(0);
+        }
+        args[i] = parse_termexpr(0);
+        if (!args[i]) /* a syntax error, already queued by perl */
+            args[i] = newOP(OP_NULL, 0);
+        args[i] = op_contextualize(args[i], G_SCALAR);
+    }
+    if (parens) {
+        lex_read_space(0);
+        if (lex_peek_unichar(0) != ')')
+            croak_kw_args(d);
+        lex_read_unichar(0);
+    }
+    *out = build_kw(d, args, nargs);
+    return KEYWORD_PLUGIN_EXPR;
+}
+
+/* ====================================================================== */
+/* BOOT                                                                   */
+/* ====================================================================== */
+
+static XOP S_xops[DHMS_N_OPS];
+/* one per variant: they differ by hint key only */
+static struct XSParseKeywordHooks S_hooks[DHMS_VARIANTS];
+
+static void S_boot(pTHX)
+{
+    int vi, oi;
+
+    boot_xs_parse_keyword(0.33);
+
+    for (oi = 0; oi < DHMS_N_OPS; oi++) {
+        const struct dhms_op_desc *op = &S_ops[oi];
+        if (!(op->flags & OPF_KW))
+            continue;
+        if (op->min_args != op->max_args || op->min_args < 1
+            || op->min_args > DHMS_MAX_KW_ARGS)
+            Perl_croak(aTHX_ "Data::HashMap::Shared: internal error: keyword op %s "
+                       "has %d..%d arguments", op->name, op->min_args, op->max_args);
+        XopENTRY_set(&S_xops[oi], xop_name, op->xop_name);
+        XopENTRY_set(&S_xops[oi], xop_desc, op->xop_desc);
+        XopENTRY_set(&S_xops[oi], xop_class,
+                     op->min_args == 1 ? OA_UNOP : op->min_args == 2 ? OA_BINOP : OA_LISTOP);
+        Perl_custom_op_register(aTHX_ op->pp, &S_xops[oi]);
+    }
+
+    for (vi = 0; vi < DHMS_VARIANTS; vi++) {
+        const struct dhms_variant_desc *v = &S_variants[vi];
+
+        if (v->id != vi)
+            Perl_croak(aTHX_ "Data::HashMap::Shared: internal error: variant table order");
+        S_hooks[vi].flags = XPK_FLAG_EXPR;
+        S_hooks[vi].permit_hintkey = v->hintkey;
+        S_hooks[vi].parse = S_parse_kw;
+        for (oi = 0; oi < DHMS_N_OPS; oi++) {
+            const struct dhms_op_desc *op = &S_ops[oi];
+            struct dhms_method *d = &S_methods[vi][oi];
+            SV *name;
+            CV *cv;
+
+            if ((op->flags & OPF_INTVAL) && v->val_kind == KIND_BYTES)
+                continue;
+            d->v = v;
+            d->op = op;
+            name = sv_2mortal(newSVpvf("%s::%s", v->package, op->name));
+            cv = newXS(SvPVX(name), S_xsub_dispatch, __FILE__);
+            CvXSUBANY(cv).any_ptr = d;
+            if (op->flags & OPF_KW) {
+                /* XS::Parse::Keyword keeps the name: it lives forever */
+                const char *kw = savesharedpv(
+                    SvPVX(sv_2mortal(newSVpvf("shm_%s_%s", v->prefix, op->name))));
+                register_xs_parse_keyword(kw, &S_hooks[vi], d);
+            }
+        }
+    }
+}
+
+MODULE = Data::HashMap::Shared    PACKAGE = Data::HashMap::Shared
+
+PROTOTYPES: DISABLE
+
+BOOT:
+    S_boot(aTHX);

@@ -1,0 +1,51 @@
+package Data::HashMap::Shared::I32;
+
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.01';
+
+sub import   { Data::HashMap::Shared::_enable_keywords(__PACKAGE__, @_) }
+sub unimport { Data::HashMap::Shared::_disable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::I32 - shared-memory hash map from int32 keys to int32 values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::I32;
+
+    my $map = Data::HashMap::Shared::I32->new('/tmp/i32.shm', 100_000);
+
+    # keywords: the fast path
+    shm_i32_put $map, 42, 100;
+    my $v = shm_i32_get $map, 42;
+
+    # methods: the same operations
+    $map->put(42, 100);
+    my $w = $map->get(42);
+
+=head1 DESCRIPTION
+
+A L<Data::HashMap::Shared> map whose keys are int32s and whose values are
+int32s, stored in a file that any number of processes map and use at once.
+
+C<use Data::HashMap::Shared::I32;> loads the module and enables, in the
+enclosing lexical scope, the keywords C<shm_i32_I<op>> (C<no
+Data::HashMap::Shared::I32;> disables them again). The methods exist
+without the C<use>.
+
+See L<Data::HashMap::Shared> for everything: the constructor, every
+operation, key and value rules, concurrency and limits.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=cut

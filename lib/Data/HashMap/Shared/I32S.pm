@@ -1,0 +1,51 @@
+package Data::HashMap::Shared::I32S;
+
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.01';
+
+sub import   { Data::HashMap::Shared::_enable_keywords(__PACKAGE__, @_) }
+sub unimport { Data::HashMap::Shared::_disable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::I32S - shared-memory hash map from int32 keys to byte string values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::I32S;
+
+    my $map = Data::HashMap::Shared::I32S->new('/tmp/i32s.shm', 100_000);
+
+    # keywords: the fast path
+    shm_i32s_put $map, 42, 'one hundred';
+    my $v = shm_i32s_get $map, 42;
+
+    # methods: the same operations
+    $map->put(42, 'one hundred');
+    my $w = $map->get(42);
+
+=head1 DESCRIPTION
+
+A L<Data::HashMap::Shared> map whose keys are int32s and whose values are
+byte strings, stored in a file that any number of processes map and use at once.
+
+C<use Data::HashMap::Shared::I32S;> loads the module and enables, in the
+enclosing lexical scope, the keywords C<shm_i32s_I<op>> (C<no
+Data::HashMap::Shared::I32S;> disables them again). The methods exist
+without the C<use>.
+
+See L<Data::HashMap::Shared> for everything: the constructor, every
+operation, key and value rules, concurrency and limits.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=cut

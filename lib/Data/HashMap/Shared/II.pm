@@ -1,0 +1,51 @@
+package Data::HashMap::Shared::II;
+
+use strict;
+use warnings;
+
+use Data::HashMap::Shared ();
+
+our $VERSION = '0.01';
+
+sub import   { Data::HashMap::Shared::_enable_keywords(__PACKAGE__, @_) }
+sub unimport { Data::HashMap::Shared::_disable_keywords(__PACKAGE__) }
+
+1;
+__END__
+
+=head1 NAME
+
+Data::HashMap::Shared::II - shared-memory hash map from int64 keys to int64 values
+
+=head1 SYNOPSIS
+
+    use Data::HashMap::Shared::II;
+
+    my $map = Data::HashMap::Shared::II->new('/tmp/ii.shm', 100_000);
+
+    # keywords: the fast path
+    shm_ii_put $map, 42, 100;
+    my $v = shm_ii_get $map, 42;
+
+    # methods: the same operations
+    $map->put(42, 100);
+    my $w = $map->get(42);
+
+=head1 DESCRIPTION
+
+A L<Data::HashMap::Shared> map whose keys are int64s and whose values are
+int64s, stored in a file that any number of processes map and use at once.
+
+C<use Data::HashMap::Shared::II;> loads the module and enables, in the
+enclosing lexical scope, the keywords C<shm_ii_I<op>> (C<no
+Data::HashMap::Shared::II;> disables them again). The methods exist
+without the C<use>.
+
+See L<Data::HashMap::Shared> for everything: the constructor, every
+operation, key and value rules, concurrency and limits.
+
+=head1 SEE ALSO
+
+L<Data::HashMap::Shared>
+
+=cut

@@ -1,0 +1,33 @@
+/*
+ * variants.h - THE list of map variants (X-macro).
+ *
+ * One line per variant, in enum dhms_variant order (dhms.h):
+ *
+ *   X(NAME, prefix, DHMS_NUMBER, KEY_KIND, VALUE_KIND)
+ *
+ *   NAME        class suffix: Data::HashMap::Shared::NAME
+ *   prefix      keyword prefix: shm_<prefix>_<op>, hint key
+ *               "Data::HashMap::Shared/<prefix>"
+ *   DHMS_NUMBER the engine's variant number (stored in the file header)
+ *   KEY_KIND,
+ *   VALUE_KIND  INT16, INT32, INT64 or BYTES (see enum dhms_kind in the .xs)
+ *
+ * Everything per variant (packages, methods, keywords) is generated from
+ * this list at BOOT; nothing else names a variant.
+ */
+#ifndef DHMS_VARIANTS_H
+#define DHMS_VARIANTS_H
+
+#define DHMS_VARIANT_LIST(X)                       \
+    X(I16,  i16,  DHMS_I16,  INT16, INT16)         \
+    X(I32,  i32,  DHMS_I32,  INT32, INT32)         \
+    X(II,   ii,   DHMS_II,   INT64, INT64)         \
+    X(I16S, i16s, DHMS_I16S, INT16, BYTES)         \
+    X(I32S, i32s, DHMS_I32S, INT32, BYTES)         \
+    X(IS,   is,   DHMS_IS,   INT64, BYTES)         \
+    X(SI16, si16, DHMS_SI16, BYTES, INT16)         \
+    X(SI32, si32, DHMS_SI32, BYTES, INT32)         \
+    X(SI,   si,   DHMS_SI,   BYTES, INT64)         \
+    X(SS,   ss,   DHMS_SS,   BYTES, BYTES)
+
+#endif /* DHMS_VARIANTS_H */
