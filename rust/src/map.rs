@@ -813,12 +813,25 @@ impl Core {
     }
 }
 
-/// Diagnostics, numbered as `enum dhms_info_key`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-#[allow(missing_docs)]
-pub enum Info {
-    Size = 0,
+/// Declares [`Info`] and the table of its values in one list.
+macro_rules! info_keys {
+    ($($name:ident),* $(,)?) => {
+        /// Diagnostics, numbered as `enum dhms_info_key`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(i32)]
+        #[allow(missing_docs)]
+        pub enum Info {
+            $($name),*
+        }
+
+        impl Info {
+            const ALL: &'static [Info] = &[$(Info::$name),*];
+        }
+    };
+}
+
+info_keys!(
+    Size,
     MaxEntries,
     MaxSize,
     Ttl,
@@ -832,30 +845,12 @@ pub enum Info {
     StatExpired,
     StatRecoveries,
     Variant,
-}
+);
 
 impl Info {
     /// The diagnostic with this number.
     pub fn from_i32(n: i32) -> Option<Info> {
-        use Info::*;
-        [
-            Size,
-            MaxEntries,
-            MaxSize,
-            Ttl,
-            LruSkip,
-            Capacity,
-            Tombstones,
-            MmapSize,
-            ArenaUsed,
-            ArenaCap,
-            StatEvictions,
-            StatExpired,
-            StatRecoveries,
-            Variant,
-        ]
-        .get(usize::try_from(n).ok()?)
-        .copied()
+        Self::ALL.get(usize::try_from(n).ok()?).copied()
     }
 }
 

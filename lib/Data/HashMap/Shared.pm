@@ -107,8 +107,8 @@ normal sub call and need no C<use> of the variant package.
     Data::HashMap::Shared::SS    shm_ss_*     byte string  byte string
 
 The six variants with integer values (I16, I32, II, SI16, SI32, SI) also
-have the counters L</incr>, L</decr> and L</incr_by>; the others have no
-such method or keyword.
+have the counters L</incr>, L</decr> and L</incr_by>; on the others these
+methods croak with advice, and there are no such keywords.
 
 C<use Data::HashMap::Shared::II;> loads the module and enables the
 C<shm_ii_*> keywords until the end of the enclosing block or file;
@@ -469,8 +469,9 @@ lock on that slot for as long as it lives; the writer lock records the slot
 of its holder. A process that waits too long asks the kernel whether the
 holder's slot is still locked. The kernel drops the lock of a process that
 died (SIGKILL, OOM kill), whatever it was doing, so the next writer
-detects the death, repairs the map (the interrupted operation happened
-entirely or not at all; every other entry is intact), counts it in
+detects the death (within about 10 ms of waiting), repairs the map (the
+interrupted operation happened entirely or not at all; every other entry
+is intact), counts it in
 C<stat_recoveries>, and goes on. No PIDs are compared: processes in
 different PID namespaces (containers sharing the file) are fully supported,
 and a live lock holder is never taken for dead.
@@ -493,14 +494,20 @@ mapping.
 
 =item * C<max_entries>: at most 2**32-1 (4294967295) entries per map.
 
-=item * A single key or value: up to 512 MiB minus 8 bytes; longer strings
+=item * A single key or value: up to 320 MiB minus 8 bytes; longer strings
 croak.
+
+=item * C<$arena_cap>: at most 16 TiB. Without a cap, string storage may
+grow to 256 GiB per map (that much address space is reserved, not used).
 
 =item * String storage of a map grows with the data, up to C<$arena_cap>
 when one is set.
 
 =item * 4096 handles open on one map at the same time (all processes
 together).
+
+=item * F</proc> must be mounted: each handle opens its file a second time
+through F</proc/self/fd> for its kernel lock.
 
 =item * Linux only, 64-bit Perl only.
 

@@ -1080,6 +1080,10 @@ XS_INTERNAL(S_xsub_dispatch)
 
     if (UNLIKELY(items < op->min_args || items > op->max_args))
         croak_xs_usage(cv, op->usage);
+    if (UNLIKELY((op->flags & OPF_INTVAL) && d->v->val_kind == KIND_BYTES))
+        Perl_croak(aTHX_ "%s: %s needs integer values, and this variant stores byte "
+                   "strings: use an integer-value variant (I16 I32 II SI16 SI32 SI) "
+                   "for counters", d->v->package, op->name);
     {
         dXSTARG;
         m = (op->flags & OPF_NOMAP) ? NULL : map_from(ST(0), d->v);
@@ -1228,14 +1232,14 @@ static void S_boot(pTHX)
             SV *name;
             CV *cv;
 
-            if ((op->flags & OPF_INTVAL) && v->val_kind == KIND_BYTES)
-                continue;
             d->v = v;
             d->op = op;
             name = sv_2mortal(newSVpvf("%s::%s", v->package, op->name));
             cv = newXS(SvPVX(name), S_xsub_dispatch, __FILE__);
             CvXSUBANY(cv).any_ptr = d;
-            if (op->flags & OPF_KW) {
+            /* counters on string values: a method that says what to do, no keyword */
+            if ((op->flags & OPF_KW)
+                && !((op->flags & OPF_INTVAL) && v->val_kind == KIND_BYTES)) {
                 /* XS::Parse::Keyword keeps the name: it lives forever */
                 const char *kw = savesharedpv(
                     SvPVX(sv_2mortal(newSVpvf("shm_%s_%s", v->prefix, op->name))));
