@@ -35,7 +35,6 @@ sub writer_loop {
         for my $j (0 .. 2999) {
             $m->put("w:$j", wval($j, $r)) or die "writer: put failed\n";
             $m->remove("w:" . (($j * 17) % 3000)) if $j % 5 == 0;
-            $m->incr("c:" . ($j % 10)) if $m->can('incr');
             if (!$told && $j == 500) { syswrite $ready_w, 'x'; $told = 1 }
         }
     }
