@@ -408,4 +408,19 @@ for_each_variant {
     ok($m->put(vkey($v, 3), vval($v, 3)), 'the map still works');
 };
 
+subtest 'every string length from 0 to 1100 round-trips, as key and as value' => sub {
+    # crosses every small size class and the inline/arena boundary at 7/8 bytes
+    my $m = Data::HashMap::Shared::SS->new(tmp_path('lengths'), 5000);
+    my @bad;
+    for my $len (0 .. 1100) {
+        my $k = 'k' x $len;
+        my $val = join '', map { chr(($_ * 7 + $len) % 256) } 1 .. $len;
+        $m->put($k, $val) or push(@bad, "put $len"), next;
+        my $got = $m->get($k);
+        push @bad, "get $len" unless defined $got && $got eq $val;
+    }
+    is("@bad", '', 'no length is lost');
+    is($m->size, 1101, 'one entry per length');
+};
+
 done_testing;

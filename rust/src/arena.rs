@@ -59,7 +59,10 @@ pub fn class_for(total: u64) -> Option<usize> {
     if total <= 248 {
         return Some((total.max(16) - 16).div_ceil(8) as usize);
     }
-    let doublings = 63 - (total / 256).leading_zeros() as usize; // floor(log2(total/256))
+    if total <= 256 {
+        return Some(30);
+    }
+    let doublings = 63 - (total / 256).leading_zeros() as usize; // floor(log2(total/256)) >= 0
     let mut c = 30 + 4 * doublings.saturating_sub(1);
     while c < NCLASSES {
         if class_size(c) >= total {

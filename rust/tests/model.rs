@@ -28,7 +28,7 @@ fn gen_key(r: &mut Rng, v: Variant) -> Entry {
         // lengths 0..40 so that both inline and arena keys occur
         let len = (n.unsigned_abs() % 23) as usize + if n % 3 == 0 { 8 } else { 0 };
         let b: Vec<u8> = (0..len)
-            .map(|i| (n as u8).wrapping_add(i as u8 * 31))
+            .map(|i| (n as u8).wrapping_add((i as u8).wrapping_mul(31)))
             .collect();
         Entry::Bytes(b, false)
     } else {
@@ -259,7 +259,7 @@ fn strings_of_every_size_class_round_trip() {
     let t = Tmp::new("strings");
     let mut m = open(&t, Variant::SS, 100);
     let mut r = Rng(99);
-    let mut lens = vec![0usize, 1, 7, 8, 9, 15, 16, 17, 247, 248, 249, 1000, 65536];
+    let mut lens = vec![0usize, 1, 7, 8, 9, 15, 16, 17, 240, 241, 244, 247, 248, 249, 1000, 65536];
     lens.push(3 << 20);
     for (i, &len) in lens.iter().enumerate() {
         let k = format!("key-{i}").into_bytes();
