@@ -139,6 +139,27 @@ int dhms_get_or_set(dhms_map *map, const dhms_item *key, const dhms_item *dflt, 
  * nothing changed; EFULL: the key is new and the map is full. */
 int dhms_incr_by(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
 
+/* ---- expiry and recency (SPEC section 5 and 6) ------------------------ */
+
+/* As dhms_put, with this entry's own lifetime in seconds (0 = permanent).
+ * DHMS_ERROR on a map without TTL (the message says what to do). */
+int dhms_put_ttl(dhms_map *map, const dhms_item *key, const dhms_item *val, uint64_t secs);
+/* As dhms_get; *ttl = seconds left (0 = permanent, -1 = the map has no TTL). */
+int dhms_get_with_ttl(dhms_map *map, const dhms_item *key, dhms_out *out, int64_t *ttl);
+/* OK: *secs = seconds left (0 = permanent); FALSE: missing, expired, no TTL. */
+int dhms_ttl_remaining(dhms_map *map, const dhms_item *key, uint64_t *secs);
+/* Reset the lifetime to the default (permanent stays permanent) and mark
+ * recently used. OK, or FALSE if missing or the map has neither LRU nor TTL. */
+int dhms_touch(dhms_map *map, const dhms_item *key);
+/* Lifetime from now (0 = permanent). OK, or FALSE if missing or no TTL. */
+int dhms_set_ttl(dhms_map *map, const dhms_item *key, uint64_t secs);
+/* Make permanent. OK, or FALSE if missing or no TTL. */
+int dhms_persist(dhms_map *map, const dhms_item *key);
+/* Remove expired entries, scanning up to `limit` slots from the position the
+ * last call (from any process) left in the file; UINT64_MAX scans everything.
+ * *removed = how many; *done = 1 once a full pass has ended. */
+int dhms_flush_expired(dhms_map *map, uint64_t limit, uint64_t *removed, int *done);
+
 /* ---- whole map ------------------------------------------------------- */
 
 uint64_t dhms_info(const dhms_map *map, int which);

@@ -35,6 +35,20 @@ pub trait AnyMap: Send {
     fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status>;
     /// See [`Map::each`].
     fn each(&mut self, k: &mut Out, v: &mut Out) -> Result<Status>;
+    /// See [`Map::put_ttl`].
+    fn put_ttl(&mut self, k: &Item, v: &Item, secs: u64) -> Result<Status>;
+    /// See [`Map::get_with_ttl`].
+    fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status>;
+    /// See [`Map::ttl_remaining`].
+    fn ttl_remaining(&mut self, k: &Item) -> Result<Option<u64>>;
+    /// See [`Map::touch`].
+    fn touch(&mut self, k: &Item) -> Result<bool>;
+    /// See [`Map::set_ttl`].
+    fn set_ttl(&mut self, k: &Item, secs: u64) -> Result<bool>;
+    /// See [`Map::persist`].
+    fn persist(&mut self, k: &Item) -> Result<bool>;
+    /// See [`Map::flush_expired_partial`] (`u64::MAX`: a whole pass).
+    fn flush_expired_partial(&mut self, limit: u64) -> Result<(u64, bool)>;
     /// See [`Map::snapshot`].
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
 }
@@ -72,6 +86,31 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     }
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
         Map::snapshot(self)
+    }
+    fn put_ttl(&mut self, k: &Item, v: &Item, secs: u64) -> Result<Status> {
+        Map::put_ttl(self, k, v, secs)
+    }
+    fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {
+        Map::get_with_ttl(self, k, out, ttl)
+    }
+    fn ttl_remaining(&mut self, k: &Item) -> Result<Option<u64>> {
+        Map::ttl_remaining(self, k)
+    }
+    fn touch(&mut self, k: &Item) -> Result<bool> {
+        Map::touch(self, k)
+    }
+    fn set_ttl(&mut self, k: &Item, secs: u64) -> Result<bool> {
+        Map::set_ttl(self, k, secs)
+    }
+    fn persist(&mut self, k: &Item) -> Result<bool> {
+        Map::persist(self, k)
+    }
+    fn flush_expired_partial(&mut self, limit: u64) -> Result<(u64, bool)> {
+        if limit == u64::MAX {
+            Map::flush_expired(self).map(|n| (n, true))
+        } else {
+            Map::flush_expired_partial(self, limit)
+        }
     }
 }
 
@@ -294,7 +333,7 @@ export!(
     /// Lock-free presence test.
     fn dhms_exists(map, k: *const Item) {
         // SAFETY: valid for the call.
-        map.exists(unsafe { arg(k)? }).map(|b| if b { 0 } else { 1 })
+        map.exists(unsafe { arg(k)? }).map(yes)
     }
 );
 export!(
@@ -328,7 +367,7 @@ export!(
 export!(
     /// Pre-size the table.
     fn dhms_reserve(map, n: u64) {
-        map.core().reserve(n).map(|b| if b { 0 } else { 1 })
+        map.core().reserve(n).map(yes)
     }
 );
 export!(
@@ -342,6 +381,74 @@ export!(
     fn dhms_each(map, k: *mut Out, v: *mut Out) {
         // SAFETY: valid for the call.
         st(map.each(unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? }))
+    }
+);
+
+fn yes(b: bool) -> c_int {
+    if b {
+        0
+    } else {
+        1
+    }
+}
+
+export!(
+    /// Insert or overwrite with this entry's own lifetime.
+    fn dhms_put_ttl(map, k: *const Item, v: *const Item, secs: u64) {
+        // SAFETY: valid for the call.
+        st(map.put_ttl(unsafe { arg(k)? }, unsafe { arg(v)? }, secs))
+    }
+);
+export!(
+    /// Lock-free lookup with the seconds left.
+    fn dhms_get_with_ttl(map, k: *const Item, out: *mut Out, ttl: *mut i64) {
+        // SAFETY: valid for the call.
+        st(map.get_with_ttl(unsafe { arg(k)? }, unsafe { arg_mut(out)? }, unsafe { arg_mut(ttl)? }))
+    }
+);
+export!(
+    /// Seconds left for a key.
+    fn dhms_ttl_remaining(map, k: *const Item, secs: *mut u64) {
+        // SAFETY: valid for the call.
+        let r = map.ttl_remaining(unsafe { arg(k)? })?;
+        // SAFETY: valid for the call.
+        let out = unsafe { arg_mut(secs)? };
+        *out = r.unwrap_or(0);
+        Ok(yes(r.is_some()))
+    }
+);
+export!(
+    /// Reset the lifetime, mark recently used.
+    fn dhms_touch(map, k: *const Item) {
+        // SAFETY: valid for the call.
+        map.touch(unsafe { arg(k)? }).map(yes)
+    }
+);
+export!(
+    /// Change a key's lifetime.
+    fn dhms_set_ttl(map, k: *const Item, secs: u64) {
+        // SAFETY: valid for the call.
+        map.set_ttl(unsafe { arg(k)? }, secs).map(yes)
+    }
+);
+export!(
+    /// Make a key permanent.
+    fn dhms_persist(map, k: *const Item) {
+        // SAFETY: valid for the call.
+        map.persist(unsafe { arg(k)? }).map(yes)
+    }
+);
+export!(
+    /// Remove expired entries, scanning up to `limit` slots (UINT64_MAX:
+    /// a whole pass).
+    fn dhms_flush_expired(map, limit: u64, removed: *mut u64, done: *mut c_int) {
+        let (n, d) = map.flush_expired_partial(limit)?;
+        // SAFETY: valid for the call.
+        unsafe {
+            *arg_mut(removed)? = n;
+            *arg_mut(done)? = d as c_int;
+        }
+        Ok(0)
     }
 );
 

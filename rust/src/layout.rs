@@ -111,7 +111,15 @@ pub struct Header {
     pub stat_recoveries: AtomicU64,
     /// One more than the highest process slot ever claimed.
     pub slot_hwm: AtomicU64,
-    _pad3: [u64; 78],
+    /// LRU list: most recently used slot (`NIL` if empty).
+    pub lru_head: AtomicU64,
+    /// LRU list: least recently used slot (`NIL` if empty).
+    pub lru_tail: AtomicU64,
+    /// LRU clock: the stamp given to the next promoted entry.
+    pub lru_clock: AtomicU64,
+    /// Shared position of `flush_expired_partial`: `desc << 32 | next slot`.
+    pub flush_pos: AtomicU64,
+    _pad3: [u64; 74],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -180,6 +188,31 @@ pub struct Slot {
 }
 const _: () = assert!(size_of::<Slot>() == SLOT_SIZE);
 
+/// The extension word of a slot in a map with LRU or TTL (bytes 24..32):
+/// bits 0..32 the expiry in wall-clock seconds (0 = never), bit 32 the LRU
+/// "used since it became a candidate" mark that lock-free reads set.
+pub const EXT_USED: u64 = 1 << 32;
+/// Mask of the expiry in an extension word.
+pub const EXT_EXPIRY: u64 = 0xffff_ffff;
+
+/// An LRU list node, one per slot in a parallel array (LRU maps only).
+/// The list is derived state: `stamp` (the LRU clock when the entry was
+/// last promoted) is primary, and recovery or a resize rebuilds the links
+/// by sorting on it.
+#[repr(C)]
+pub struct Link {
+    /// Previous (more recent) slot, or `NIL`.
+    pub prev: AtomicU32,
+    /// Next (less recent) slot, or `NIL`.
+    pub next: AtomicU32,
+    /// LRU clock at the last promotion.
+    pub stamp: AtomicU64,
+}
+const _: () = assert!(size_of::<Link>() == 16);
+
+/// "No slot" in LRU links.
+pub const NIL: u32 = u32::MAX;
+
 /// Never used since the table was built.
 pub const EMPTY: u64 = 0;
 /// Removed; probing continues past it.
@@ -245,11 +278,15 @@ pub fn max_cap_log2(max_entries: u64) -> u32 {
     (need.next_power_of_two().trailing_zeros()).max(MIN_CAP_LOG2)
 }
 
-/// Where each part of a file with this `max_entries` lives.
+/// Where each part of a file with these parameters lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
     /// log2 of the largest capacity.
     pub max_cap_log2: u32,
+    /// Bytes per table slot: 24, or 32 with the extension word (LRU or TTL).
+    pub stride: usize,
+    /// True if the regions carry an LRU link array after the slots.
+    pub lru: bool,
     /// Offsets of regions A and B.
     pub region_off: [u64; 2],
     /// Offset of the arena.
@@ -263,16 +300,31 @@ fn page_up(x: u64) -> u64 {
 }
 
 impl Geometry {
-    /// The geometry of a map for `max_entries`.
+    /// The geometry of a plain map for `max_entries`.
     pub fn for_max_entries(max_entries: u64) -> Geometry {
+        Self::new(max_entries, false, false)
+    }
+
+    /// The geometry of a map for `max_entries`, with LRU and/or TTL.
+    /// A region holds `max_cap` slots, then (LRU) `max_cap` links.
+    pub fn new(max_entries: u64, lru: bool, ttl: bool) -> Geometry {
         let l = max_cap_log2(max_entries);
-        let region = page_up((1u64 << l) * SLOT_SIZE as u64);
+        let stride = if lru || ttl { SLOT_SIZE + 8 } else { SLOT_SIZE };
+        let per_slot = stride as u64 + if lru { size_of::<Link>() as u64 } else { 0 };
+        let region = page_up((1u64 << l) * per_slot);
         let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
         Geometry {
             max_cap_log2: l,
+            stride,
+            lru,
             region_off: [a, a + region],
             arena_off: a + 2 * region,
         }
+    }
+
+    /// Offset of the link array inside a region (after the slots).
+    pub fn links_off(&self) -> u64 {
+        (self.stride as u64) << self.max_cap_log2
     }
 
     /// Bytes in one table region.

@@ -12,6 +12,7 @@
 //! * [`hash`] — the keyed hash (part of the file format).
 //! * [`arena`] — string storage with size classes and free lists.
 //! * [`table`] — the open-addressing table.
+//! * [`lru`], [`ttl`] — eviction order and expiry.
 //! * [`codec`] — key and value kinds (int16, int32, int64, bytes).
 //! * [`map`] — `Map<K, V>`: the operations, generic over the codecs.
 //! * [`ffi`] — the C ABI used by the Perl glue (`xs/dhms.h`).
@@ -26,10 +27,12 @@ pub mod futex;
 pub mod hash;
 pub mod layout;
 pub mod lock;
+pub mod lru;
 pub mod map;
 pub mod region;
 pub mod seqlock;
 pub mod table;
+pub mod ttl;
 
 pub use codec::{Bytes, Codec, I16, I32, I64};
 pub use error::{Error, Result};

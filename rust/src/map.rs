@@ -254,6 +254,16 @@ pub struct Core {
     max_entries: u64,
     variant: Variant,
     me: Me,
+    /// Keys / values are byte strings (they own arena blocks).
+    kb: bool,
+    vb: bool,
+    /// LRU eviction is on (`max_size > 0`).
+    pub(crate) lru_on: bool,
+    /// Expiry is on (`ttl > 0`).
+    pub(crate) ttl_on: bool,
+    pub(crate) max_size: u64,
+    pub(crate) ttl_default: u64,
+    pub(crate) lru_skip: u64,
     /// `each`: the hash of the last entry returned (None: at the start).
     iter: Option<u64>,
 }
@@ -309,7 +319,7 @@ impl Core {
     }
 
     fn init(mut region: Region, variant: Variant, p: &Params) -> Result<Core> {
-        let geo = Geometry::for_max_entries(p.max_entries);
+        let geo = Geometry::new(p.max_entries, p.max_size > 0, p.ttl > 0);
         let reserve = Self::reserve_for(p.arena_cap);
         let size = geo.arena_off + INITIAL_ARENA.min(reserve);
         region.truncate(size)?;
@@ -333,6 +343,8 @@ impl Core {
         h.table.store(table_desc(0, MIN_CAP_LOG2), Relaxed);
         h.file_size.store(size, Relaxed);
         h.arena_top.store(geo.arena_off, Relaxed);
+        h.lru_head.store(layout::NIL as u64, Relaxed);
+        h.lru_tail.store(layout::NIL as u64, Relaxed);
         // The magic goes last: until it is there, the file is "pending".
         let pending = h.magic.load(Relaxed);
         h.magic.store(MAGIC, Relaxed);
@@ -396,7 +408,7 @@ impl Core {
         if let Err(e) = p.check() {
             return corrupt(e.0);
         }
-        let geo = Geometry::for_max_entries(p.max_entries);
+        let geo = Geometry::new(p.max_entries, p.max_size > 0, p.ttl > 0);
         if h.max_cap_log2.load(Relaxed) != geo.max_cap_log2 as u64
             || h.region_off[0].load(Relaxed) != geo.region_off[0]
             || h.region_off[1].load(Relaxed) != geo.region_off[1]
@@ -444,7 +456,22 @@ impl Core {
             ))
         })?;
         let _ = &mut region;
+        let kb = matches!(
+            variant,
+            Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS
+        );
+        let vb = matches!(
+            variant,
+            Variant::I16S | Variant::I32S | Variant::IS | Variant::SS
+        );
         Ok(Core {
+            kb,
+            vb,
+            lru_on: geo.lru,
+            ttl_on: h.ttl.load(Relaxed) > 0,
+            max_size: h.max_size.load(Relaxed),
+            ttl_default: h.ttl.load(Relaxed),
+            lru_skip: h.lru_skip.load(Relaxed),
             seed: h.seed.load(Relaxed),
             max_entries: h.max_entries.load(Relaxed),
             arena_off: geo.arena_off,
@@ -575,8 +602,7 @@ impl Core {
             .punch(self.geo.region_off[other], self.geo.region_bytes());
         let (mut size, mut tombs) = (0u64, 0u64);
         let mut live = HashSet::new();
-        let kb = self.variant_key_bytes();
-        let vb = self.variant_val_bytes();
+        let (kb, vb) = (self.kb, self.vb);
         for i in 0..t.cap() {
             let s = t.slot(i);
             let m = s.meta.load(Relaxed);
@@ -596,24 +622,13 @@ impl Core {
         }
         hdr.size.store(size, Relaxed);
         hdr.tombstones.store(tombs, Relaxed);
+        if self.lru_on {
+            self.lru_rebuild(&t);
+        }
         self.arena_rebuild(&live);
         if self.hdr().seq.load(Relaxed) & 1 == 1 {
             self.seq_end();
         }
-    }
-
-    fn variant_key_bytes(&self) -> bool {
-        matches!(
-            self.variant,
-            Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS
-        )
-    }
-
-    fn variant_val_bytes(&self) -> bool {
-        matches!(
-            self.variant,
-            Variant::I16S | Variant::I32S | Variant::IS | Variant::SS
-        )
     }
 
     /// Publish an empty minimum-size table in the inactive region.
@@ -627,6 +642,8 @@ impl Core {
         hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
         hdr.size.store(0, Relaxed);
         hdr.tombstones.store(0, Relaxed);
+        hdr.lru_head.store(layout::NIL as u64, Relaxed);
+        hdr.lru_tail.store(layout::NIL as u64, Relaxed);
         self.region
             .punch(self.geo.region_off[1 - other as usize], region_bytes);
     }
@@ -682,8 +699,21 @@ impl Core {
             let s = old.slot(i);
             let m = s.meta.load(Relaxed);
             if is_full(m) {
-                new.place(m, s.key.load(Relaxed), s.val.load(Relaxed));
+                let ext = if old.has_ext() {
+                    old.ext(i).load(Relaxed)
+                } else {
+                    0
+                };
+                let j = new.place(m, s.key.load(Relaxed), s.val.load(Relaxed), ext);
+                if let (Some(j), true) = (j, self.lru_on) {
+                    new.link(j)
+                        .stamp
+                        .store(old.link(i).stamp.load(Relaxed), Relaxed);
+                }
             }
+        }
+        if self.lru_on {
+            self.lru_rebuild(&new);
         }
         hdr.table.store(table_desc(other as u64, log2), Release);
         hdr.tombstones.store(0, Relaxed);
@@ -723,6 +753,66 @@ impl Core {
             self.resize(want.min(t.log2 - 1));
         } else if tombs * 4 > cap {
             self.resize(t.log2);
+        }
+    }
+
+    /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
+    /// the LRU list, mark it removed, free its strings.
+    pub(crate) fn remove_slot(&mut self, t: &Table, i: usize) {
+        if self.lru_on {
+            self.lru_unlink(t, i);
+        }
+        let s = t.slot(i);
+        let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
+        let dt = t.vacate(i);
+        let hdr = self.hdr();
+        if dt >= 0 {
+            hdr.tombstones.fetch_add(dt as u64, Relaxed);
+        } else {
+            let cur = hdr.tombstones.load(Relaxed);
+            hdr.tombstones
+                .store(cur.saturating_sub((-dt) as u64), Relaxed);
+        }
+        hdr.size.fetch_sub(1, Relaxed);
+        if self.kb {
+            self.str_free(kw);
+        }
+        if self.vb {
+            self.str_free(vw);
+        }
+    }
+
+    /// Remove an entry found expired by a write (writer lock held, seq odd).
+    pub(crate) fn remove_expired(&mut self, t: &Table, i: usize) {
+        self.remove_slot(t, i);
+        self.hdr().stat_expired.fetch_add(1, Relaxed);
+    }
+
+    /// Is slot `i` of `t` live at `now`? (Always, without TTL.)
+    #[inline(always)]
+    pub(crate) fn live(&self, t: &Table, i: usize, now: u32) -> bool {
+        !self.ttl_on || !self.expired(t.ext(i).load(Relaxed), now)
+    }
+
+    /// A read used slot `i`: set its LRU mark (only if not set, so that
+    /// reads of a hot key do not keep writing its cache line).
+    #[inline(always)]
+    pub(crate) fn mark_used(&self, t: &Table, i: usize) {
+        if self.lru_on {
+            let e = t.ext(i);
+            if e.load(Relaxed) & layout::EXT_USED == 0 {
+                e.fetch_or(layout::EXT_USED, Relaxed);
+            }
+        }
+    }
+
+    /// The time for expiry checks (0, and no clock read, without TTL).
+    #[inline(always)]
+    pub(crate) fn now(&self) -> u32 {
+        if self.ttl_on {
+            crate::ttl::now()
+        } else {
+            0
         }
     }
 
@@ -1038,14 +1128,24 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     // ---- reads (lock-free) -------------------------------------------
 
-    /// Look `k` up; its value goes into `out`.
-    pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+    /// Look `k` up; its value goes into `out` and, if `ttl` is given, its
+    /// seconds left (0 = permanent; -1 on a map without TTL) into `ttl`.
+    fn read_entry(&mut self, k: &Item, out: &mut Out, mut ttl: Option<&mut i64>) -> Result<Status> {
         // SAFETY: k's bytes are valid for this call (API contract).
         let key = unsafe { self.key(k)? };
+        let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
             match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                Probe::Found(i) => {
+                Probe::Found(i) if core.live(&t, i, now) => {
+                    core.mark_used(&t, i);
+                    if let Some(ttl) = ttl.as_deref_mut() {
+                        *ttl = if core.ttl_on {
+                            Core::remaining(t.ext(i).load(Relaxed), now) as i64
+                        } else {
+                            -1
+                        };
+                    }
                     let w = t.slot(i).val.load(Acquire);
                     Some(Self::emit(core, V::BYTES, w, out))
                 }
@@ -1059,57 +1159,146 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
-    /// True if `k` is present.
+    /// Look `k` up; its value goes into `out`.
+    pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
+        self.read_entry(k, out, None)
+    }
+
+    /// As `get`, and the entry's seconds left (0 = permanent, -1 = the map
+    /// has no TTL) in `ttl`.
+    pub fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {
+        self.read_entry(k, out, Some(ttl))
+    }
+
+    /// True if `k` is present (and not expired).
     pub fn exists(&mut self, k: &Item) -> Result<bool> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
+        let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
-            Some(matches!(
-                t.probe(key.hash, |w| Self::key_eq(core, &key, w)),
-                Probe::Found(_)
-            ))
+            Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+                Probe::Found(i) => core.live(&t, i, now),
+                _ => false,
+            })
+        })?;
+        r.ok_or_else(|| self.core.damaged())
+    }
+
+    /// Seconds left for `k`: `Some(0)` if permanent, `None` if missing,
+    /// expired, or the map has no TTL.
+    pub fn ttl_remaining(&mut self, k: &Item) -> Result<Option<u64>> {
+        if !self.core.ttl_on {
+            return Ok(None);
+        }
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        let now = self.core.now();
+        let r = self.core.read(|core| {
+            let t = core.active()?;
+            Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+                Probe::Found(i) if core.live(&t, i, now) => {
+                    Some(Core::remaining(t.ext(i).load(Relaxed), now))
+                }
+                _ => None,
+            })
         })?;
         r.ok_or_else(|| self.core.damaged())
     }
 
     // ---- writes --------------------------------------------------------
 
-    /// Insert or overwrite.
+    /// Insert or overwrite (with the map's default TTL, if it has one).
     pub fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
+        self.put_with(k, v, None)
+    }
+
+    /// Insert or overwrite with this entry's own lifetime (0 = permanent).
+    pub fn put_ttl(&mut self, k: &Item, v: &Item, secs: u64) -> Result<Status> {
+        self.need_ttl("put_ttl")?;
+        self.put_with(k, v, Some(secs))
+    }
+
+    fn need_ttl(&self, op: &str) -> Result<()> {
+        if self.core.ttl_on {
+            Ok(())
+        } else {
+            Err(Error::new(format!(
+                "{op} needs a map created with a TTL (the 4th argument of new, in seconds); \
+                 this map has none: use put, or create the map with a default TTL"
+            )))
+        }
+    }
+
+    fn put_with(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
         self.check_val(v)?;
         let g = self.core.write_lock()?;
-        Self::put_locked(g.core, &key, k, v)
+        let now = g.core.now();
+        Self::put_locked(g.core, &key, k, v, ttl, now)
     }
 
-    fn put_locked(core: &mut Core, key: &Key<'_>, k: &Item, v: &Item) -> Result<Status> {
+    fn put_locked(
+        core: &mut Core,
+        key: &Key<'_>,
+        k: &Item,
+        v: &Item,
+        ttl: Option<u64>,
+        now: u32,
+    ) -> Result<Status> {
         let t = core.active().ok_or_else(|| core.damaged())?;
+        let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
         match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-            Probe::Found(i) => {
-                if !V::BYTES {
-                    t.slot(i).val.store(v.num as u64, Release);
-                    return Ok(Status::Ok);
-                }
-                let nw = match Self::store_word(core, true, v) {
-                    Ok(w) => w,
-                    Err(StoreError::Full) => return Ok(Status::Full),
-                    Err(StoreError::Sys(e)) => return Err(e),
-                };
+            Probe::Found(i) if !core.live(&t, i, now) => {
                 core.seq_begin();
-                let old = t.slot(i).val.swap(nw, AcqRel);
-                core.str_free(old);
+                core.remove_expired(&t, i);
                 core.seq_end();
+                Self::insert_locked(core, key, k, v, expiry, now)
+            }
+            Probe::Found(i) => {
+                if V::BYTES {
+                    let nw = match Self::store_word(core, true, v) {
+                        Ok(w) => w,
+                        Err(StoreError::Full) => return Ok(Status::Full),
+                        Err(StoreError::Sys(e)) => return Err(e),
+                    };
+                    core.seq_begin();
+                    let old = t.slot(i).val.swap(nw, AcqRel);
+                    core.str_free(old);
+                    core.seq_end();
+                } else {
+                    t.slot(i).val.store(v.num as u64, Release);
+                }
+                Self::updated(core, &t, i, Some(expiry));
                 Ok(Status::Ok)
             }
-            Probe::Vacant(_) | Probe::NoRoom => Self::insert_locked(core, key, k, v),
+            Probe::Vacant(_) | Probe::NoRoom => Self::insert_locked(core, key, k, v, expiry, now),
         }
     }
 
-    /// Insert a key known to be absent.
-    fn insert_locked(core: &mut Core, key: &Key<'_>, k: &Item, v: &Item) -> Result<Status> {
-        if core.hdr().size.load(Relaxed) >= core.max_entries {
+    /// Bookkeeping after an update of slot `i`: a new expiry (if given, on a
+    /// TTL map) and an LRU promotion.
+    fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
+        if let (true, Some(e)) = (core.ttl_on, expiry) {
+            t.ext(i).store(e, Release);
+        }
+        if core.lru_on {
+            core.lru_promote(t, i);
+        }
+    }
+
+    /// Insert a key known to be absent, with the extension word `expiry`.
+    /// On an LRU map at `max_size`, evicts one entry first.
+    fn insert_locked(
+        core: &mut Core,
+        key: &Key<'_>,
+        k: &Item,
+        v: &Item,
+        expiry: u64,
+        now: u32,
+    ) -> Result<Status> {
+        if !core.lru_on && core.hdr().size.load(Relaxed) >= core.max_entries {
             return Ok(Status::Full);
         }
         let kw = match Self::store_word(core, K::BYTES, k) {
@@ -1131,6 +1320,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         };
         core.seq_begin();
         let mut t = core.active().ok_or_else(|| core.damaged())?;
+        if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
+            core.evict_one(&t, now);
+        }
+        if core.hdr().size.load(Relaxed) >= core.max_entries {
+            core.str_free(kw);
+            core.str_free(vw);
+            core.seq_end();
+            return Ok(Status::Full);
+        }
         if core.make_room(&t) {
             t = core.active().ok_or_else(|| core.damaged())?;
         }
@@ -1145,49 +1343,40 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let was_tomb = s.meta.load(Relaxed) == TOMB;
         s.key.store(kw, Relaxed);
         s.val.store(vw, Relaxed);
+        if t.has_ext() {
+            t.ext(i).store(expiry, Relaxed);
+        }
         s.meta.store(layout::full_meta(key.hash), Release);
         let hdr = core.hdr();
         if was_tomb {
             hdr.tombstones.fetch_sub(1, Relaxed);
         }
         hdr.size.fetch_add(1, Relaxed);
+        if core.lru_on {
+            core.lru_push_head(&t, i);
+        }
         core.seq_end();
         Ok(Status::Ok)
     }
 
-    /// Remove slot `i` of `t` (writer lock held, seq odd).
-    fn remove_slot(core: &mut Core, t: &Table, i: usize) {
-        let s = t.slot(i);
-        let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
-        let dt = t.vacate(i);
-        let hdr = core.hdr();
-        if dt >= 0 {
-            hdr.tombstones.fetch_add(dt as u64, Relaxed);
-        } else {
-            let cur = hdr.tombstones.load(Relaxed);
-            hdr.tombstones
-                .store(cur.saturating_sub((-dt) as u64), Relaxed);
-        }
-        hdr.size.fetch_sub(1, Relaxed);
-        if K::BYTES {
-            core.str_free(kw);
-        }
-        if V::BYTES {
-            core.str_free(vw);
-        }
-    }
-
     /// Remove `k`; if `out` is given, the old value is copied there first.
-    fn remove_impl(&mut self, k: &Item, out: Option<&mut Out>) -> Result<Status> {
+    fn remove_impl(&mut self, k: &Item, mut out: Option<&mut Out>) -> Result<Status> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
+        let now = core.now();
         let t = core.active().ok_or_else(|| core.damaged())?;
         let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
             return Ok(Status::False);
         };
-        if let Some(out) = out {
+        if !core.live(&t, i, now) {
+            core.seq_begin();
+            core.remove_expired(&t, i);
+            core.seq_end();
+            return Ok(Status::False);
+        }
+        if let Some(out) = out.as_deref_mut() {
             let w = t.slot(i).val.load(Acquire);
             match Self::emit(core, V::BYTES, w, out) {
                 Some(Status::Ok) => {}
@@ -1196,7 +1385,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             }
         }
         core.seq_begin();
-        Self::remove_slot(core, &t, i);
+        core.remove_slot(&t, i);
         core.maybe_shrink();
         core.seq_end();
         Ok(Status::Ok)
@@ -1219,17 +1408,28 @@ impl<K: Codec, V: Codec> Map<K, V> {
         self.check_val(dflt)?;
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
+        let now = core.now();
         let t = core.active().ok_or_else(|| core.damaged())?;
         if let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-            let w = t.slot(i).val.load(Acquire);
-            return Self::emit(core, V::BYTES, w, out)
-                .ok_or_else(|| Error::new("corrupt map: bad value reference"));
+            if core.live(&t, i, now) {
+                let w = t.slot(i).val.load(Acquire);
+                let st = Self::emit(core, V::BYTES, w, out)
+                    .ok_or_else(|| Error::new("corrupt map: bad value reference"))?;
+                if st == Status::Ok {
+                    Self::updated(core, &t, i, None);
+                }
+                return Ok(st);
+            }
+            core.seq_begin();
+            core.remove_expired(&t, i);
+            core.seq_end();
         }
         if V::BYTES && dflt.len > out.cap {
             out.len = dflt.len;
             return Ok(Status::Small);
         }
-        match Self::insert_locked(core, &key, k, dflt)? {
+        let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+        match Self::insert_locked(core, &key, k, dflt, expiry, now)? {
             Status::Ok => {}
             s => return Ok(s),
         }
@@ -1253,15 +1453,22 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
         self.core.ensure_me()?;
+        let now = self.core.now();
         let slots = self.core.slots();
-        // Fast path: an existing key, updated atomically without the lock.
+        // Fast path: an existing live key, updated atomically without the
+        // lock (on an LRU map the update marks the entry used, as a read does).
         if lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
-            let r = self.core.active().map(|t| {
-                match t.probe(key.hash, |w| Self::key_eq(&self.core, &key, w)) {
-                    Probe::Found(i) => Some(Self::add_in_place(&t.slot(i).val, delta, result)),
-                    _ => None,
-                }
-            });
+            let core = &self.core;
+            let r =
+                core.active().map(
+                    |t| match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+                        Probe::Found(i) if core.live(&t, i, now) => {
+                            core.mark_used(&t, i);
+                            Some(Self::add_in_place(&t.slot(i).val, delta, result))
+                        }
+                        _ => None,
+                    },
+                );
             lock::leave_counter(slots, &self.core.me);
             if let Some(Some(s)) = r {
                 return Ok(s);
@@ -1271,12 +1478,24 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let core = &mut *g.core;
         let t = core.active().ok_or_else(|| core.damaged())?;
         match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-            Probe::Found(i) => Ok(Self::add_in_place(&t.slot(i).val, delta, result)),
-            _ => {
+            Probe::Found(i) if core.live(&t, i, now) => {
+                let s = Self::add_in_place(&t.slot(i).val, delta, result);
+                if s == Status::Ok {
+                    Self::updated(core, &t, i, None);
+                }
+                Ok(s)
+            }
+            found => {
                 if !V::fits(delta) {
                     return Ok(Status::Range);
                 }
-                let s = Self::insert_locked(core, &key, k, &Item::int(delta))?;
+                if let Probe::Found(i) = found {
+                    core.seq_begin();
+                    core.remove_expired(&t, i);
+                    core.seq_end();
+                }
+                let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+                let s = Self::insert_locked(core, &key, k, &Item::int(delta), expiry, now)?;
                 if s == Status::Ok {
                     *result = delta;
                 }
@@ -1302,16 +1521,136 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    // ---- expiry and recency ----------------------------------------------
+
+    /// Run `f` on the live slot of `k` under the writer lock; an expired
+    /// entry met on the way is removed. `Ok(false)` if `k` is missing.
+    fn with_live(&mut self, k: &Item, f: impl FnOnce(&Core, &Table, usize, u32)) -> Result<bool> {
+        // SAFETY: as in get.
+        let key = unsafe { self.key(k)? };
+        let g = self.core.write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
+            return Ok(false);
+        };
+        if !core.live(&t, i, now) {
+            core.seq_begin();
+            core.remove_expired(&t, i);
+            core.seq_end();
+            return Ok(false);
+        }
+        f(core, &t, i, now);
+        Ok(true)
+    }
+
+    /// Reset `k`'s lifetime to the default (a permanent entry stays
+    /// permanent) and mark it recently used. False if `k` is missing or the
+    /// map has neither LRU nor TTL.
+    pub fn touch(&mut self, k: &Item) -> Result<bool> {
+        if !self.core.lru_on && !self.core.ttl_on {
+            return Ok(false);
+        }
+        self.with_live(k, |core, t, i, now| {
+            if core.ttl_on {
+                let e = t.ext(i).load(Relaxed);
+                if e & layout::EXT_EXPIRY != 0 {
+                    let ne = crate::ttl::expiry_after(now, core.ttl_default);
+                    t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
+                }
+            }
+            if core.lru_on {
+                core.lru_promote(t, i);
+            }
+        })
+    }
+
+    /// Give `k` a lifetime of `secs` from now (0 = permanent). False if `k`
+    /// is missing or the map has no TTL.
+    pub fn set_ttl(&mut self, k: &Item, secs: u64) -> Result<bool> {
+        if !self.core.ttl_on {
+            return Ok(false);
+        }
+        self.with_live(k, |_, t, i, now| {
+            let e = t.ext(i).load(Relaxed);
+            let ne = crate::ttl::expiry_after(now, secs);
+            t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
+        })
+    }
+
+    /// Make `k` permanent. False if `k` is missing or the map has no TTL.
+    pub fn persist(&mut self, k: &Item) -> Result<bool> {
+        self.set_ttl(k, 0)
+    }
+
+    /// Remove every expired entry; returns how many.
+    pub fn flush_expired(&mut self) -> Result<u64> {
+        Ok(self.flush(u64::MAX)?.0)
+    }
+
+    /// Scan up to `limit` slots from where the last call (from any process)
+    /// stopped, removing expired entries: `(removed, done)`, `done` once a
+    /// full pass has ended (the next call starts a new one).
+    pub fn flush_expired_partial(&mut self, limit: u64) -> Result<(u64, bool)> {
+        self.flush(limit)
+    }
+
+    fn flush(&mut self, limit: u64) -> Result<(u64, bool)> {
+        if !self.core.ttl_on {
+            return Ok((0, true));
+        }
+        let g = self.core.write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let hdr = core.hdr();
+        let d = hdr.table.load(Relaxed);
+        let t = core.active().ok_or_else(|| core.damaged())?;
+        let pos = hdr.flush_pos.load(Relaxed);
+        let mut i = if limit == u64::MAX || pos >> 32 != d {
+            0
+        } else {
+            (pos & 0xffff_ffff) as usize
+        };
+        let end = (i as u64).saturating_add(limit).min(t.cap() as u64) as usize;
+        let mut removed = 0;
+        core.seq_begin();
+        while i < end {
+            if is_full(t.slot(i).meta.load(Relaxed)) && !core.live(&t, i, now) {
+                core.remove_expired(&t, i);
+                removed += 1;
+            }
+            i += 1;
+        }
+        let done = i >= t.cap();
+        core.hdr()
+            .flush_pos
+            .store((d << 32) | if done { 0 } else { i as u64 }, Relaxed);
+        if done {
+            core.maybe_shrink();
+        }
+        core.seq_end();
+        Ok((removed, done))
+    }
+
     // ---- iteration -----------------------------------------------------
 
     /// The next entry of this handle's walk, or `Status::False` at the end
     /// (the walk then starts over).
     pub fn each(&mut self, kout: &mut Out, vout: &mut Out) -> Result<Status> {
         let after = self.core.iter;
+        let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
-            let Some(i) = t.next_after(after) else {
-                return Some((None, Status::False));
+            let mut from = after;
+            let i = loop {
+                let Some(i) = t.next_after(from) else {
+                    return Some((None, Status::False));
+                };
+                if core.live(&t, i, now) {
+                    break i;
+                }
+                from = Some(t.slot(i).meta.load(Acquire) & !3);
             };
             let s = t.slot(i);
             let m = s.meta.load(Acquire);
@@ -1335,16 +1674,16 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Ok(st)
     }
 
-    /// Every live entry, copied under the writer lock: `(key, value)` with
-    /// strings as `(bytes, utf8)` and integers in `.1` of the pair's num.
+    /// Every live entry, copied under the writer lock: `(key, value)`.
     pub fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
         let g = self.core.write_lock()?;
         let core = &*g.core;
+        let now = core.now();
         let t = core.active().ok_or_else(|| core.damaged())?;
         let mut v = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
         for i in 0..t.cap() {
             let s = t.slot(i);
-            if is_full(s.meta.load(Relaxed)) {
+            if is_full(s.meta.load(Relaxed)) && core.live(&t, i, now) {
                 let k = Self::entry(core, K::BYTES, s.key.load(Relaxed));
                 let val = Self::entry(core, V::BYTES, s.val.load(Acquire));
                 match (k, val) {

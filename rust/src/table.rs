@@ -3,15 +3,20 @@
 //! that a resize builds the new table beside the old one and publishes it
 //! with one atomic store of the table descriptor.
 
-use crate::layout::{full_meta, Slot, EMPTY, TOMB};
+use crate::layout::{full_meta, Link, Slot, EMPTY, TOMB};
 use crate::map::Core;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::*;
 
 /// A view of one table: where its slots are and how many.
 #[derive(Clone, Copy)]
 pub struct Table {
-    pub(crate) slots: *const Slot,
+    pub(crate) slots: *const u8,
     pub(crate) log2: u32,
+    /// Bytes per slot (24, or 32 with the extension word).
+    pub(crate) stride: usize,
+    /// The LRU link array (null without LRU).
+    pub(crate) links: *const Link,
 }
 
 /// Result of probing for a key.
@@ -43,9 +48,31 @@ impl Table {
     #[inline(always)]
     pub fn slot(&self, i: usize) -> &Slot {
         debug_assert!(i < self.cap());
-        // SAFETY: `slots` points at `cap` slots inside the mapping (checked
-        // when the Table was made); Slot is all atomics.
-        unsafe { &*self.slots.add(i) }
+        // SAFETY: `slots` points at `cap` slots of `stride` bytes inside the
+        // mapping (checked when the Table was made); Slot is all atomics.
+        unsafe { &*(self.slots.add(i * self.stride) as *const Slot) }
+    }
+
+    /// The extension word of slot `i` (maps with LRU or TTL only).
+    #[inline(always)]
+    pub fn ext(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < self.cap() && self.stride > 24);
+        // SAFETY: as in `slot`; the word follows the 24-byte slot.
+        unsafe { &*(self.slots.add(i * self.stride + 24) as *const AtomicU64) }
+    }
+
+    /// The LRU link of slot `i` (LRU maps only).
+    #[inline(always)]
+    pub fn link(&self, i: usize) -> &Link {
+        debug_assert!(i < self.cap() && !self.links.is_null());
+        // SAFETY: `links` points at `cap` links inside the mapping.
+        unsafe { &*self.links.add(i) }
+    }
+
+    /// True if the slots carry extension words.
+    #[inline(always)]
+    pub fn has_ext(&self) -> bool {
+        self.stride > 24
     }
 
     /// Probe for a key with `hash`; `eq` compares a key word. Visits each
@@ -118,8 +145,9 @@ impl Table {
     }
 
     /// Put a full slot's words into a fresh table (no tombstones, key known
-    /// to be absent). Returns false if there is no empty slot.
-    pub fn place(&self, meta: u64, key: u64, val: u64) -> bool {
+    /// to be absent); `ext` is the extension word (ignored without one).
+    /// Returns the slot, or None if there is no empty slot.
+    pub fn place(&self, meta: u64, key: u64, val: u64, ext: u64) -> Option<usize> {
         let mask = self.cap() - 1;
         let mut i = self.home(meta);
         for _ in 0..self.cap() {
@@ -127,12 +155,15 @@ impl Table {
             if s.meta.load(Relaxed) == EMPTY {
                 s.key.store(key, Relaxed);
                 s.val.store(val, Relaxed);
+                if self.has_ext() {
+                    self.ext(i).store(ext, Relaxed);
+                }
                 s.meta.store(meta, Release);
-                return true;
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
-        false
+        None
     }
 
     /// Mark slot `i` removed. If the next slot is empty, no probe can pass
@@ -169,8 +200,14 @@ impl Core {
         }
         let off = self.geo.region_off[crate::layout::desc_region(desc)];
         Some(Table {
-            slots: self.ptr_at(off) as *const Slot,
+            slots: self.ptr_at(off),
             log2,
+            stride: self.geo.stride,
+            links: if self.geo.lru {
+                self.ptr_at(off + self.geo.links_off()) as *const Link
+            } else {
+                std::ptr::null()
+            },
         })
     }
 }

@@ -259,7 +259,9 @@ fn strings_of_every_size_class_round_trip() {
     let t = Tmp::new("strings");
     let mut m = open(&t, Variant::SS, 100);
     let mut r = Rng(99);
-    let mut lens = vec![0usize, 1, 7, 8, 9, 15, 16, 17, 240, 241, 244, 247, 248, 249, 1000, 65536];
+    let mut lens = vec![
+        0usize, 1, 7, 8, 9, 15, 16, 17, 240, 241, 244, 247, 248, 249, 1000, 65536,
+    ];
     lens.push(3 << 20);
     for (i, &len) in lens.iter().enumerate() {
         let k = format!("key-{i}").into_bytes();

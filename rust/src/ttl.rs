@@ -1,0 +1,50 @@
+//! Expiry: each entry of a TTL map has an expiry time in wall-clock seconds
+//! (0 = never) in its slot's extension word. Expired entries are invisible
+//! to every read at once and are removed by the next write that meets them,
+//! by `flush_expired*`, or by eviction.
+
+use crate::layout::EXT_EXPIRY;
+use crate::map::Core;
+
+/// Wall-clock seconds now (the coarse clock: one vDSO read, no syscall).
+#[inline(always)]
+pub fn now() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec.clamp(0, u32::MAX as libc::time_t) as u32
+}
+
+/// The expiry for an entry stored at `now` with a lifetime of `secs`
+/// (0 = permanent).
+#[inline(always)]
+pub fn expiry_after(now: u32, secs: u64) -> u64 {
+    if secs == 0 {
+        0
+    } else {
+        (now as u64 + secs).clamp(1, EXT_EXPIRY)
+    }
+}
+
+impl Core {
+    /// True if an extension word says its entry has expired at `now`.
+    #[inline(always)]
+    pub(crate) fn expired(&self, ext: u64, now: u32) -> bool {
+        let e = ext & EXT_EXPIRY;
+        self.ttl_on && e != 0 && e <= now as u64
+    }
+
+    /// Seconds left for an extension word (0 = permanent).
+    #[inline(always)]
+    pub(crate) fn remaining(ext: u64, now: u32) -> u64 {
+        let e = ext & EXT_EXPIRY;
+        if e == 0 {
+            0
+        } else {
+            e.saturating_sub(now as u64).max(1)
+        }
+    }
+}
