@@ -36,6 +36,16 @@
     X(remove,          2, 2, OPF_KW,            "$map, $key")           \
     X(take,            2, 2, OPF_KW,            "$map, $key")           \
     X(get_or_set,      3, 3, OPF_KW,            "$map, $key, $default") \
+    /* expiry and recency */                                            \
+    X(put_ttl,         4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
+    X(ttl_remaining,   2, 2, OPF_KW,            "$map, $key")           \
+    X(touch,           2, 2, OPF_KW,            "$map, $key")           \
+    X(persist,         2, 2, OPF_KW,            "$map, $key")           \
+    X(set_ttl,         3, 3, OPF_KW,            "$map, $key, $seconds") \
+    X(get_with_ttl,    2, 2, OPF_METHOD,        "$map, $key")           \
+    X(flush_expired,   1, 1, OPF_KW,            "$map")                 \
+    X(flush_expired_partial, 2, 2, OPF_KW,      "$map, $limit")         \
+    /* counters */                                                      \
     X(incr,            2, 2, OPF_KW|OPF_INTVAL, "$map, $key")           \
     X(decr,            2, 2, OPF_KW|OPF_INTVAL, "$map, $key")           \
     X(incr_by,         3, 3, OPF_KW|OPF_INTVAL, "$map, $key, $delta")   \

@@ -1360,7 +1360,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.
-    fn remove_impl(&mut self, k: &Item, mut out: Option<&mut Out>) -> Result<Status> {
+    fn remove_impl(&mut self, k: &Item, out: Option<&mut Out>) -> Result<Status> {
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
         let g = self.core.write_lock()?;
@@ -1376,7 +1376,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             core.seq_end();
             return Ok(Status::False);
         }
-        if let Some(out) = out.as_deref_mut() {
+        if let Some(out) = out {
             let w = t.slot(i).val.load(Acquire);
             match Self::emit(core, V::BYTES, w, out) {
                 Some(Status::Ok) => {}

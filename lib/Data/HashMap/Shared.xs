@@ -472,6 +472,17 @@ static SV *S_item_to_mortal(pTHX_ U8 kind, const dhms_item *it)
 }
 #define item_to_mortal(kind, it) S_item_to_mortal(aTHX_ kind, it)
 
+/* A yes/no engine status as Perl's true or false; anything else croaks. */
+DHMS_INLINE SV *S_ret_bool(pTHX_ const struct dhms_variant_desc *v, int st)
+{
+    if (LIKELY(st == DHMS_OK))
+        return &PL_sv_yes;
+    if (st == DHMS_FALSE)
+        return &PL_sv_no;
+    croak_status(v, st);
+}
+#define ret_bool(v, st) S_ret_bool(aTHX_ v, st)
+
 /* ====================================================================== */
 /* Argument checks for the constructor and friends                        */
 /* ====================================================================== */
@@ -548,20 +559,40 @@ static const char *S_arg_path(pTHX_ const struct dhms_variant_desc *v, SV *sv)
 
 /* ---- one key --------------------------------------------------------- */
 
+/* A store's status: true, false when full, else croak. */
+DHMS_INLINE SV *S_ret_stored(pTHX_ const struct dhms_variant_desc *v, int st)
+{
+    if (LIKELY(st == DHMS_OK))
+        return &PL_sv_yes;
+    if (st == DHMS_EFULL)
+        return &PL_sv_no;
+    croak_status(v, st);
+}
+#define ret_stored(v, st) S_ret_stored(aTHX_ v, st)
+
+/* Seconds as a TTL argument (0 = permanent). */
+#define arg_secs(sv, name) \
+    arg_uint(v, sv, name, 0, 0xffffffffUL, "a number of seconds from 0 to 4294967295", 0, 0)
+
 DHMS_BODY(put)
 {
     dhms_item key, val;
-    int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
     sv_to_item(v, v->val_kind, args[2], &val, "value");
-    st = dhms_put(m, &key, &val);
-    if (LIKELY(st == DHMS_OK))
-        args[0] = &PL_sv_yes;
-    else if (st == DHMS_EFULL)
-        args[0] = &PL_sv_no;
-    else
-        croak_status(v, st);
+    args[0] = ret_stored(v, dhms_put(m, &key, &val));
+    return args;
+}
+
+DHMS_BODY(put_ttl)
+{
+    dhms_item key, val;
+    UV secs;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &val, "value");
+    secs = arg_secs(args[3], "put_ttl's seconds");
+    args[0] = ret_stored(v, dhms_put_ttl(m, &key, &val, secs));
     return args;
 }
 
@@ -587,32 +618,18 @@ DHMS_BODY(get)
 DHMS_BODY(exists)
 {
     dhms_item key;
-    int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    st = dhms_exists(m, &key);
-    if (st == DHMS_OK)
-        args[0] = &PL_sv_yes;
-    else if (st == DHMS_FALSE)
-        args[0] = &PL_sv_no;
-    else
-        croak_status(v, st);
+    args[0] = ret_bool(v, dhms_exists(m, &key));
     return args;
 }
 
 DHMS_BODY(remove)
 {
     dhms_item key;
-    int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    st = dhms_remove(m, &key);
-    if (st == DHMS_OK)
-        args[0] = &PL_sv_yes;
-    else if (st == DHMS_FALSE)
-        args[0] = &PL_sv_no;
-    else
-        croak_status(v, st);
+    args[0] = ret_bool(v, dhms_remove(m, &key));
     return args;
 }
 
@@ -653,6 +670,122 @@ DHMS_BODY(get_or_set)
     else
         croak_status(v, st);
     return args;
+}
+
+/* ---- expiry and recency ------------------------------------------------ */
+
+DHMS_BODY(ttl_remaining)
+{
+    dhms_item key;
+    uint64_t secs = 0;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    st = dhms_ttl_remaining(m, &key, &secs);
+    if (st == DHMS_OK)
+        args[0] = ret_iv(targ, (IV)secs);
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_undef;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(get_with_ttl)
+{
+    dhms_item key;
+    dhms_out out;
+    int64_t ttl = 0;
+    SV *val = sv_newmortal();
+    SV **sp;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    out_init(v->val_kind, val, &out);
+    while ((st = dhms_get_with_ttl(m, &key, &out, &ttl)) == DHMS_ESMALL)
+        out_grow(val, &out);
+    if (st == DHMS_FALSE) {
+        if (gimme == G_LIST)
+            return args - 1;
+        args[0] = &PL_sv_undef;
+        return args;
+    }
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    out_finish(v->val_kind, val, &out);
+    if (gimme != G_LIST) {
+        args[0] = val;
+        return args;
+    }
+    sp = args - 1;
+    EXTEND(sp, 2);
+    PUSHs(val);
+    PUSHs(ttl < 0 ? &PL_sv_undef : sv_2mortal(newSViv((IV)ttl)));
+    return sp;
+}
+
+DHMS_BODY(touch)
+{
+    dhms_item key;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    args[0] = ret_bool(v, dhms_touch(m, &key));
+    return args;
+}
+
+DHMS_BODY(persist)
+{
+    dhms_item key;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    args[0] = ret_bool(v, dhms_persist(m, &key));
+    return args;
+}
+
+DHMS_BODY(set_ttl)
+{
+    dhms_item key;
+    UV secs;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    secs = arg_secs(args[2], "set_ttl's seconds");
+    args[0] = ret_bool(v, dhms_set_ttl(m, &key, secs));
+    return args;
+}
+
+DHMS_BODY(flush_expired)
+{
+    uint64_t removed = 0;
+    int done = 0;
+    int st = dhms_flush_expired(m, UINT64_MAX, &removed, &done);
+
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = ret_iv(targ, (IV)removed);
+    return args;
+}
+
+/* (removed, done) in list context; removed in scalar context. */
+DHMS_BODY(flush_expired_partial)
+{
+    UV limit = arg_uint(v, args[1], "flush_expired_partial's limit", 1, UV_MAX,
+                        "an integer >= 1 (slots to scan)", 0, 0);
+    uint64_t removed = 0;
+    int done = 0;
+    SV **sp;
+    int st = dhms_flush_expired(m, (uint64_t)limit, &removed, &done);
+
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    if (gimme != G_LIST) {
+        args[0] = ret_iv(targ, (IV)removed);
+        return args;
+    }
+    sp = args - 1;
+    EXTEND(sp, 2);
+    PUSHs(sv_2mortal(newSVuv((UV)removed)));
+    PUSHs(done ? &PL_sv_yes : &PL_sv_no);
+    return sp;
 }
 
 /* ---- counters (integer-value variants) --------------------------------- */
@@ -909,13 +1042,7 @@ DHMS_BODY(reserve)
 {
     UV n = arg_uint(v, args[1], "reserve's n", 0, UV_MAX,
                       "an integer >= 0 (a number of entries)", 0, 0);
-    int st = dhms_reserve(m, (uint64_t)n);
-    if (st == DHMS_OK)
-        args[0] = &PL_sv_yes;
-    else if (st == DHMS_FALSE)
-        args[0] = &PL_sv_no;
-    else
-        croak_status(v, st);
+    args[0] = ret_bool(v, dhms_reserve(m, (uint64_t)n));
     return args;
 }
 
@@ -1134,8 +1261,13 @@ static OP *S_build_kw(pTHX_ const struct dhms_method *d, OP **args, int nargs)
         break;
     default:
         o = newLISTOP(OP_CUSTOM, 0, args[0], args[1]);
-        for (i = 2; i < nargs; i++)
+        for (i = 2; i < nargs; i++) {
             o = op_append_elem(OP_CUSTOM, o, args[i]);
+            /* op_sibling_splice keeps op_last only for op types whose class
+             * it knows, and OP_CUSTOM is not one: set it, or the next
+             * append would go after the second argument */
+            cLISTOPx(o)->op_last = args[i];
+        }
         break;
     }
     o->op_ppaddr = d->op->pp;
