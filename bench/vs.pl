@@ -73,12 +73,32 @@ my %ROLE = (    # statement per key, operations it counts
     mixed => [ '$x = shm_P_get $m, $k; shm_P_put $m, $k, $v', 2 ],
 );
 
+my $N = 25_000;    # number of keys (set from the command line below)
+
+# LRU and TTL maps beside the plain map (SS, same keys, same loop), in one
+# run. `map` is the policy map's constructor arguments after max_entries
+# (max_size, ttl); `fill` how full the maps are before each timed pass; the
+# budget (DESIGN.md) applies to reads: within 10% of the plain map.
+my @POLICY = (
+    { name => 'LRU fill',      args => sub { ($N, 0) },        fill => 'empty',
+      stmt => 'shm_P_put $m, $k, $v' },
+    { name => 'LRU lookup',    args => sub { ($N, 0) },        fill => 'full',
+      stmt => '$x = shm_P_get $m, $k', budget => 0.9 },
+    { name => 'LRU evicting',  args => sub { (int($N / 2), 0) }, fill => 'empty',
+      stmt => 'shm_P_put $m, $k, $v' },
+    { name => 'TTL insert',    args => sub { (0, 3600) },      fill => 'empty',
+      stmt => 'shm_P_put $m, $k, $v' },
+    { name => 'TTL lookup',    args => sub { (0, 3600) },      fill => 'full',
+      stmt => '$x = shm_P_get $m, $k', budget => 0.9 },
+    { name => 'LRU+TTL lookup', args => sub { ($N, 3600) },    fill => 'full',
+      stmt => '$x = shm_P_get $m, $k', budget => 0.9 },
+);
+
 # ---- options -------------------------------------------------------------
 
 my %opt = (time => undef, smoke => 0);
 GetOptions(\%opt, 'smoke', 'time=f', 'help') or usage(2);
 usage(0) if $opt{help};
-my $N = 25_000;
 if (@ARGV && $ARGV[0] =~ /^[0-9][0-9_]*$/) {
     ($N = shift @ARGV) =~ tr/_//d;
 }
@@ -93,7 +113,7 @@ my $CROSS_TIME = $opt{time} // ($smoke ? 0.1 : 1.0);     # seconds per cross run
 my $CROSS_RUNS = $smoke ? 1 : 3;                          # best of
 
 my @sections = map { lc } @ARGV;
-my %known = map { $_ => 1 } 'cross', 'remove', (map { $_->{op} } @OPS), (map { lc } @VARIANTS),
+my %known = map { $_ => 1 } 'cross', 'remove', 'lru', 'ttl', (map { $_->{op} } @OPS), (map { lc } @VARIANTS),
     map { my $v = $_; map { lc "$v $_->{op}" } @OPS } @VARIANTS;
 $known{$_} or usage(2, "unknown section '$_'") for @sections;
 
@@ -103,7 +123,7 @@ sub usage {
     print STDERR <<"USAGE";
 usage: perl -Mblib $0 [--smoke] [--time SEC] [N] [section ...]
   N        number of keys (default 25000; with --smoke 2000)
-  section  an operation (@{[ map { $_->{op} } @OPS ]} cross),
+  section  an operation (@{[ map { $_->{op} } @OPS ]} cross lru ttl),
            a variant (@{[ map { lc } @VARIANTS ]}) or a workload ("ss get");
            "remove" selects remove and remove+put; default: all
   --smoke  short measurements (implied by N <= 5000): a run takes seconds
@@ -115,6 +135,7 @@ USAGE
 sub selected {
     my ($variant, $op) = @_;
     return 1 unless @sections;
+    return 0 if grep { $_ eq 'lru' || $_ eq 'ttl' } @sections and !grep { $_ eq lc $variant || $_ eq $op } @sections;
     for my $s (@sections) {
         return 1 if $s eq lc $variant || $s eq lc "$variant $op" || $s eq $op;
         return 1 if $s eq 'remove' && $op =~ /^remove/;
@@ -227,6 +248,73 @@ sub run_workload {
     unlink $path;
     my %rate = map { $_ => $N * $w->{ops} / max($best->{$_}, 1e-9) } keys %$best;
     return ($rate{perl}, $rate{ours});
+}
+
+# ---- LRU and TTL beside the plain map --------------------------------------
+
+sub run_policy {
+    my ($p) = @_;
+    my $keys = keys_for('SS');
+    my %maps;
+    for my $side (qw(plain policy)) {
+        my $path = sprintf '%s/policy-%d.map', $DIR, ++$map_seq;
+        my @args = $side eq 'plain' ? () : $p->{args}->();
+        $maps{$side} = [ Data::HashMap::Shared::SS->new($path, 2 * $N, @args), $path ];
+    }
+    my %side;
+    for my $name (keys %maps) {
+        my $m = $maps{$name}[0];
+        my $fill = sub { $m->put($keys->[$_ - 1], fill_value('SS', $_)) for 1 .. $N };
+        $fill->() if $p->{fill} eq 'full';
+        $side{$name} = {
+            run  => loop_maker('SS', $p->{stmt})->($m, {}, $keys, put_value('SS')),
+            prep => $p->{fill} eq 'empty' ? sub { $m->clear } : undef,
+        };
+    }
+    my $best = best_of(%side);
+    unlink map { $_->[1] } values %maps;
+    return map { $N / max($best->{$_}, 1e-9) } qw(plain policy);
+}
+
+# flush_expired of N expired entries beside removing N entries one by one
+# from the plain map (one measurement each: expiry needs a second to pass).
+sub run_flush {
+    my $keys = keys_for('SS');
+    my $plain = Data::HashMap::Shared::SS->new("$DIR/flush-plain.map", 2 * $N);
+    my $ttl   = Data::HashMap::Shared::SS->new("$DIR/flush-ttl.map", 2 * $N, 0, 3600);
+    $plain->put($_, 'v' x 20) for @$keys;
+    $ttl->put_ttl($_, 'v' x 20, 1) for @$keys;
+    my $remove = loop_maker('SS', 'shm_P_remove $m, $k')->($plain, {}, $keys, undef);
+    my $t0 = now();
+    $remove->();
+    my $t_plain = now() - $t0;
+    sleep 2;
+    $t0 = now();
+    my $n = $ttl->flush_expired;
+    my $t_ttl = now() - $t0;
+    die "flush_expired removed $n of $N\n" unless $n == $N;
+    unlink "$DIR/flush-plain.map", "$DIR/flush-ttl.map";
+    return ($N / max($t_plain, 1e-9), $N / max($t_ttl, 1e-9));
+}
+
+sub policy_section {
+    my @want = grep { $_ eq 'lru' || $_ eq 'ttl' } @sections;
+    my @rows = grep { my $n = lc $_->{name}; !@want || grep { $n =~ /\b$_\b/ } @want } @POLICY;
+    printf "\n%-16s %17s %15s %7s  %s\n", 'policy (SS)', 'plain map ops/s', 'policy ops/s', 'ratio', 'budget';
+    for my $p (@rows) {
+        my ($plain, $policy) = run_policy($p);
+        my $ratio = $policy / $plain;
+        printf "%-16s %17s %15s %7.3f  %s%s\n", $p->{name}, commify($plain), commify($policy), $ratio,
+            $p->{budget} ? sprintf('>= %.2f', $p->{budget}) : '',
+            $p->{budget} && $ratio < $p->{budget} ? '  BELOW' : '';
+    }
+    if (!@want || grep { $_ eq 'ttl' } @want) {
+        my ($plain, $flush) = run_flush();
+        printf "%-16s %17s %15s %7.3f  %s\n", 'TTL flush', commify($plain), commify($flush), $flush / $plain,
+            '(plain: remove each key)';
+    }
+    print "  LRU fill: max_size N; LRU evicting: max_size N/2, so half the inserts evict;\n",
+          "  TTL: default 3600 s. Same keys and loop on both sides.\n";
 }
 
 # ---- cross-process -------------------------------------------------------
@@ -342,4 +430,5 @@ for my $row (@rows) {
         defined $budget ? sprintf('>= %.2f', $budget) : '', $mark;
 }
 print "\nbelow budget: ", join(', ', @below), "\n" if @below;
+policy_section() if !@sections || grep { $_ eq 'lru' || $_ eq 'ttl' } @sections;
 cross_section() if !@sections || grep { $_ eq 'cross' } @sections;

@@ -6,7 +6,13 @@ use hashmap_shared::ffi::open_any;
 use hashmap_shared::map::{Info, Params, Status, Variant};
 use std::time::Duration;
 
-fn lru_map(t: &Tmp, v: Variant, max_entries: u64, max_size: u64, ttl: u64) -> Box<dyn hashmap_shared::ffi::AnyMap> {
+fn lru_map(
+    t: &Tmp,
+    v: Variant,
+    max_entries: u64,
+    max_size: u64,
+    ttl: u64,
+) -> Box<dyn hashmap_shared::ffi::AnyMap> {
     let mut p = Params::new(max_entries);
     p.max_size = max_size;
     p.ttl = ttl;
@@ -23,7 +29,11 @@ fn a_key_read_since_it_became_the_candidate_survives() {
     // 1 is the oldest; reading it gives it a second chance.
     assert_eq!(get(&mut *m, Variant::II, &int(1)), Some(int(1)));
     put(&mut *m, &int(4), &int(4));
-    assert_eq!(get(&mut *m, Variant::II, &int(2)), None, "2 was the oldest unread key");
+    assert_eq!(
+        get(&mut *m, Variant::II, &int(2)),
+        None,
+        "2 was the oldest unread key"
+    );
     assert_eq!(get(&mut *m, Variant::II, &int(1)), Some(int(1)));
     // now 3 is the oldest unread (1 was read again just above, 4 is new)
     put(&mut *m, &int(5), &int(5));
@@ -45,7 +55,11 @@ fn updates_promote() {
     assert_eq!(get(&mut *m, Variant::SS, &bytes(b"b")), None);
     assert!(m.touch(&item(&bytes(b"c"))).unwrap());
     put(&mut *m, &bytes(b"e"), &bytes(b"v"));
-    assert_eq!(get(&mut *m, Variant::SS, &bytes(b"a")), None, "a was older than the touched c");
+    assert_eq!(
+        get(&mut *m, Variant::SS, &bytes(b"a")),
+        None,
+        "a was older than the touched c"
+    );
     assert_eq!(get(&mut *m, Variant::SS, &bytes(b"c")), Some(bytes(b"v")));
 }
 
@@ -69,7 +83,10 @@ fn lru_list_survives_resizes_and_random_use() {
                 m.incr_by(&item(&bytes(k.as_bytes())), 1, &mut res).unwrap();
             }
         }
-        assert!(m.core_ref().info(Info::Size) <= 700, "size above max_size at step {step}");
+        assert!(
+            m.core_ref().info(Info::Size) <= 700,
+            "size above max_size at step {step}"
+        );
         if step % 5000 == 0 {
             let n = m.core_ref().check_lru().unwrap();
             assert_eq!(n as u64, m.core_ref().info(Info::Size));
@@ -85,18 +102,37 @@ fn expired_entries_vanish_and_are_removed() {
     let t = Tmp::new("ttl");
     let mut m = lru_map(&t, Variant::IS, 1000, 0, 1);
     for k in 0..50 {
-        put(&mut *m, &int(k), &bytes(b"a value that is long enough for the arena"));
+        put(
+            &mut *m,
+            &int(k),
+            &bytes(b"a value that is long enough for the arena"),
+        );
     }
-    assert_eq!(m.put_ttl(&item(&int(100)), &item(&bytes(b"forever")), 0).unwrap(), Status::Ok);
-    assert_eq!(m.put_ttl(&item(&int(101)), &item(&bytes(b"longer")), 100).unwrap(), Status::Ok);
+    assert_eq!(
+        m.put_ttl(&item(&int(100)), &item(&bytes(b"forever")), 0)
+            .unwrap(),
+        Status::Ok
+    );
+    assert_eq!(
+        m.put_ttl(&item(&int(101)), &item(&bytes(b"longer")), 100)
+            .unwrap(),
+        Status::Ok
+    );
     assert_eq!(m.ttl_remaining(&item(&int(100))).unwrap(), Some(0));
     assert!(m.ttl_remaining(&item(&int(101))).unwrap().unwrap() > 90);
     assert!(m.ttl_remaining(&item(&int(1))).unwrap().unwrap() <= 1);
     std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(get(&mut *m, Variant::IS, &int(1)), None, "invisible at once");
+    assert_eq!(
+        get(&mut *m, Variant::IS, &int(1)),
+        None,
+        "invisible at once"
+    );
     assert!(!m.exists(&item(&int(2))).unwrap());
     assert_eq!(m.ttl_remaining(&item(&int(3))).unwrap(), None);
-    assert_eq!(get(&mut *m, Variant::IS, &int(100)), Some(bytes(b"forever")));
+    assert_eq!(
+        get(&mut *m, Variant::IS, &int(100)),
+        Some(bytes(b"forever"))
+    );
     assert_eq!(m.snapshot().unwrap().len(), 2, "walks skip expired entries");
     // a write that meets an expired entry removes it
     assert_eq!(m.remove(&item(&int(4))).unwrap(), Status::False);
@@ -105,7 +141,11 @@ fn expired_entries_vanish_and_are_removed() {
     assert_eq!((n, done), (49, true));
     assert_eq!(m.core_ref().info(Info::Size), 2);
     assert_eq!(m.core_ref().info(Info::StatExpired), 50);
-    assert_eq!(m.core_ref().info(Info::ArenaUsed), 0, "the expired values' blocks were freed");
+    assert_eq!(
+        m.core_ref().info(Info::ArenaUsed),
+        0,
+        "the expired values' blocks were freed"
+    );
 }
 
 #[test]
@@ -130,19 +170,30 @@ fn partial_flush_shares_its_position_and_converges() {
         assert!(calls < 100, "does not converge");
     }
     assert_eq!(total, 3000);
-    assert!(calls as u64 <= cap_calls + 1, "two processes shared one pass: {calls} calls");
+    assert!(
+        calls as u64 <= cap_calls + 1,
+        "two processes shared one pass: {calls} calls"
+    );
 }
 
 #[test]
 fn ttl_writers_need_a_ttl_map() {
     let t = Tmp::new("nottl");
     let mut m = lru_map(&t, Variant::SS, 10, 0, 0);
-    let e = m.put_ttl(&item(&bytes(b"k")), &item(&bytes(b"v")), 5).unwrap_err();
-    assert!(e.0.contains("put_ttl needs a map created with a TTL"), "{e}");
+    let e = m
+        .put_ttl(&item(&bytes(b"k")), &item(&bytes(b"v")), 5)
+        .unwrap_err();
+    assert!(
+        e.0.contains("put_ttl needs a map created with a TTL"),
+        "{e}"
+    );
     put(&mut *m, &bytes(b"k"), &bytes(b"v"));
     assert!(!m.persist(&item(&bytes(b"k"))).unwrap());
     assert!(!m.set_ttl(&item(&bytes(b"k")), 5).unwrap());
-    assert!(!m.touch(&item(&bytes(b"k"))).unwrap(), "no LRU, no TTL: touch is false");
+    assert!(
+        !m.touch(&item(&bytes(b"k"))).unwrap(),
+        "no LRU, no TTL: touch is false"
+    );
     assert_eq!(m.ttl_remaining(&item(&bytes(b"k"))).unwrap(), None);
 }
 

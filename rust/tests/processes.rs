@@ -446,3 +446,55 @@ fn dead_holder_with_living_child_is_recovered() {
     // SAFETY: the grandchild is our child's child; it is reparented, so just kill it.
     unsafe { libc::kill(g, libc::SIGKILL) };
 }
+
+/// Writers on an LRU+TTL map killed at random moments: the LRU list is
+/// rebuilt from the stamps and stays consistent with the table.
+#[test]
+fn lru_writer_killed_mid_loop() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Tmp::new("kill-lru");
+    let mut p = hashmap_shared::map::Params::new(10_000);
+    p.max_size = 300;
+    p.ttl = 3600;
+    let mut m = hashmap_shared::ffi::open_any(&t.0, Variant::SS, &p).unwrap();
+    let mut recovered = 0;
+    for round in 0..10u64 {
+        let path = t.0.clone();
+        let kid = spawn(move || {
+            let mut c = hashmap_shared::ffi::open_any(
+                &path,
+                Variant::SS,
+                &hashmap_shared::map::Params::new(1),
+            )
+            .unwrap();
+            let mut i = 0u64;
+            loop {
+                let k = format!("r{round}-{i}");
+                put(
+                    &mut *c,
+                    &bytes(k.as_bytes()),
+                    &bytes(format!("value for {k} ...........").as_bytes()),
+                );
+                get(
+                    &mut *c,
+                    Variant::SS,
+                    &bytes(format!("r{round}-{}", i / 2).as_bytes()),
+                );
+                i += 1;
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20 + 9 * round));
+        // SAFETY: kill our own child.
+        unsafe { libc::kill(kid, libc::SIGKILL) };
+        let mut st = 0;
+        // SAFETY: valid out-pointer.
+        unsafe { libc::waitpid(kid, &mut st, 0) };
+        let before = m.core_ref().info(Info::StatRecoveries);
+        assert_eq!(put(&mut *m, &bytes(b"parent"), &bytes(b"here")), Status::Ok);
+        recovered += m.core_ref().info(Info::StatRecoveries) - before;
+        let n = m.core_ref().check_lru().unwrap();
+        assert_eq!(n as u64, m.core_ref().info(Info::Size));
+        assert!(n <= 300);
+    }
+    assert!(recovered >= 1);
+}

@@ -181,18 +181,22 @@ actually stored, not this limit.
 
 =item C<$max_size>
 
-0, or the LRU capacity, at most C<$max_entries>. B<Stored in the file and
-reported by L</"max_entries, max_size, ttl">, but LRU eviction is not active yet>: a map with
-C<$max_size> behaves like one without.
+0, or the LRU capacity, at most C<$max_entries>: inserting a new key
+while the map holds C<$max_size> entries first evicts the least recently
+used one (L</"EVICTION AND EXPIRY">).
 
 =item C<$ttl>
 
-0, or the default lifetime of an entry in whole seconds. B<Stored and
-reported by L</"max_entries, max_size, ttl">, but entries do not expire yet.>
+0, or the default lifetime of an entry in whole seconds: entries expire
+that long after they were last stored (L</"EVICTION AND EXPIRY">). Only a
+map made with a TTL accepts the per-entry lifetimes of L</put_ttl>.
 
 =item C<$lru_skip>
 
-0 to 99. B<Stored and reported by L</stats> only, for now.>
+0 to 99: the percentage of LRU promotions by updates that are skipped
+(the entry is then only marked as used, as a read does). Higher values
+mean fewer writes to the shared LRU list for hot keys, at some cost in
+precision. 0 promotes on every update.
 
 =item C<$arena_cap>
 
@@ -300,6 +304,73 @@ As L</incr>, subtracting 1.
 
 As L</incr>, adding C<$delta> (any int64, negative too).
 
+=head1 EXPIRY AND RECENCY
+
+=head2 put_ttl
+
+    my $ok = shm_xx_put_ttl $map, $key, $value, $seconds;
+    my $ok = $map->put_ttl($key, $value, $seconds);
+
+As L</put>, with this entry's own lifetime: C<$seconds> from now, or
+permanent for 0. Croaks on a map made without a TTL (C<put_ttl needs a map
+created with a TTL ...>): there, use L</put>.
+
+=head2 ttl_remaining
+
+    my $sec = shm_xx_ttl_remaining $map, $key;
+    my $sec = $map->ttl_remaining($key);
+
+Whole seconds until C<$key> expires (at least 1 while it lives), 0 if it
+is permanent, C<undef> if it is missing or expired or the map has no TTL.
+Lock-free.
+
+=head2 get_with_ttl
+
+    my ($value, $sec) = $map->get_with_ttl($key);    # method only
+
+The value and L</ttl_remaining> in one lock-free read, or the empty list
+if C<$key> is missing or expired. On a map without TTL C<$sec> is C<undef>.
+In scalar context, the value.
+
+=head2 touch
+
+    my $ok = shm_xx_touch $map, $key;
+    my $ok = $map->touch($key);
+
+Restarts the entry's lifetime at the map's default TTL (a permanent entry
+stays permanent) and moves it to the most recently used end. False if
+C<$key> is missing or expired, or the map has neither LRU nor TTL.
+
+=head2 persist
+
+    my $ok = shm_xx_persist $map, $key;       # $map->persist($key)
+
+Makes the entry permanent. False if it is missing or the map has no TTL.
+
+=head2 set_ttl
+
+    my $ok = shm_xx_set_ttl $map, $key, $seconds;   # $map->set_ttl(...)
+
+Gives the entry a lifetime of C<$seconds> from now (0: permanent), without
+touching its value or recency. False if it is missing or the map has no TTL.
+
+=head2 flush_expired
+
+    my $n = shm_xx_flush_expired $map;        # $map->flush_expired
+
+Removes every expired entry and returns how many. 0 on a map without TTL.
+
+=head2 flush_expired_partial
+
+    my ($removed, $done) = shm_xx_flush_expired_partial $map, $limit;
+
+Scans C<$limit> table slots for expired entries, starting where the last
+call stopped, I<from any process> (the position is kept in the file), so
+that workers sweeping in turns share one pass. C<$done> is true when a
+pass reached the end of the table; the next call starts a new pass. In
+scalar context, C<$removed>. Spreads the work of L</flush_expired> over
+many short calls.
+
 =head1 OPERATIONS ON THE WHOLE MAP
 
 =head2 size
@@ -307,7 +378,9 @@ As L</incr>, adding C<$delta> (any int64, negative too).
     my $n = shm_xx_size $map;
     my $n = $map->size;
 
-The number of entries.
+The number of entries. On a map with TTL this includes expired entries
+that no write, flush or eviction has removed yet; every other read skips
+them.
 
 =head2 max_entries, max_size, ttl
 
@@ -379,8 +452,8 @@ C<$n> exceeds C<max_entries>.
     shm_xx_mmap_size $map         $map->mmap_size        bytes mapped
     shm_xx_arena_used $map        $map->arena_used       bytes of string storage in use
     shm_xx_arena_cap $map         $map->arena_cap        its cap (0: none)
-    shm_xx_stat_evictions $map    $map->stat_evictions   LRU evictions so far (0 until LRU is active)
-    shm_xx_stat_expired $map      $map->stat_expired     expired entries removed (0 until TTL is active)
+    shm_xx_stat_evictions $map    $map->stat_evictions   LRU evictions so far
+    shm_xx_stat_expired $map      $map->stat_expired     expired entries removed so far
     shm_xx_stat_recoveries $map   $map->stat_recoveries  recoveries after a process died mid-operation
 
 The counters live in the file and count for all processes.
@@ -412,6 +485,34 @@ those exist).
 Removes the map's file (or C<$path>) from the file system. True if it was
 removed; false otherwise; it never dies. Handles already open keep working
 on the now nameless map; a later C<new> on the path creates a new map.
+
+=head1 EVICTION AND EXPIRY
+
+B<LRU> (C<$max_size> E<gt> 0). Inserting a new key while the map holds
+C<$max_size> entries first evicts one, so the map never holds more, even
+with many processes inserting at once (eviction happens under the writer
+lock). Reads stay lock-free: L</get> only I<marks> the entry as used.
+Eviction looks at the least recently updated entry; if it was marked since
+it became the candidate, it gets a second chance (mark cleared, moved to the
+recent end) and the next candidate is considered. So an entry read since it
+became the candidate is never the next victim, and among the others the
+oldest goes. Updates (L</put>, L</incr> and the other counters,
+L</get_or_set> of an existing key, L</touch>) move the entry to the recent
+end, less often with L</"$lru_skip">. C<stat_evictions> (L</"DIAGNOSTICS OF A MAP">) counts evictions.
+
+B<TTL> (C<$ttl> E<gt> 0). Every new or overwritten entry expires C<$ttl>
+seconds after it was stored, unless L</put_ttl> or L</set_ttl> gave it its
+own lifetime (or made it permanent). Expiry times are wall-clock seconds
+stored in the file, so they keep their meaning across processes and
+reboots; expiry is checked against the coarse real-time clock (one clock
+read per operation at most). An expired entry is invisible to every read at
+once; it is physically removed by the next write that meets it, by
+L</flush_expired> or L</flush_expired_partial>, or by eviction, and each
+removal counts in C<stat_expired>. On a map with both, an expired entry at
+the LRU end is evicted first and counts as expired.
+
+A map without LRU and TTL pays nothing for either: its slots have no room
+for them and its reads take no clock.
 
 =head1 KEYS AND VALUES
 
@@ -515,10 +616,8 @@ through F</proc/self/fd> for its kernel lock.
 
 =head1 NOT YET AVAILABLE
 
-The following are specified and planned, but not in this release: LRU
-eviction and TTL expiry (their parameters are stored and reported already),
-the per-key TTL operations (C<put_ttl>, C<touch>, C<ttl_remaining>,
-C<flush_expired>, ...), C<add>, C<update>, C<swap>, C<cas>, C<max>,
+The following are specified and planned, but not in this release:
+C<add>, C<update>, C<swap>, C<cas>, C<max>,
 C<min>, cursors, C<pop>, C<shift>, C<drain>, the C<_multi> methods,
 anonymous, memfd-backed and sharded maps (C<new(undef, ...)>,
 C<new_memfd>, C<new_from_fd>, C<new_sharded>), C<new_readonly>, C<sync>,
