@@ -160,6 +160,56 @@ int dhms_persist(dhms_map *map, const dhms_item *key);
  * *removed = how many; *done = 1 once a full pass has ended. */
 int dhms_flush_expired(dhms_map *map, uint64_t limit, uint64_t *removed, int *done);
 
+/* ---- conditional and atomic writes ------------------------------------ */
+
+/* Insert only if absent / overwrite only if present. ttl < 0: the map's
+ * default lifetime; ttl >= 0: this entry's own (DHMS_ERROR without TTL).
+ * OK stored; FALSE not (present / absent); EFULL. */
+int dhms_add(dhms_map *map, const dhms_item *key, const dhms_item *val, int64_t ttl);
+int dhms_update(dhms_map *map, const dhms_item *key, const dhms_item *val, int64_t ttl);
+/* Store val. OK: the previous value is in *out; FALSE: a fresh insert;
+ * EFULL: could not store; ESMALL (nothing changed). */
+int dhms_swap(dhms_map *map, const dhms_item *key, const dhms_item *val, dhms_out *out);
+/* Replace the value with *desired if it equals *expected (numbers for
+ * integer values, bytes for strings). OK replaced; FALSE not; EFULL. */
+int dhms_cas(dhms_map *map, const dhms_item *key, const dhms_item *expected,
+             const dhms_item *desired);
+/* Remove and return (in *out) the value if it equals *expected. */
+int dhms_cas_take(dhms_map *map, const dhms_item *key, const dhms_item *expected, dhms_out *out);
+/* Integer values: store max (want_max != 0) or min of the current value and
+ * d (a missing key takes d), lock-free on an existing key. As dhms_incr_by. */
+int dhms_extreme(dhms_map *map, const dhms_item *key, int64_t d, int want_max, int64_t *result);
+
+/* ---- batches (each under one lock acquisition) ------------------------- */
+
+/* items[2i] -> items[2i+1] for i < n; *stored = how many were stored. */
+int dhms_set_multi(dhms_map *map, const dhms_item *items, size_t n, uint64_t *stored);
+/* Values of keys[0..n) as a snapshot of n entries whose dhms_snapshot_entry
+ * is DHMS_FALSE where the key is missing. */
+typedef struct dhms_snapshot dhms_snapshot;
+int dhms_get_multi(dhms_map *map, const dhms_item *keys, size_t n, dhms_snapshot **out);
+int dhms_remove_multi(dhms_map *map, const dhms_item *keys, size_t n, uint64_t *removed);
+
+/* ---- removing from the ends -------------------------------------------- */
+
+/* Remove up to n entries and return them as a snapshot: from the least
+ * recently used end (newest == 0; pop, drain) or the most recently used end
+ * (newest != 0; shift) of an LRU map; from the table's last / first entry
+ * otherwise. */
+int dhms_take_ends(dhms_map *map, uint64_t n, int newest, dhms_snapshot **out);
+
+/* ---- cursors ------------------------------------------------------------ */
+
+/* A cursor is a position the caller keeps: DHMS_POS_START to begin. A walk
+ * in hash order returns every entry present for the whole walk exactly once,
+ * whatever resizes happen meanwhile. */
+#define DHMS_POS_START UINT64_MAX
+/* OK: the next entry (position advanced); FALSE: at the end (the position
+ * stays there until reset); ESMALL: position kept. */
+int dhms_cursor_next(dhms_map *map, uint64_t *pos, dhms_out *key, dhms_out *val);
+/* OK: *pos set so that the next step returns key; FALSE: key missing. */
+int dhms_cursor_seek(dhms_map *map, const dhms_item *key, uint64_t *pos);
+
 /* ---- whole map ------------------------------------------------------- */
 
 uint64_t dhms_info(const dhms_map *map, int which);
@@ -176,11 +226,11 @@ void dhms_iter_reset(dhms_map *map);
 
 /* A consistent copy of all live entries, taken under the writer lock:
  * for keys / values / items / to_hash. */
-typedef struct dhms_snapshot dhms_snapshot;
 int dhms_snapshot_take(dhms_map *map, dhms_snapshot **out);
 size_t dhms_snapshot_len(const dhms_snapshot *snap);
-/* Views of entry i (0 <= i < len); valid until dhms_snapshot_free. */
-void dhms_snapshot_entry(const dhms_snapshot *snap, size_t i, dhms_item *key, dhms_item *val);
+/* Views of entry i (0 <= i < len); valid until dhms_snapshot_free.
+ * DHMS_OK, or DHMS_FALSE if the entry has no value (get_multi: missing). */
+int dhms_snapshot_entry(const dhms_snapshot *snap, size_t i, dhms_item *key, dhms_item *val);
 void dhms_snapshot_free(dhms_snapshot *snap);
 
 #endif /* DHMS_H */

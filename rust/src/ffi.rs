@@ -6,6 +6,7 @@
 use crate::codec::{Bytes, Codec, I16, I32, I64};
 use crate::error::{Error, Result};
 use crate::map::{Core, Entry, Info, Item, Map, Out, Params, Status, Variant};
+use crate::ops::End;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -49,6 +50,34 @@ pub trait AnyMap: Send {
     fn persist(&mut self, k: &Item) -> Result<bool>;
     /// See [`Map::flush_expired_partial`] (`u64::MAX`: a whole pass).
     fn flush_expired_partial(&mut self, limit: u64) -> Result<(u64, bool)>;
+    /// See [`Map::add`] / [`Map::update`] (`present`: update).
+    fn conditional(
+        &mut self,
+        k: &Item,
+        v: &Item,
+        ttl: Option<u64>,
+        present: bool,
+    ) -> Result<Status>;
+    /// See [`Map::swap`].
+    fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status>;
+    /// See [`Map::cas`].
+    fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status>;
+    /// See [`Map::cas_take`].
+    fn cas_take(&mut self, k: &Item, expected: &Item, out: &mut Out) -> Result<Status>;
+    /// See [`Map::max`] / [`Map::min`] (`want_max`: max).
+    fn extreme(&mut self, k: &Item, d: i64, want_max: bool, result: &mut i64) -> Result<Status>;
+    /// See [`Map::set_multi`].
+    fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64>;
+    /// See [`Map::get_multi`].
+    fn get_multi(&mut self, keys: &[Item]) -> Result<Vec<Option<Entry>>>;
+    /// See [`Map::remove_multi`].
+    fn remove_multi(&mut self, keys: &[Item]) -> Result<u64>;
+    /// See [`Map::take_ends`].
+    fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>>;
+    /// See [`Map::walk`].
+    fn walk(&mut self, pos: &mut Option<u64>, k: &mut Out, v: &mut Out) -> Result<Status>;
+    /// See [`Map::seek`].
+    fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>>;
     /// See [`Map::snapshot`].
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
 }
@@ -112,6 +141,53 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
             Map::flush_expired_partial(self, limit)
         }
     }
+    fn conditional(
+        &mut self,
+        k: &Item,
+        v: &Item,
+        ttl: Option<u64>,
+        present: bool,
+    ) -> Result<Status> {
+        if present {
+            Map::update(self, k, v, ttl)
+        } else {
+            Map::add(self, k, v, ttl)
+        }
+    }
+    fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status> {
+        Map::swap(self, k, v, out)
+    }
+    fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status> {
+        Map::cas(self, k, expected, desired)
+    }
+    fn cas_take(&mut self, k: &Item, expected: &Item, out: &mut Out) -> Result<Status> {
+        Map::cas_take(self, k, expected, out)
+    }
+    fn extreme(&mut self, k: &Item, d: i64, want_max: bool, result: &mut i64) -> Result<Status> {
+        if want_max {
+            Map::max(self, k, d, result)
+        } else {
+            Map::min(self, k, d, result)
+        }
+    }
+    fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64> {
+        Map::set_multi(self, pairs)
+    }
+    fn get_multi(&mut self, keys: &[Item]) -> Result<Vec<Option<Entry>>> {
+        Map::get_multi(self, keys)
+    }
+    fn remove_multi(&mut self, keys: &[Item]) -> Result<u64> {
+        Map::remove_multi(self, keys)
+    }
+    fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
+        Map::take_ends(self, n, end)
+    }
+    fn walk(&mut self, pos: &mut Option<u64>, k: &mut Out, v: &mut Out) -> Result<Status> {
+        Map::walk(self, pos, k, v)
+    }
+    fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>> {
+        Map::seek(self, k)
+    }
 }
 
 /// Open the map at `path` as `variant`, boxed behind [`AnyMap`].
@@ -139,8 +215,16 @@ pub struct DhmsMap {
     path: CString,
 }
 
-/// A snapshot for keys / values / items / to_hash.
-pub struct DhmsSnapshot(Vec<(Entry, Entry)>);
+/// A list of entries handed to C: keys / values / items / to_hash,
+/// get_multi (values may be missing), pop / shift / drain.
+pub struct DhmsSnapshot(Vec<(Entry, Option<Entry>)>);
+
+impl DhmsSnapshot {
+    fn boxed(pairs: Vec<(Entry, Entry)>) -> *mut DhmsSnapshot {
+        let all = pairs.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        Box::into_raw(Box::new(DhmsSnapshot(all)))
+    }
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -452,6 +536,153 @@ export!(
     }
 );
 
+/// The C encoding of a walk position: START and END are not hashes (a
+/// meta hash has its two low bits clear).
+const POS_START: u64 = u64::MAX;
+const POS_END: u64 = u64::MAX - 1;
+
+/// Optional lifetime: negative means "the map's default".
+fn opt_ttl(ttl: i64) -> Option<u64> {
+    (ttl >= 0).then_some(ttl as u64)
+}
+
+/// Build a slice from a C array (empty for n == 0).
+///
+/// # Safety
+/// `p` is valid for `n` elements when `n > 0`.
+unsafe fn slice<'a, T>(p: *const T, n: usize) -> Result<&'a [T]> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(Error::new("null argument"));
+    }
+    // SAFETY: per the contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+export!(
+    /// Insert only if absent (ttl < 0: the map's default lifetime).
+    fn dhms_add(map, k: *const Item, v: *const Item, ttl: i64) {
+        // SAFETY: valid for the call.
+        st(map.conditional(unsafe { arg(k)? }, unsafe { arg(v)? }, opt_ttl(ttl), false))
+    }
+);
+export!(
+    /// Overwrite only if present (ttl < 0: the map's default lifetime).
+    fn dhms_update(map, k: *const Item, v: *const Item, ttl: i64) {
+        // SAFETY: valid for the call.
+        st(map.conditional(unsafe { arg(k)? }, unsafe { arg(v)? }, opt_ttl(ttl), true))
+    }
+);
+export!(
+    /// Store, returning the previous value.
+    fn dhms_swap(map, k: *const Item, v: *const Item, out: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.swap(unsafe { arg(k)? }, unsafe { arg(v)? }, unsafe { arg_mut(out)? }))
+    }
+);
+export!(
+    /// Compare and set.
+    fn dhms_cas(map, k: *const Item, expected: *const Item, desired: *const Item) {
+        // SAFETY: valid for the call.
+        st(map.cas(unsafe { arg(k)? }, unsafe { arg(expected)? }, unsafe { arg(desired)? }))
+    }
+);
+export!(
+    /// Compare and remove.
+    fn dhms_cas_take(map, k: *const Item, expected: *const Item, out: *mut Out) {
+        // SAFETY: valid for the call.
+        st(map.cas_take(unsafe { arg(k)? }, unsafe { arg(expected)? }, unsafe { arg_mut(out)? }))
+    }
+);
+export!(
+    /// max (want_max != 0) or min of the current value and d.
+    fn dhms_extreme(map, k: *const Item, d: i64, want_max: c_int, result: *mut i64) {
+        // SAFETY: valid for the call.
+        st(map.extreme(unsafe { arg(k)? }, d, want_max != 0, unsafe { arg_mut(result)? }))
+    }
+);
+export!(
+    /// Store n pairs (items[2i], items[2i+1]) under one lock.
+    fn dhms_set_multi(map, items: *const Item, n: usize, stored: *mut u64) {
+        // SAFETY: valid for the call.
+        let flat = unsafe { slice(items, n * 2)? };
+        let pairs: Vec<(Item, Item)> = flat.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        let count = map.set_multi(&pairs)?;
+        // SAFETY: valid for the call.
+        unsafe { *arg_mut(stored)? = count };
+        Ok(0)
+    }
+);
+export!(
+    /// Look up n keys under one lock.
+    fn dhms_get_multi(map, keys: *const Item, n: usize, out: *mut *mut DhmsSnapshot) {
+        // SAFETY: valid for the call.
+        let keys = unsafe { slice(keys, n)? };
+        let vals = map.get_multi(keys)?;
+        let snap = DhmsSnapshot(vals.into_iter().map(|v| (Entry::Int(0), v)).collect());
+        // SAFETY: valid for the call.
+        unsafe { *arg_mut(out)? = Box::into_raw(Box::new(snap)) };
+        Ok(0)
+    }
+);
+export!(
+    /// Remove n keys under one lock.
+    fn dhms_remove_multi(map, keys: *const Item, n: usize, removed: *mut u64) {
+        // SAFETY: valid for the call.
+        let keys = unsafe { slice(keys, n)? };
+        let count = map.remove_multi(keys)?;
+        // SAFETY: valid for the call.
+        unsafe { *arg_mut(removed)? = count };
+        Ok(0)
+    }
+);
+export!(
+    /// Remove up to n entries from the oldest (newest != 0: newest) end.
+    fn dhms_take_ends(map, n: u64, newest: c_int, out: *mut *mut DhmsSnapshot) {
+        let end = if newest != 0 { End::Newest } else { End::Oldest };
+        let v = map.take_ends(n, end)?;
+        // SAFETY: valid for the call.
+        unsafe { *arg_mut(out)? = DhmsSnapshot::boxed(v) };
+        Ok(0)
+    }
+);
+export!(
+    /// One cursor step from *pos (POS_START at first; POS_END after the
+    /// end, where it stays until reset).
+    fn dhms_cursor_next(map, pos: *mut u64, k: *mut Out, v: *mut Out) {
+        // SAFETY: valid for the call.
+        let pos = unsafe { arg_mut(pos)? };
+        if *pos == POS_END {
+            return Ok(Status::False as c_int);
+        }
+        let mut p = (*pos != POS_START).then_some(*pos);
+        // SAFETY: valid for the call.
+        let s = map.walk(&mut p, unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? })?;
+        *pos = match s {
+            Status::False => POS_END,
+            _ => p.unwrap_or(POS_START),
+        };
+        Ok(s as c_int)
+    }
+);
+export!(
+    /// Position *pos so that the next step returns k: DHMS_OK, or
+    /// DHMS_FALSE (k missing; *pos unchanged).
+    fn dhms_cursor_seek(map, k: *const Item, pos: *mut u64) {
+        // SAFETY: valid for the call.
+        match map.seek(unsafe { arg(k)? })? {
+            Some(p) => {
+                // SAFETY: valid for the call.
+                unsafe { *arg_mut(pos)? = p.unwrap_or(POS_START) };
+                Ok(0)
+            }
+            None => Ok(1),
+        }
+    }
+);
+
 /// A diagnostic value (0 for an unknown key).
 ///
 /// # Safety
@@ -487,7 +718,7 @@ pub unsafe extern "C" fn dhms_snapshot_take(m: *mut DhmsMap, out: *mut *mut Dhms
     unsafe {
         with(m, |map| {
             let v = map.snapshot()?;
-            *arg_mut(out)? = Box::into_raw(Box::new(DhmsSnapshot(v)));
+            *arg_mut(out)? = DhmsSnapshot::boxed(v);
             Ok(0)
         })
     }
@@ -513,26 +744,35 @@ fn view(e: &Entry, out: &mut Item) {
     }
 }
 
-/// Views of entry `i` of a snapshot.
+/// Views of entry `i` of a snapshot: `DHMS_OK`, or `DHMS_FALSE` if its
+/// value is missing (get_multi) or `i` is out of range.
 ///
 /// # Safety
-/// `s` is a snapshot; `k`, `v` valid pointers; `i < len`.
+/// `s` is a snapshot; `k`, `v` valid pointers.
 #[no_mangle]
 pub unsafe extern "C" fn dhms_snapshot_entry(
     s: *const DhmsSnapshot,
     i: usize,
     k: *mut Item,
     v: *mut Item,
-) {
+) -> c_int {
     // SAFETY: per the contract.
     let (Some(s), Some(k), Some(v)) = (unsafe { s.as_ref() }, unsafe { k.as_mut() }, unsafe {
         v.as_mut()
     }) else {
-        return;
+        return 1;
     };
-    if let Some((ek, ev)) = s.0.get(i) {
-        view(ek, k);
-        view(ev, v);
+    match s.0.get(i) {
+        Some((ek, Some(ev))) => {
+            view(ek, k);
+            view(ev, v);
+            0
+        }
+        Some((ek, None)) => {
+            view(ek, k);
+            1
+        }
+        None => 1,
     }
 }
 

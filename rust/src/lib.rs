@@ -15,6 +15,8 @@
 //! * [`lru`], [`ttl`] — eviction order and expiry.
 //! * [`codec`] — key and value kinds (int16, int32, int64, bytes).
 //! * [`map`] — `Map<K, V>`: the operations, generic over the codecs.
+//! * [`ops`] — the rest of the operation set: conditional writes, batches,
+//!   removal from the ends, cursors.
 //! * [`ffi`] — the C ABI used by the Perl glue (`xs/dhms.h`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod layout;
 pub mod lock;
 pub mod lru;
 pub mod map;
+pub mod ops;
 pub mod region;
 pub mod seqlock;
 pub mod table;

@@ -520,13 +520,13 @@ impl Core {
 
     /// Writer: start a structural change (readers will retry).
     #[inline(always)]
-    fn seq_begin(&self) {
+    pub(crate) fn seq_begin(&self) {
         write_begin(&self.hdr().seq);
     }
 
     /// Writer: publish a structural change.
     #[inline(always)]
-    fn seq_end(&self) {
+    pub(crate) fn seq_end(&self) {
         write_end(&self.hdr().seq);
     }
 
@@ -739,7 +739,7 @@ impl Core {
     }
 
     /// Shrink or compact after removals.
-    fn maybe_shrink(&mut self) {
+    pub(crate) fn maybe_shrink(&mut self) {
         let Some(t) = self.active() else { return };
         let hdr = self.hdr();
         let size = hdr.size.load(Relaxed);
@@ -982,8 +982,8 @@ pub struct Map<K: Codec, V: Codec> {
 }
 
 /// A key prepared for probing: its hash and how to compare slot words.
-struct Key<'a> {
-    hash: u64,
+pub(crate) struct Key<'a> {
+    pub(crate) hash: u64,
     num: i64,
     bytes: &'a [u8],
     inline: Option<u64>,
@@ -1032,7 +1032,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Ok(())
     }
 
-    fn check_val(&self, v: &Item) -> Result<()> {
+    pub(crate) fn check_val(&self, v: &Item) -> Result<()> {
         if !V::BYTES && !V::fits(v.num) {
             return Err(Error::new(format!("{} does not fit {}", v.num, V::NAME)));
         }
@@ -1048,7 +1048,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// # Safety
     /// `k`'s bytes must be valid for the returned key's lifetime.
-    unsafe fn key<'a>(&self, k: &'a Item) -> Result<Key<'a>> {
+    pub(crate) unsafe fn key<'a>(&self, k: &'a Item) -> Result<Key<'a>> {
         self.check_key(k)?;
         if K::BYTES {
             if k.len > crate::arena::MAX_STRING {
@@ -1077,7 +1077,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     #[inline(always)]
-    fn key_eq(core: &Core, key: &Key<'_>, w: u64) -> bool {
+    pub(crate) fn key_eq(core: &Core, key: &Key<'_>, w: u64) -> bool {
         if !K::BYTES {
             w as i64 == key.num
         } else if let Some(iw) = key.inline {
@@ -1090,7 +1090,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Write a stored value word into `out`. `Status::Small` if it does not
     /// fit; `None` if the word is not a valid reference (racy or damaged).
     #[inline(always)]
-    fn emit(core: &Core, is_bytes: bool, w: u64, out: &mut Out) -> Option<Status> {
+    pub(crate) fn emit(core: &Core, is_bytes: bool, w: u64, out: &mut Out) -> Option<Status> {
         if !is_bytes {
             out.num = w as i64;
             return Some(Status::Ok);
@@ -1105,7 +1105,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Some(Status::Ok)
     }
 
-    fn corrupt_ref(&self) -> Error {
+    pub(crate) fn corrupt_ref(&self) -> Error {
         Error::new(format!(
             "{}: corrupt map: a string reference points outside the arena",
             self.core.path()
@@ -1113,7 +1113,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Store an item as a slot word (allocating for strings).
-    fn store_word(
+    pub(crate) fn store_word(
         core: &mut Core,
         is_bytes: bool,
         it: &Item,
@@ -1219,7 +1219,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         self.put_with(k, v, Some(secs))
     }
 
-    fn need_ttl(&self, op: &str) -> Result<()> {
+    pub(crate) fn need_ttl(&self, op: &str) -> Result<()> {
         if self.core.ttl_on {
             Ok(())
         } else {
@@ -1247,39 +1247,62 @@ impl<K: Codec, V: Codec> Map<K, V> {
         ttl: Option<u64>,
         now: u32,
     ) -> Result<Status> {
-        let t = core.active().ok_or_else(|| core.damaged())?;
         let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
+        match Self::find_live(core, key, now)? {
+            (t, Some(i)) => Self::overwrite(core, &t, i, v, Some(expiry)),
+            (_, None) => Self::insert_locked(core, key, k, v, expiry, now),
+        }
+    }
+
+    /// Under the writer lock: the live slot of `key` in the active table (and
+    /// that table), removing an expired entry met on the way.
+    pub(crate) fn find_live(
+        core: &mut Core,
+        key: &Key<'_>,
+        now: u32,
+    ) -> Result<(Table, Option<usize>)> {
+        let t = core.active().ok_or_else(|| core.damaged())?;
         match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-            Probe::Found(i) if !core.live(&t, i, now) => {
+            Probe::Found(i) if core.live(&t, i, now) => Ok((t, Some(i))),
+            Probe::Found(i) => {
                 core.seq_begin();
                 core.remove_expired(&t, i);
                 core.seq_end();
-                Self::insert_locked(core, key, k, v, expiry, now)
+                Ok((t, None))
             }
-            Probe::Found(i) => {
-                if V::BYTES {
-                    let nw = match Self::store_word(core, true, v) {
-                        Ok(w) => w,
-                        Err(StoreError::Full) => return Ok(Status::Full),
-                        Err(StoreError::Sys(e)) => return Err(e),
-                    };
-                    core.seq_begin();
-                    let old = t.slot(i).val.swap(nw, AcqRel);
-                    core.str_free(old);
-                    core.seq_end();
-                } else {
-                    t.slot(i).val.store(v.num as u64, Release);
-                }
-                Self::updated(core, &t, i, Some(expiry));
-                Ok(Status::Ok)
-            }
-            Probe::Vacant(_) | Probe::NoRoom => Self::insert_locked(core, key, k, v, expiry, now),
+            _ => Ok((t, None)),
         }
+    }
+
+    /// Store `v` as the value of the live slot `i` (writer lock held), with
+    /// a new expiry if given, and promote it.
+    pub(crate) fn overwrite(
+        core: &mut Core,
+        t: &Table,
+        i: usize,
+        v: &Item,
+        expiry: Option<u64>,
+    ) -> Result<Status> {
+        if V::BYTES {
+            let nw = match Self::store_word(core, true, v) {
+                Ok(w) => w,
+                Err(StoreError::Full) => return Ok(Status::Full),
+                Err(StoreError::Sys(e)) => return Err(e),
+            };
+            core.seq_begin();
+            let old = t.slot(i).val.swap(nw, AcqRel);
+            core.str_free(old);
+            core.seq_end();
+        } else {
+            t.slot(i).val.store(v.num as u64, Release);
+        }
+        Self::updated(core, t, i, expiry);
+        Ok(Status::Ok)
     }
 
     /// Bookkeeping after an update of slot `i`: a new expiry (if given, on a
     /// TTL map) and an LRU promotion.
-    fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
+    pub(crate) fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
         if let (true, Some(e)) = (core.ttl_on, expiry) {
             t.ext(i).store(e, Release);
         }
@@ -1290,7 +1313,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Insert a key known to be absent, with the extension word `expiry`.
     /// On an LRU map at `max_size`, evicts one entry first.
-    fn insert_locked(
+    pub(crate) fn insert_locked(
         core: &mut Core,
         key: &Key<'_>,
         k: &Item,
@@ -1366,16 +1389,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let t = core.active().ok_or_else(|| core.damaged())?;
-        let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
+        let (t, Some(i)) = Self::find_live(core, &key, now)? else {
             return Ok(Status::False);
         };
-        if !core.live(&t, i, now) {
-            core.seq_begin();
-            core.remove_expired(&t, i);
-            core.seq_end();
-            return Ok(Status::False);
-        }
         if let Some(out) = out {
             let w = t.slot(i).val.load(Acquire);
             match Self::emit(core, V::BYTES, w, out) {
@@ -1409,20 +1425,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let t = core.active().ok_or_else(|| core.damaged())?;
-        if let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-            if core.live(&t, i, now) {
-                let w = t.slot(i).val.load(Acquire);
-                let st = Self::emit(core, V::BYTES, w, out)
-                    .ok_or_else(|| Error::new("corrupt map: bad value reference"))?;
-                if st == Status::Ok {
-                    Self::updated(core, &t, i, None);
-                }
-                return Ok(st);
+        if let (t, Some(i)) = Self::find_live(core, &key, now)? {
+            let w = t.slot(i).val.load(Acquire);
+            let st = Self::emit(core, V::BYTES, w, out)
+                .ok_or_else(|| Error::new("corrupt map: bad value reference"))?;
+            if st == Status::Ok {
+                Self::updated(core, &t, i, None);
             }
-            core.seq_begin();
-            core.remove_expired(&t, i);
-            core.seq_end();
+            return Ok(st);
         }
         if V::BYTES && dflt.len > out.cap {
             out.len = dflt.len;
@@ -1445,6 +1455,21 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Add `delta` to the integer value of `k` (a missing key starts at 0).
     pub fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
+        self.counter(k, result, delta, |cur| cur.checked_add(delta))
+    }
+
+    /// A counter operation: the value of `k` becomes `f(current)` (checked
+    /// against the value type: `None` or out of range is `Status::Range` and
+    /// changes nothing), or `init` for a missing key. On an existing key it
+    /// runs lock-free: an atomic CAS loop under this process's counter
+    /// indicator, so counters in many processes do not serialize.
+    pub(crate) fn counter(
+        &mut self,
+        k: &Item,
+        result: &mut i64,
+        init: i64,
+        f: impl Fn(i64) -> Option<i64>,
+    ) -> Result<Status> {
         if V::BYTES {
             return Err(Error::new(
                 "counters need integer values: use a variant with integer values (II, SI, ...)",
@@ -1456,61 +1481,63 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = self.core.now();
         let slots = self.core.slots();
         // Fast path: an existing live key, updated atomically without the
-        // lock (on an LRU map the update marks the entry used, as a read does).
-        if lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
+        // lock. Not on an LRU map: there every update moves the entry to the
+        // recent end of the shared list, which takes the writer lock.
+        if !self.core.lru_on && lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
             let core = &self.core;
-            let r =
-                core.active().map(
-                    |t| match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                        Probe::Found(i) if core.live(&t, i, now) => {
-                            core.mark_used(&t, i);
-                            Some(Self::add_in_place(&t.slot(i).val, delta, result))
-                        }
-                        _ => None,
-                    },
-                );
+            let r = core.active().and_then(|t| {
+                match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
+                    Probe::Found(i) if core.live(&t, i, now) => {
+                        Some(Self::apply_in_place(&t.slot(i).val, &f, result))
+                    }
+                    _ => None,
+                }
+            });
             lock::leave_counter(slots, &self.core.me);
-            if let Some(Some(s)) = r {
+            if let Some(s) = r {
                 return Ok(s);
             }
         }
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
-        let t = core.active().ok_or_else(|| core.damaged())?;
-        match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-            Probe::Found(i) if core.live(&t, i, now) => {
-                let s = Self::add_in_place(&t.slot(i).val, delta, result);
+        match Self::find_live(core, &key, now)? {
+            (t, Some(i)) => {
+                let s = Self::apply_in_place(&t.slot(i).val, &f, result);
                 if s == Status::Ok {
                     Self::updated(core, &t, i, None);
                 }
                 Ok(s)
             }
-            found => {
-                if !V::fits(delta) {
+            (_, None) => {
+                if !V::fits(init) {
                     return Ok(Status::Range);
                 }
-                if let Probe::Found(i) = found {
-                    core.seq_begin();
-                    core.remove_expired(&t, i);
-                    core.seq_end();
-                }
                 let expiry = crate::ttl::expiry_after(now, core.ttl_default);
-                let s = Self::insert_locked(core, &key, k, &Item::int(delta), expiry, now)?;
+                let s = Self::insert_locked(core, &key, k, &Item::int(init), expiry, now)?;
                 if s == Status::Ok {
-                    *result = delta;
+                    *result = init;
                 }
                 Ok(s)
             }
         }
     }
 
+    /// CAS loop: the word becomes `f(current)` if that fits the value type.
     #[inline(always)]
-    fn add_in_place(word: &AtomicU64, delta: i64, result: &mut i64) -> Status {
+    pub(crate) fn apply_in_place(
+        word: &AtomicU64,
+        f: &impl Fn(i64) -> Option<i64>,
+        result: &mut i64,
+    ) -> Status {
         let mut cur = word.load(Relaxed);
         loop {
-            let Some(new) = (cur as i64).checked_add(delta).filter(|&n| V::fits(n)) else {
+            let Some(new) = f(cur as i64).filter(|&n| V::fits(n)) else {
                 return Status::Range;
             };
+            if new as u64 == cur {
+                *result = new;
+                return Status::Ok;
+            }
             match word.compare_exchange_weak(cur, new as u64, AcqRel, Relaxed) {
                 Ok(_) => {
                     *result = new;
@@ -1531,16 +1558,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let t = core.active().ok_or_else(|| core.damaged())?;
-        let Probe::Found(i) = t.probe(key.hash, |w| Self::key_eq(core, &key, w)) else {
+        let (t, Some(i)) = Self::find_live(core, &key, now)? else {
             return Ok(false);
         };
-        if !core.live(&t, i, now) {
-            core.seq_begin();
-            core.remove_expired(&t, i);
-            core.seq_end();
-            return Ok(false);
-        }
         f(core, &t, i, now);
         Ok(true)
     }
@@ -1638,14 +1658,32 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// The next entry of this handle's walk, or `Status::False` at the end
     /// (the walk then starts over).
     pub fn each(&mut self, kout: &mut Out, vout: &mut Out) -> Result<Status> {
-        let after = self.core.iter;
+        let mut pos = self.core.iter;
+        let st = self.walk(&mut pos, kout, vout)?;
+        // At the end the walk starts over.
+        self.core.iter = if st == Status::False { None } else { pos };
+        Ok(st)
+    }
+
+    /// One step of a walk in hash order from `pos` (the hash of the last
+    /// entry returned; None at the start), lock-free: `Status::Ok` with the
+    /// entry in the outs and `pos` advanced, `Status::False` at the end,
+    /// `Status::Small` with `pos` kept. Every entry present for the whole
+    /// walk comes exactly once, whatever happens to the table meanwhile.
+    pub fn walk(
+        &mut self,
+        pos: &mut Option<u64>,
+        kout: &mut Out,
+        vout: &mut Out,
+    ) -> Result<Status> {
+        let after = *pos;
         let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
             let mut from = after;
             let i = loop {
                 let Some(i) = t.next_after(from) else {
-                    return Some((None, Status::False));
+                    return Some((after, Status::False));
                 };
                 if core.live(&t, i, now) {
                     break i;
@@ -1669,8 +1707,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if st == Status::Range {
             return Err(self.corrupt_ref());
         }
-        // At the end the walk starts over; on Small the position is kept.
-        self.core.iter = last;
+        *pos = last;
         Ok(st)
     }
 
@@ -1695,7 +1732,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Ok(v)
     }
 
-    fn entry(core: &Core, is_bytes: bool, w: u64) -> Option<Entry> {
+    pub(crate) fn entry(core: &Core, is_bytes: bool, w: u64) -> Option<Entry> {
         if !is_bytes {
             return Some(Entry::Int(w as i64));
         }

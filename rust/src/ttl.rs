@@ -30,11 +30,14 @@ pub fn expiry_after(now: u32, secs: u64) -> u64 {
 }
 
 impl Core {
-    /// True if an extension word says its entry has expired at `now`.
+    /// True if an extension word says its entry has expired at `now`. The
+    /// clock has whole seconds, so an entry lives through the second its
+    /// expiry names: a lifetime of `t` seconds lasts at least `t` and less
+    /// than `t + 1` seconds (never close to 0 for `t = 1`).
     #[inline(always)]
     pub(crate) fn expired(&self, ext: u64, now: u32) -> bool {
         let e = ext & EXT_EXPIRY;
-        self.ttl_on && e != 0 && e <= now as u64
+        self.ttl_on && e != 0 && e < now as u64
     }
 
     /// Seconds left for an extension word (0 = permanent).

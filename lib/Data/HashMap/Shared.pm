@@ -502,7 +502,9 @@ end, less often with L</"$lru_skip">. C<stat_evictions> (L</"DIAGNOSTICS OF A MA
 
 B<TTL> (C<$ttl> E<gt> 0). Every new or overwritten entry expires C<$ttl>
 seconds after it was stored, unless L</put_ttl> or L</set_ttl> gave it its
-own lifetime (or made it permanent). Expiry times are wall-clock seconds
+own lifetime (or made it permanent). Times are whole seconds, and an entry
+lives through the second its expiry names: a lifetime of I<t> seconds lasts
+at least I<t> and less than I<t>+1 seconds. Expiry times are wall-clock seconds
 stored in the file, so they keep their meaning across processes and
 reboots; expiry is checked against the coarse real-time clock (one clock
 read per operation at most). An expired entry is invisible to every read at
@@ -561,7 +563,9 @@ Waiters spin briefly, then sleep on a futex shared between processes.
 C<incr>, C<decr> and C<incr_by> on a key that exists update its value with
 one atomic instruction, under a per-process reader indicator rather than
 the writer lock, so counters in many processes do not serialize with each
-other. Creating a key takes the lock as any insert does.
+other. Creating a key takes the lock as any insert does. On an LRU map
+counters take the writer lock too: every update moves its entry in the
+shared LRU list.
 
 =item A process that dies never blocks the others.
 

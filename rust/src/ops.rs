@@ -1,0 +1,314 @@
+//! The rest of the operation set (SPEC section 5): conditional and atomic
+//! writes, batches, removal from the ends, and cursor positioning. Each is
+//! built from the primitives of `map.rs` under one writer lock (or, for
+//! `max`/`min`, on the lock-free counter path).
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use crate::layout::{is_full, NIL};
+use crate::map::{Core, Entry, Item, Map, Out, Status};
+use crate::table::Probe;
+use std::sync::atomic::Ordering::*;
+
+/// Which end `take_ends` removes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// `pop`: the least recently used end (LRU maps); the table's last
+    /// entry otherwise.
+    Oldest,
+    /// `shift`: the most recently used end (LRU maps); the table's first
+    /// entry otherwise.
+    Newest,
+}
+
+impl<K: Codec, V: Codec> Map<K, V> {
+    /// Insert only if absent (own lifetime `ttl` if given): `Status::Ok`
+    /// if stored, `False` if present, `Full`.
+    pub fn add(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
+        self.conditional(k, v, ttl, false)
+    }
+
+    /// Overwrite only if present (own lifetime `ttl` if given).
+    pub fn update(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
+        self.conditional(k, v, ttl, true)
+    }
+
+    fn conditional(
+        &mut self,
+        k: &Item,
+        v: &Item,
+        ttl: Option<u64>,
+        present: bool,
+    ) -> Result<Status> {
+        if ttl.is_some() {
+            self.need_ttl(if present { "update_ttl" } else { "add_ttl" })?;
+        }
+        // SAFETY: k's bytes are valid for this call (API contract).
+        let key = unsafe { self.key(k)? };
+        self.check_val(v)?;
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
+        match (Self::find_live(core, &key, now)?, present) {
+            ((t, Some(i)), true) => Self::overwrite(core, &t, i, v, Some(expiry)),
+            ((_, None), false) => Self::insert_locked(core, &key, k, v, expiry, now),
+            _ => Ok(Status::False),
+        }
+    }
+
+    /// Store `v`; the previous value goes into `out` (`Status::Ok`), or
+    /// `Status::False` for a fresh insert; `Full` if it cannot store.
+    pub fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status> {
+        // SAFETY: as in add.
+        let key = unsafe { self.key(k)? };
+        self.check_val(v)?;
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+        match Self::find_live(core, &key, now)? {
+            (t, Some(i)) => {
+                let w = t.slot(i).val.load(Acquire);
+                match Self::emit(core, V::BYTES, w, out) {
+                    Some(Status::Ok) => {}
+                    Some(s) => return Ok(s),
+                    None => return Err(Error::new("corrupt map: bad value reference")),
+                }
+                match Self::overwrite(core, &t, i, v, Some(expiry))? {
+                    Status::Ok => Ok(Status::Ok),
+                    s => Ok(s),
+                }
+            }
+            (_, None) => match Self::insert_locked(core, &key, k, v, expiry, now)? {
+                Status::Ok => Ok(Status::False),
+                s => Ok(s),
+            },
+        }
+    }
+
+    /// Does the value word `w` equal `want` (numbers for integer values,
+    /// bytes for strings)? Writer lock held.
+    fn value_is(core: &Core, w: u64, want: &Item) -> bool {
+        if !V::BYTES {
+            return w as i64 == want.num;
+        }
+        // SAFETY: want's bytes are valid for this call (API contract).
+        let b = unsafe { want.as_bytes() };
+        match crate::arena::inline_word(b, false) {
+            Some(iw) => crate::arena::inline_same_bytes(w, iw),
+            None => !crate::arena::is_inline(w) && core.str_eq(w, b),
+        }
+    }
+
+    /// Replace the value of `k` with `desired` if it equals `expected`.
+    pub fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status> {
+        // SAFETY: as in add.
+        let key = unsafe { self.key(k)? };
+        self.check_val(desired)?;
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        match Self::find_live(core, &key, now)? {
+            (t, Some(i)) if Self::value_is(core, t.slot(i).val.load(Acquire), expected) => {
+                let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+                Self::overwrite(core, &t, i, desired, Some(expiry))
+            }
+            _ => Ok(Status::False),
+        }
+    }
+
+    /// Remove `k` and return its value in `out` if it equals `expected`.
+    pub fn cas_take(&mut self, k: &Item, expected: &Item, out: &mut Out) -> Result<Status> {
+        // SAFETY: as in add.
+        let key = unsafe { self.key(k)? };
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let (t, Some(i)) = Self::find_live(core, &key, now)? else {
+            return Ok(Status::False);
+        };
+        let w = t.slot(i).val.load(Acquire);
+        if !Self::value_is(core, w, expected) {
+            return Ok(Status::False);
+        }
+        match Self::emit(core, V::BYTES, w, out) {
+            Some(Status::Ok) => {}
+            Some(s) => return Ok(s),
+            None => return Err(Error::new("corrupt map: bad value reference")),
+        }
+        core.seq_begin();
+        core.remove_slot(&t, i);
+        core.maybe_shrink();
+        core.seq_end();
+        Ok(Status::Ok)
+    }
+
+    /// Store max(current, d) (a missing key takes d); the result in `result`.
+    pub fn max(&mut self, k: &Item, d: i64, result: &mut i64) -> Result<Status> {
+        self.counter(k, result, d, |c| Some(c.max(d)))
+    }
+
+    /// Store min(current, d) (a missing key takes d); the result in `result`.
+    pub fn min(&mut self, k: &Item, d: i64, result: &mut i64) -> Result<Status> {
+        self.counter(k, result, d, |c| Some(c.min(d)))
+    }
+
+    // ---- batches ---------------------------------------------------------
+
+    /// Store every pair under one lock: how many were stored.
+    pub fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64> {
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            // SAFETY: the items' bytes are valid for this call (API contract).
+            keys.push(unsafe { self.key(k)? });
+            self.check_val(v)?;
+        }
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+        let mut stored = 0;
+        for (key, (k, v)) in keys.iter().zip(pairs) {
+            let s = match Self::find_live(core, key, now)? {
+                (t, Some(i)) => Self::overwrite(core, &t, i, v, Some(expiry))?,
+                (_, None) => Self::insert_locked(core, key, k, v, expiry, now)?,
+            };
+            stored += (s == Status::Ok) as u64;
+        }
+        Ok(stored)
+    }
+
+    /// The values of `keys` (None where missing), read under one lock.
+    pub fn get_multi(&mut self, keys: &[Item]) -> Result<Vec<Option<Entry>>> {
+        let mut prepared = Vec::with_capacity(keys.len());
+        for k in keys {
+            // SAFETY: as in set_multi.
+            prepared.push(unsafe { self.key(k)? });
+        }
+        let g = self.core().write_lock()?;
+        let core = &*g.core;
+        let now = core.now();
+        let t = core
+            .table_of(core.hdr().table.load(Acquire))
+            .ok_or_else(|| Error::new("corrupt map"))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &prepared {
+            let v = match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
+                Probe::Found(i) if core.live(&t, i, now) => {
+                    core.mark_used(&t, i);
+                    Some(
+                        Self::entry(core, V::BYTES, t.slot(i).val.load(Acquire))
+                            .ok_or_else(|| self_corrupt())?,
+                    )
+                }
+                _ => None,
+            };
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    /// Remove every key under one lock: how many were removed.
+    pub fn remove_multi(&mut self, keys: &[Item]) -> Result<u64> {
+        let mut prepared = Vec::with_capacity(keys.len());
+        for k in keys {
+            // SAFETY: as in set_multi.
+            prepared.push(unsafe { self.key(k)? });
+        }
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let mut removed = 0;
+        for key in &prepared {
+            if let (t, Some(i)) = Self::find_live(core, key, now)? {
+                core.seq_begin();
+                core.remove_slot(&t, i);
+                core.seq_end();
+                removed += 1;
+            }
+        }
+        core.seq_begin();
+        core.maybe_shrink();
+        core.seq_end();
+        Ok(removed)
+    }
+
+    // ---- removing from the ends --------------------------------------------
+
+    /// Remove up to `n` entries from one end under one lock and return
+    /// them (`pop`, `shift`, `drain`). Never reserves more than the map holds.
+    pub fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
+        let g = self.core().write_lock()?;
+        let core = &mut *g.core;
+        let now = core.now();
+        let size = core.hdr().size.load(Relaxed);
+        let mut out = Vec::with_capacity(n.min(size) as usize);
+        let t = core
+            .table_of(core.hdr().table.load(Acquire))
+            .ok_or_else(|| Error::new("corrupt map"))?;
+        // Without LRU: walk the table from one end, once.
+        let mut scan = match end {
+            End::Oldest => t.cap(),
+            End::Newest => 0,
+        };
+        core.seq_begin();
+        while (out.len() as u64) < n {
+            let i = if core.lru_on {
+                let h = core.hdr();
+                let w = match end {
+                    End::Oldest => h.lru_tail.load(Relaxed),
+                    End::Newest => h.lru_head.load(Relaxed),
+                } as u32;
+                if w == NIL || w as usize >= t.cap() {
+                    break;
+                }
+                w as usize
+            } else {
+                let found = match end {
+                    End::Oldest => (0..scan)
+                        .rev()
+                        .find(|&i| is_full(t.slot(i).meta.load(Relaxed))),
+                    End::Newest => (scan..t.cap()).find(|&i| is_full(t.slot(i).meta.load(Relaxed))),
+                };
+                let Some(i) = found else { break };
+                scan = if end == End::Oldest { i } else { i + 1 };
+                i
+            };
+            if !core.live(&t, i, now) {
+                core.remove_expired(&t, i);
+                continue;
+            }
+            let s = t.slot(i);
+            let k = Self::entry(core, K::BYTES, s.key.load(Relaxed));
+            let v = Self::entry(core, V::BYTES, s.val.load(Relaxed));
+            let (Some(k), Some(v)) = (k, v) else {
+                core.seq_end();
+                return Err(self_corrupt());
+            };
+            out.push((k, v));
+            core.remove_slot(&t, i);
+        }
+        core.maybe_shrink();
+        core.seq_end();
+        Ok(out)
+    }
+
+    // ---- cursors -----------------------------------------------------------
+
+    /// The walk position from which the next step returns `k`, or None if
+    /// `k` is missing (see [`Map::walk`]).
+    pub fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>> {
+        // SAFETY: as in add.
+        let key = unsafe { self.key(k)? };
+        if !self.exists(k)? {
+            return Ok(None);
+        }
+        let h = crate::layout::full_meta(key.hash) & !3;
+        Ok(Some(h.checked_sub(1)))
+    }
+}
+
+fn self_corrupt() -> Error {
+    Error::new("corrupt map: bad string reference")
+}
