@@ -199,7 +199,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     core.mark_used(&t, i);
                     Some(
                         Self::entry(core, V::BYTES, t.slot(i).val.load(Acquire))
-                            .ok_or_else(|| self_corrupt())?,
+                            .ok_or_else(self_corrupt)?,
                     )
                 }
                 _ => None,
