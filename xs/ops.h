@@ -27,6 +27,9 @@
 #define OPF_KW     0x01 /* also a keyword shm_<prefix>_<name> (custom op) */
 #define OPF_INTVAL 0x02 /* integer-value variants only */
 #define OPF_NOMAP  0x04 /* no map resolved: the body reads args[0] itself */
+#define DHMS_ANY_ARGS 0x7fffffff /* max_args of the batch methods */
+#define OPF_CURSOR 0x08 /* args[0] is a cursor; the method is installed in
+                           <package>::Cursor without the "cursor_" prefix */
 
 #define DHMS_OP_LIST(X)                                                 \
     /* one key */                                                       \
@@ -45,6 +48,29 @@
     X(get_with_ttl,    2, 2, OPF_METHOD,        "$map, $key")           \
     X(flush_expired,   1, 1, OPF_KW,            "$map")                 \
     X(flush_expired_partial, 2, 2, OPF_KW,      "$map, $limit")         \
+    /* conditional and atomic writes */                                 \
+    X(add,             3, 3, OPF_KW,            "$map, $key, $value")   \
+    X(update,          3, 3, OPF_KW,            "$map, $key, $value")   \
+    X(add_ttl,         4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
+    X(update_ttl,      4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
+    X(swap,            3, 3, OPF_KW,            "$map, $key, $value")   \
+    X(cas,             4, 4, OPF_KW,      "$map, $key, $expected, $desired") \
+    X(cas_take,        3, 3, OPF_KW,            "$map, $key, $expected") \
+    X(max,             3, 3, OPF_KW|OPF_INTVAL, "$map, $key, $value")   \
+    X(min,             3, 3, OPF_KW|OPF_INTVAL, "$map, $key, $value")   \
+    /* removing from the ends */                                        \
+    X(pop,             1, 1, OPF_KW,            "$map")                 \
+    X(shift,           1, 1, OPF_KW,            "$map")                 \
+    X(drain,           2, 2, OPF_KW,            "$map, $n")             \
+    /* cursors */                                                       \
+    X(cursor,          1, 1, OPF_KW,            "$map")                 \
+    X(cursor_next,     1, 1, OPF_KW|OPF_NOMAP|OPF_CURSOR, "$cursor")    \
+    X(cursor_reset,    1, 1, OPF_KW|OPF_NOMAP|OPF_CURSOR, "$cursor")    \
+    X(cursor_seek,     2, 2, OPF_KW|OPF_NOMAP|OPF_CURSOR, "$cursor, $key") \
+    /* batches (method only) */                                         \
+    X(set_multi,       1, DHMS_ANY_ARGS, OPF_METHOD,      "$map, $key => $value, ...") \
+    X(get_multi,       1, DHMS_ANY_ARGS, OPF_METHOD,      "$map, $key, ...")      \
+    X(remove_multi,    1, DHMS_ANY_ARGS, OPF_METHOD,      "$map, $key, ...")      \
     /* counters */                                                      \
     X(incr,            2, 2, OPF_KW|OPF_INTVAL, "$map, $key")           \
     X(decr,            2, 2, OPF_KW|OPF_INTVAL, "$map, $key")           \

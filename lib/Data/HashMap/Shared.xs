@@ -70,6 +70,7 @@ struct dhms_variant_desc {
     const char *package; /* "Data::HashMap::Shared::II" */
     const char *prefix;  /* "ii": keywords shm_ii_<op> */
     const char *hintkey; /* "Data::HashMap::Shared/ii", set by import */
+    const char *cursor_package; /* "Data::HashMap::Shared::II::Cursor" */
     U8 id;               /* enum dhms_variant: index into S_variants */
     U8 key_kind;         /* enum dhms_kind */
     U8 val_kind;
@@ -77,7 +78,9 @@ struct dhms_variant_desc {
 
 #define X(NAME, prefix, ID, KEY, VAL)                                   \
     [ID] = { #NAME, "Data::HashMap::Shared::" #NAME, #prefix,           \
-             "Data::HashMap::Shared/" #prefix, ID, KIND_##KEY, KIND_##VAL },
+             "Data::HashMap::Shared/" #prefix,                          \
+             "Data::HashMap::Shared::" #NAME "::Cursor",                \
+             ID, KIND_##KEY, KIND_##VAL },
 static const struct dhms_variant_desc S_variants[DHMS_VARIANTS] = {
     DHMS_VARIANT_LIST(X)
 };
@@ -128,7 +131,7 @@ struct dhms_op_desc {
     const char *name;     /* "get" */
     const char *xop_name; /* "dhms_get" */
     const char *xop_desc; /* "Data::HashMap::Shared get" */
-    U8 min_args, max_args;
+    I32 min_args, max_args;  /* max DHMS_ANY_ARGS: no limit */
     U8 flags;             /* OPF_* */
     const char *usage;
     dhms_body_fn body;
@@ -835,6 +838,32 @@ DHMS_BODY(decr)
     return count_by(v, m, args, targ, -1, "decr");
 }
 
+static SV **S_extreme(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                       SV *targ, int want_max)
+{
+    dhms_item key, d;
+    int64_t result;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &d, "value");
+    st = dhms_extreme(m, &key, d.num, want_max, &result);
+    if (UNLIKELY(st != DHMS_OK))
+        croak_counter(v, m, st, want_max ? "max" : "min");
+    args[0] = ret_iv(targ, result);
+    return args;
+}
+
+DHMS_BODY(max)
+{
+    return S_extreme(aTHX_ v, m, args, targ, 1);
+}
+
+DHMS_BODY(min)
+{
+    return S_extreme(aTHX_ v, m, args, targ, 0);
+}
+
 DHMS_BODY(incr_by)
 {
     dhms_item delta;
@@ -980,6 +1009,406 @@ DHMS_BODY(to_hash)
     }
     LEAVE;
     args[0] = rv;
+    return args;
+}
+
+/* ---- conditional and atomic writes -------------------------------------- */
+
+/* add / update, with the map's default lifetime (ttl_arg NULL) or this
+ * entry's own: true if stored. */
+static SV **S_conditional(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                          SV *ttl_arg, int present, const char *what)
+{
+    dhms_item key, val;
+    int64_t ttl = -1;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &val, "value");
+    if (ttl_arg)
+        ttl = (int64_t)arg_secs(ttl_arg, what);
+    st = present ? dhms_update(m, &key, &val, ttl) : dhms_add(m, &key, &val, ttl);
+    args[0] = st == DHMS_EFULL ? &PL_sv_no : ret_bool(v, st);
+    return args;
+}
+#define conditional(...) S_conditional(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(add)
+{
+    return conditional(v, m, args, NULL, 0, NULL);
+}
+
+DHMS_BODY(update)
+{
+    return conditional(v, m, args, NULL, 1, NULL);
+}
+
+DHMS_BODY(add_ttl)
+{
+    return conditional(v, m, args, args[3], 0, "add_ttl's seconds");
+}
+
+DHMS_BODY(update_ttl)
+{
+    return conditional(v, m, args, args[3], 1, "update_ttl's seconds");
+}
+
+DHMS_NORETURN void S_croak_full(pTHX_ const struct dhms_variant_desc *v, dhms_map *m,
+                                const char *opname)
+{
+    uint64_t max = dhms_info(m, DHMS_INFO_MAX_ENTRIES);
+    if (dhms_info(m, DHMS_INFO_SIZE) < max)
+        Perl_croak(aTHX_ "%s: %s: string storage is full (arena_cap %" UVuf " bytes): "
+                   "cannot store", v->package, opname, (UV)dhms_info(m, DHMS_INFO_ARENA_CAP));
+    Perl_croak(aTHX_ "%s: %s: map is full (max_entries %" UVuf "): cannot insert key",
+               v->package, opname, (UV)max);
+}
+#define croak_full(...) S_croak_full(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(swap)
+{
+    dhms_item key, val;
+    dhms_out out;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &val, "value");
+    out_init(v->val_kind, targ, &out);
+    while ((st = dhms_swap(m, &key, &val, &out)) == DHMS_ESMALL)
+        out_grow(targ, &out);
+    if (st == DHMS_OK)
+        args[0] = out_finish(v->val_kind, targ, &out);
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_undef;
+    else if (st == DHMS_EFULL)
+        croak_full(v, m, "swap");
+    else
+        croak_status(v, st);
+    return args;
+}
+
+DHMS_BODY(cas)
+{
+    dhms_item key, expected, desired;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &expected, "expected value");
+    sv_to_item(v, v->val_kind, args[3], &desired, "desired value");
+    st = dhms_cas(m, &key, &expected, &desired);
+    args[0] = st == DHMS_EFULL ? &PL_sv_no : ret_bool(v, st);
+    return args;
+}
+
+DHMS_BODY(cas_take)
+{
+    dhms_item key, expected;
+    dhms_out out;
+    int st;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    sv_to_item(v, v->val_kind, args[2], &expected, "expected value");
+    out_init(v->val_kind, targ, &out);
+    while ((st = dhms_cas_take(m, &key, &expected, &out)) == DHMS_ESMALL)
+        out_grow(targ, &out);
+    if (st == DHMS_OK)
+        args[0] = out_finish(v->val_kind, targ, &out);
+    else if (st == DHMS_FALSE)
+        args[0] = &PL_sv_undef;
+    else
+        croak_status(v, st);
+    return args;
+}
+
+/* ---- batches -------------------------------------------------------------- */
+
+/* Convert args[from..nargs) to items in a buffer freed at LEAVE (so a
+ * conversion that dies - a tied or overloaded argument - leaks nothing and
+ * happens before the engine takes any lock). Kinds alternate key/value when
+ * pairs is set. */
+static dhms_item *S_items(pTHX_ const struct dhms_variant_desc *v, SV **args, I32 from,
+                          I32 nargs, int pairs)
+{
+    dhms_item *items;
+    I32 i, n = nargs - from;
+
+    Newx(items, n ? n : 1, dhms_item);
+    SAVEFREEPV(items);
+    for (i = 0; i < n; i++) {
+        int is_val = pairs && (i & 1);
+        sv_to_item(v, is_val ? v->val_kind : v->key_kind, args[from + i], &items[i],
+                   is_val ? "value" : "key");
+    }
+    return items;
+}
+#define items_of(...) S_items(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(set_multi)
+{
+    uint64_t stored = 0;
+    dhms_item *items;
+    int st;
+
+    if ((nargs - 1) % 2)
+        Perl_croak(aTHX_ "%s: set_multi takes key => value pairs; got an odd number (%d) of "
+                   "arguments after the map", v->package, (int)(nargs - 1));
+    ENTER;
+    items = items_of(v, args, 1, nargs, 1);
+    st = dhms_set_multi(m, items, (size_t)(nargs - 1) / 2, &stored);
+    LEAVE;
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = ret_iv(targ, (IV)stored);
+    return args;
+}
+
+DHMS_BODY(remove_multi)
+{
+    uint64_t removed = 0;
+    dhms_item *items;
+    int st;
+
+    ENTER;
+    items = items_of(v, args, 1, nargs, 0);
+    st = dhms_remove_multi(m, items, (size_t)(nargs - 1), &removed);
+    LEAVE;
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = ret_iv(targ, (IV)removed);
+    return args;
+}
+
+/* After an engine call that made a list of entries: croak on failure,
+ * else have the list freed at the matching LEAVE. */
+static void S_keep(pTHX_ const struct dhms_variant_desc *v, int st, dhms_snapshot *snap)
+{
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    SAVEDESTRUCTOR_X(S_free_snapshot, snap);
+}
+#define keep(...) S_keep(aTHX_ __VA_ARGS__)
+
+/* The values of the keys (undef where missing); in scalar context, how
+ * many of the keys were found. */
+DHMS_BODY(get_multi)
+{
+    dhms_snapshot *snap = NULL;
+    dhms_item *items;
+    size_t i, n = (size_t)(nargs - 1), found = 0;
+    SV **sp = args - 1;
+    int st;
+
+    ENTER;
+    items = items_of(v, args, 1, nargs, 0);
+    st = dhms_get_multi(m, items, n, &snap);
+    keep(v, st, snap);
+    if (gimme == G_LIST)
+        EXTEND(sp, (SSize_t)n);
+    for (i = 0; i < n; i++) {
+        dhms_item key, val;
+        st = dhms_snapshot_entry(snap, i, &key, &val);
+        found += st == DHMS_OK;
+        if (gimme == G_LIST)
+            PUSHs(st == DHMS_OK ? item_to_mortal(v->val_kind, &val) : &PL_sv_undef);
+    }
+    LEAVE;
+    if (gimme != G_LIST) {
+        args[0] = ret_iv(targ, (IV)found);
+        return args;
+    }
+    return sp;
+}
+
+/* ---- removing from the ends ------------------------------------------------ */
+
+/* pop, shift: (key, value) or (); drain: the flat list. In scalar context
+ * pop and shift give the key, drain the number of pairs. */
+static SV **S_take_ends(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                        SV *targ, U8 gimme, uint64_t n, int newest, int counted)
+{
+    dhms_snapshot *snap = NULL;
+    size_t i, got;
+    SV **sp = args - 1;
+    int st;
+
+    ENTER;
+    st = dhms_take_ends(m, n, newest, &snap);
+    keep(v, st, snap);
+    got = dhms_snapshot_len(snap);
+    if (gimme != G_LIST) {
+        if (counted)
+            args[0] = ret_iv(targ, (IV)got);
+        else if (got) {
+            dhms_item key, val;
+            dhms_snapshot_entry(snap, 0, &key, &val);
+            args[0] = item_to_mortal(v->key_kind, &key);
+        }
+        else
+            args[0] = &PL_sv_undef;
+        LEAVE;
+        return args;
+    }
+    EXTEND(sp, (SSize_t)(got * 2));
+    for (i = 0; i < got; i++) {
+        dhms_item key, val;
+        dhms_snapshot_entry(snap, i, &key, &val);
+        PUSHs(item_to_mortal(v->key_kind, &key));
+        PUSHs(item_to_mortal(v->val_kind, &val));
+    }
+    LEAVE;
+    return sp;
+}
+#define take_ends(...) S_take_ends(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(pop)
+{
+    return take_ends(v, m, args, targ, gimme, 1, 0, 0);
+}
+
+DHMS_BODY(shift)
+{
+    return take_ends(v, m, args, targ, gimme, 1, 1, 0);
+}
+
+DHMS_BODY(drain)
+{
+    UV n = arg_uint(v, args[1], "drain's n", 0, UV_MAX, "an integer >= 0 (pairs to remove)", 0, 0);
+    return take_ends(v, m, args, targ, gimme, (uint64_t)n, 0, 1);
+}
+
+/* ---- cursors --------------------------------------------------------------- */
+
+/*
+ * A cursor is a blessed reference (into <variant package>::Cursor) to a
+ * scalar with PERL_MAGIC_ext magic of S_cursor_vtbl whose mg_ptr is a
+ * struct dhms_cursor: the walk position and a counted reference to its
+ * map object, which keeps the map alive while the cursor lives.
+ */
+struct dhms_cursor {
+    SV *map_rv;     /* reference to the map object (counted) */
+    dhms_map *m;
+    uint64_t pos;   /* DHMS_POS_START, a hash, or the end */
+};
+
+static int S_cursor_free(pTHX_ SV *sv, MAGIC *mg)
+{
+    struct dhms_cursor *c = (struct dhms_cursor *)mg->mg_ptr;
+    PERL_UNUSED_ARG(sv);
+    if (c) {
+        SvREFCNT_dec(c->map_rv);
+        Safefree(c);
+        mg->mg_ptr = NULL;
+    }
+    return 0;
+}
+
+#ifdef USE_ITHREADS
+static int S_cursor_dup(pTHX_ MAGIC *mg, CLONE_PARAMS *param)
+{
+    PERL_UNUSED_ARG(param);
+    mg->mg_ptr = NULL; /* the map handle does not cross threads either */
+    return 0;
+}
+#endif
+
+static MGVTBL S_cursor_vtbl = {
+    NULL, NULL, NULL, NULL, S_cursor_free, NULL,
+#ifdef USE_ITHREADS
+    S_cursor_dup,
+#else
+    NULL,
+#endif
+    NULL,
+};
+
+/* The cursor behind sv, which must be a cursor of a variant-v map. */
+static struct dhms_cursor *S_cursor_from(pTHX_ SV *sv, const struct dhms_variant_desc *v)
+{
+    MAGIC *mg = NULL;
+    SvGETMAGIC(sv);
+    if (SvROK(sv) && SvTYPE(SvRV(sv)) >= SVt_PVMG)
+        mg = mg_findext(SvRV(sv), PERL_MAGIC_ext, &S_cursor_vtbl);
+    if (mg && mg->mg_ptr && mg->mg_private == v->id)
+        return (struct dhms_cursor *)mg->mg_ptr;
+    if (mg && mg->mg_private < DHMS_VARIANTS)
+        Perl_croak(aTHX_ "%s: not a %s::Cursor (got a cursor of a %s map): use the "
+                   "keywords or methods of that map's class", v->package, v->package,
+                   S_variants[mg->mg_private].package);
+    Perl_croak(aTHX_ "%s: not a %s::Cursor; make one with shm_%s_cursor $map or $map->cursor",
+               v->package, v->package, v->prefix);
+}
+#define cursor_from(...) S_cursor_from(aTHX_ __VA_ARGS__)
+
+DHMS_BODY(cursor)
+{
+    struct dhms_cursor *c;
+    SV *obj = newSV_type(SVt_PVMG);
+    SV *rv = sv_2mortal(newRV_noinc(obj));
+    MAGIC *mg;
+
+    Newxz(c, 1, struct dhms_cursor);
+    c->map_rv = newSVsv(args[0]);
+    c->m = m;
+    c->pos = DHMS_POS_START;
+    mg = sv_magicext(obj, NULL, PERL_MAGIC_ext, &S_cursor_vtbl, (const char *)c, 0);
+    mg->mg_private = v->id;
+    sv_bless(rv, gv_stashpv(v->cursor_package, GV_ADD));
+    args[0] = rv;
+    return args;
+}
+
+DHMS_BODY(cursor_next)
+{
+    struct dhms_cursor *c = cursor_from(args[0], v);
+    SV *ksv = sv_newmortal();
+    SV *vsv = sv_newmortal();
+    dhms_out ko, vo;
+    SV **sp;
+    int st;
+
+    out_init(v->key_kind, ksv, &ko);
+    out_init(v->val_kind, vsv, &vo);
+    while ((st = dhms_cursor_next(c->m, &c->pos, &ko, &vo)) == DHMS_ESMALL) {
+        if (v->key_kind == KIND_BYTES && ko.len > ko.cap)
+            out_grow(ksv, &ko);
+        if (v->val_kind == KIND_BYTES && vo.len > vo.cap)
+            out_grow(vsv, &vo);
+    }
+    if (st == DHMS_FALSE) {
+        if (gimme == G_LIST)
+            return args - 1;
+        args[0] = &PL_sv_undef;
+        return args;
+    }
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    out_finish(v->key_kind, ksv, &ko);
+    if (gimme != G_LIST) {
+        args[0] = ksv;
+        return args;
+    }
+    out_finish(v->val_kind, vsv, &vo);
+    sp = args - 1;
+    EXTEND(sp, 2);
+    PUSHs(ksv);
+    PUSHs(vsv);
+    return sp;
+}
+
+DHMS_BODY(cursor_reset)
+{
+    cursor_from(args[0], v)->pos = DHMS_POS_START;
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
+DHMS_BODY(cursor_seek)
+{
+    struct dhms_cursor *c = cursor_from(args[0], v);
+    dhms_item key;
+
+    sv_to_item(v, v->key_kind, args[1], &key, "key");
+    args[0] = ret_bool(v, dhms_cursor_seek(c->m, &key, &c->pos));
     return args;
 }
 
@@ -1366,7 +1795,11 @@ static void S_boot(pTHX)
 
             d->v = v;
             d->op = op;
-            name = sv_2mortal(newSVpvf("%s::%s", v->package, op->name));
+            /* cursor_next & co. are methods of the cursor class: $cur->next */
+            name = op->flags & OPF_CURSOR
+                ? sv_2mortal(newSVpvf("%s::%s", v->cursor_package,
+                                      op->name + sizeof "cursor_" - 1))
+                : sv_2mortal(newSVpvf("%s::%s", v->package, op->name));
             cv = newXS(SvPVX(name), S_xsub_dispatch, __FILE__);
             CvXSUBANY(cv).any_ptr = d;
             /* counters on string values: a method that says what to do, no keyword */
