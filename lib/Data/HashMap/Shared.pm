@@ -304,6 +304,133 @@ As L</incr>, subtracting 1.
 
 As L</incr>, adding C<$delta> (any int64, negative too).
 
+=head1 CONDITIONAL AND ATOMIC WRITES
+
+Each of these runs under the writer lock as one step: no other process sees
+a state in between.
+
+=head2 add, update
+
+    my $ok = shm_xx_add $map, $key, $value;       # $map->add($key, $value)
+    my $ok = shm_xx_update $map, $key, $value;    # $map->update($key, $value)
+
+C<add> stores only if C<$key> is absent, C<update> only if it is present.
+True if stored; false otherwise, or when the map (or its string storage) is
+full.
+
+=head2 add_ttl, update_ttl
+
+    my $ok = shm_xx_add_ttl $map, $key, $value, $seconds;
+    my $ok = shm_xx_update_ttl $map, $key, $value, $seconds;
+
+As L</"add, update">, with this entry's own lifetime (0: permanent). Croak
+on a map made without a TTL, as L</put_ttl> does.
+
+=head2 swap
+
+    my $old = shm_xx_swap $map, $key, $value;     # $map->swap($key, $value)
+
+Stores C<$value> and returns the value it replaced, or C<undef> if C<$key>
+was new. Croaks if it cannot store (C<swap: map is full ...>).
+
+=head2 cas
+
+    my $ok = shm_xx_cas $map, $key, $expected, $desired;
+
+Compare and set: replaces the value with C<$desired> if it equals
+C<$expected> (as numbers for integer values; as bytes for strings, the UTF-8
+flag not compared). True if it did; false if the value differed or
+C<$key> is missing.
+
+=head2 cas_take
+
+    my $value = shm_xx_cas_take $map, $key, $expected;
+
+Removes C<$key> and returns its value if the value equals C<$expected>;
+otherwise changes nothing and returns C<undef>.
+
+=head2 max, min
+
+    my $new = shm_xx_max $map, $key, $value;      # integer-value variants only
+    my $new = shm_xx_min $map, $key, $value;
+
+Stores the larger (smaller) of the current value and C<$value> and returns
+it; a missing key takes C<$value>. Atomic with respect to every other
+counter operation: C<max> racing C<incr> never lowers the value. Like the
+counters, lock-free on an existing key of a map without LRU.
+
+=head1 BATCHES
+
+Methods only. Each batch takes the writer lock once for all its keys. All
+arguments are converted before the lock is taken, so an argument that dies
+while being read (a tied variable, an overloaded object) leaves the map
+unchanged and no lock held.
+
+=head2 set_multi
+
+    my $stored = $map->set_multi($k1 => $v1, $k2 => $v2, ...);
+
+Stores every pair; returns how many were stored (a new key is not stored
+when the map is full). An odd number of arguments croaks.
+
+=head2 get_multi
+
+    my @values = $map->get_multi(@keys);
+
+The values, in the order of C<@keys>, C<undef> for missing keys. In scalar
+context, how many were found.
+
+=head2 remove_multi
+
+    my $removed = $map->remove_multi(@keys);
+
+Removes the keys; returns how many were there.
+
+=head1 REMOVING FROM THE ENDS
+
+=head2 pop, shift
+
+    my ($key, $value) = shm_xx_pop $map;          # $map->pop
+    my ($key, $value) = shm_xx_shift $map;        # $map->shift
+
+Remove one entry and return it, or the empty list if the map is empty. On
+an LRU map C<pop> takes the least recently used entry and C<shift> the most
+recently used one; on other maps each takes some entry (C<pop> from the end
+of the table, C<shift> from its start). In scalar context, the key.
+
+=head2 drain
+
+    my @pairs = shm_xx_drain $map, $n;            # $map->drain($n)
+
+Removes up to C<$n> entries in L</"pop, shift"> order under one lock and
+returns them as a flat list C<(k, v, k, v, ...)>; in scalar context, the
+number of pairs. It never reserves more room than the map holds, whatever
+C<$n> is.
+
+=head1 CURSORS
+
+    my $cur = shm_xx_cursor $map;                 # $map->cursor
+    while (my ($key, $value) = shm_xx_cursor_next $cur) { ... }   # $cur->next
+    shm_xx_cursor_reset $cur;                     # $cur->reset
+    shm_xx_cursor_seek $cur, $key;                # $cur->seek($key)
+
+A cursor is an independent iterator, an object of class
+C<Data::HashMap::Shared::I<X>::Cursor>. Any number of cursors can walk one
+map at once and nest. C<cursor_next> returns C<($key, $value)>, or the
+empty list at the end (where the cursor stays until C<cursor_reset>); in
+scalar context the key. C<cursor_seek> returns true if C<$key> is present,
+and then the next C<cursor_next> returns C<$key> and continues from there;
+false (the position unchanged) otherwise. A cursor keeps its map alive.
+Using a cursor of one variant with another variant's keyword croaks.
+
+Cursors walk the map in the order of the keys' hashes, remembering only the
+hash of the last entry they returned. That is what makes the guarantee of
+L</each> hold for them too: every entry present for the whole walk is
+returned exactly once, even while the table grows, shrinks or is compacted
+by this or another process; removing entries during the walk is safe;
+entries added or removed meanwhile may or may not be seen; a walk always
+ends.
+
 =head1 EXPIRY AND RECENCY
 
 =head2 put_ttl
@@ -621,8 +748,6 @@ through F</proc/self/fd> for its kernel lock.
 =head1 NOT YET AVAILABLE
 
 The following are specified and planned, but not in this release:
-C<add>, C<update>, C<swap>, C<cas>, C<max>,
-C<min>, cursors, C<pop>, C<shift>, C<drain>, the C<_multi> methods,
 anonymous, memfd-backed and sharded maps (C<new(undef, ...)>,
 C<new_memfd>, C<new_from_fd>, C<new_sharded>), C<new_readonly>, C<sync>,
 C<freeze>, C<frozen>, C<readonly>, and C<verify>.
