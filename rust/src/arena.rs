@@ -145,7 +145,13 @@ impl Core {
                 word: w,
             });
         }
-        let top = self.hdr().arena_top.load(Acquire);
+        // Blocks end below the shared top and inside this process's mapping
+        // (which may be smaller than others' when address space was short).
+        let top = self
+            .hdr()
+            .arena_top
+            .load(Acquire)
+            .min(self.arena_off + self.arena_reserve);
         if w < self.arena_off || !w.is_multiple_of(8) || w + BLOCK_HEADER as u64 > top {
             return None;
         }
@@ -301,6 +307,12 @@ impl Core {
     /// Returns the number of blocks found in use.
     pub(crate) fn arena_rebuild(&mut self, live: &HashSet<u64>) -> u64 {
         let hdr = self.hdr();
+        if hdr.arena_top.load(Relaxed) > self.arena_off + self.arena_reserve {
+            // This process cannot see the whole arena (it reserved less
+            // address space than the arena has grown to): leave the lists to
+            // a process that can; a damaged list is dropped when met anyway.
+            return 0;
+        }
         for h in &hdr.free_heads {
             h.store(0, Relaxed);
         }

@@ -323,7 +323,7 @@ impl Core {
         let reserve = Self::reserve_for(p.arena_cap);
         let size = geo.arena_off + INITIAL_ARENA.min(reserve);
         region.truncate(size)?;
-        region.map(geo.arena_off + reserve)?;
+        let reserve = region.map_reserving(size, geo.arena_off + reserve)? - geo.arena_off;
         // SAFETY: the mapping starts with a header page inside the file.
         let h = unsafe { &*(region.base() as *const Header) };
         h.version.store(VERSION, Relaxed);
@@ -437,7 +437,7 @@ impl Core {
         if h.size.load(Relaxed) > p.max_entries {
             return corrupt("size exceeds max_entries".into());
         }
-        region.map(geo.arena_off + reserve)?;
+        let reserve = region.map_reserving(recorded, geo.arena_off + reserve)? - geo.arena_off;
         Core::finish(region, variant, geo, reserve)
     }
 
@@ -788,6 +788,12 @@ impl Core {
         self.hdr().stat_expired.fetch_add(1, Relaxed);
     }
 
+    /// True for a map without extension words (no LRU, no TTL).
+    #[inline(always)]
+    pub(crate) fn plain(&self) -> bool {
+        self.geo.stride == layout::SLOT_SIZE
+    }
+
     /// Is slot `i` of `t` live at `now`? (Always, without TTL.)
     #[inline(always)]
     pub(crate) fn live(&self, t: &Table, i: usize, now: u32) -> bool {
@@ -1025,6 +1031,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         &self.core
     }
 
+    #[inline(always)]
     fn check_key(&self, k: &Item) -> Result<()> {
         if !K::BYTES && !K::fits(k.num) {
             return Err(Error::new(format!("{} does not fit {}", k.num, K::NAME)));
@@ -1048,6 +1055,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// # Safety
     /// `k`'s bytes must be valid for the returned key's lifetime.
+    #[inline(always)]
     pub(crate) unsafe fn key<'a>(&self, k: &'a Item) -> Result<Key<'a>> {
         self.check_key(k)?;
         if K::BYTES {
@@ -1130,17 +1138,27 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Look `k` up; its value goes into `out` and, if `ttl` is given, its
     /// seconds left (0 = permanent; -1 on a map without TTL) into `ttl`.
-    fn read_entry(&mut self, k: &Item, out: &mut Out, mut ttl: Option<&mut i64>) -> Result<Status> {
+    /// `EXT`: the map has extension words (LRU or TTL); a plain map's
+    /// reads are compiled without any of their cost.
+    #[inline(always)]
+    fn read_entry<const EXT: bool>(
+        &mut self,
+        k: &Item,
+        out: &mut Out,
+        mut ttl: Option<&mut i64>,
+    ) -> Result<Status> {
         // SAFETY: k's bytes are valid for this call (API contract).
         let key = unsafe { self.key(k)? };
-        let now = self.core.now();
+        let now = if EXT { self.core.now() } else { 0 };
         let r = self.core.read(|core| {
-            let t = core.active()?;
+            let t = core.table_as::<EXT>(core.hdr().table.load(Acquire))?;
             match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                Probe::Found(i) if core.live(&t, i, now) => {
-                    core.mark_used(&t, i);
+                Probe::Found(i) if !EXT || core.live(&t, i, now) => {
+                    if EXT {
+                        core.mark_used(&t, i);
+                    }
                     if let Some(ttl) = ttl.as_deref_mut() {
-                        *ttl = if core.ttl_on {
+                        *ttl = if EXT && core.ttl_on {
                             Core::remaining(t.ext(i).load(Relaxed), now) as i64
                         } else {
                             -1
@@ -1161,13 +1179,21 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Look `k` up; its value goes into `out`.
     pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
-        self.read_entry(k, out, None)
+        if self.core.plain() {
+            self.read_entry::<false>(k, out, None)
+        } else {
+            self.read_entry::<true>(k, out, None)
+        }
     }
 
     /// As `get`, and the entry's seconds left (0 = permanent, -1 = the map
     /// has no TTL) in `ttl`.
     pub fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {
-        self.read_entry(k, out, Some(ttl))
+        if self.core.plain() {
+            self.read_entry::<false>(k, out, Some(ttl))
+        } else {
+            self.read_entry::<true>(k, out, Some(ttl))
+        }
     }
 
     /// True if `k` is present (and not expired).

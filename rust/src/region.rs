@@ -209,6 +209,20 @@ impl Region {
         Ok(())
     }
 
+    /// Map `want` bytes of address space, or, if the system refuses that
+    /// much (valgrind, a tight `ulimit -v`), the largest power-of-two
+    /// fraction of it that still covers `need` bytes. Returns the length.
+    pub fn map_reserving(&mut self, need: u64, want: u64) -> Result<u64> {
+        let mut len = want.max(need);
+        loop {
+            match self.map(len) {
+                Ok(()) => return Ok(len),
+                Err(e) if len / 2 < need => return Err(e),
+                Err(_) => len = (len / 2).max(need),
+            }
+        }
+    }
+
     /// Grow this process's mapping to `len` bytes (the file already has them).
     pub fn remap(&mut self, len: u64) -> Result<()> {
         if self.base.is_null() {

@@ -731,6 +731,9 @@ croak.
 
 =item * C<$arena_cap>: at most 16 TiB. Without a cap, string storage may
 grow to 256 GiB per map (that much address space is reserved, not used).
+Where the system refuses that much address space (under valgrind, or with
+a tight C<ulimit -v>), a process reserves less; strings stored beyond its
+reservation by other processes then read as errors in that process.
 
 =item * String storage of a map grows with the data, up to C<$arena_cap>
 when one is set.
