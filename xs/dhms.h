@@ -210,6 +210,13 @@ int dhms_cursor_next(dhms_map *map, uint64_t *pos, dhms_out *key, dhms_out *val)
 /* OK: *pos set so that the next step returns key; FALSE: key missing. */
 int dhms_cursor_seek(dhms_map *map, const dhms_item *key, uint64_t *pos);
 
+/* ---- verification --------------------------------------------------------- */
+
+/* Walk the whole map under the writer lock and check every invariant (header,
+ * table, counts, string references, arena and free lists, LRU list):
+ * DHMS_OK, or DHMS_ERROR with the first problem in dhms_last_error(). */
+int dhms_verify(dhms_map *map);
+
 /* ---- whole map ------------------------------------------------------- */
 
 uint64_t dhms_info(const dhms_map *map, int which);

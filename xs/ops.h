@@ -102,6 +102,7 @@
       "$class, $path, $max_entries, $max_size = 0, $ttl = 0, "          \
       "$lru_skip = 0, $arena_cap = 0, $file_mode = 0600")               \
     X(stats,           1, 1, OPF_METHOD,        "$map")                 \
+    X(verify,          1, 1, OPF_METHOD,        "$map")                 \
     X(path,            1, 1, OPF_METHOD,        "$map")                 \
     X(unlink,          1, 2, OPF_NOMAP,         "$map | $class, $path")
 

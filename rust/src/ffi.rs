@@ -78,6 +78,8 @@ pub trait AnyMap: Send {
     fn walk(&mut self, pos: &mut Option<u64>, k: &mut Out, v: &mut Out) -> Result<Status>;
     /// See [`Map::seek`].
     fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>>;
+    /// See [`Map::verify`].
+    fn verify(&mut self) -> Result<()>;
     /// See [`Map::snapshot`].
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
 }
@@ -187,6 +189,9 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     }
     fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>> {
         Map::seek(self, k)
+    }
+    fn verify(&mut self) -> Result<()> {
+        Map::verify(self)
     }
 }
 
@@ -680,6 +685,13 @@ export!(
             }
             None => Ok(1),
         }
+    }
+);
+
+export!(
+    /// Check the whole map: DHMS_OK, or DHMS_ERROR naming the first problem.
+    fn dhms_verify(map) {
+        map.verify().map(|_| 0)
     }
 );
 

@@ -17,6 +17,7 @@
 //! * [`map`] — `Map<K, V>`: the operations, generic over the codecs.
 //! * [`ops`] — the rest of the operation set: conditional writes, batches,
 //!   removal from the ends, cursors.
+//! * [`verify`] — the whole-map consistency check.
 //! * [`ffi`] — the C ABI used by the Perl glue (`xs/dhms.h`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod region;
 pub mod seqlock;
 pub mod table;
 pub mod ttl;
+pub mod verify;
 
 pub use codec::{Bytes, Codec, I16, I32, I64};
 pub use error::{Error, Result};

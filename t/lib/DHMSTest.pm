@@ -17,11 +17,11 @@ use Test::More ();
 our @EXPORT = qw(
     @VARIANTS variant for_each_variant variants
     key_of val_of vkey vval int_range
-    forms kw_ops meth_ops kw_run kw_compile ops_for %OPS @COUNTER_OPS
+    forms kw_ops meth_ops kw_run kw_compile ops_for %OPS @COUNTER_OPS forms_with
     croaks_ok usage_croaks_ok croak_msg
     tmp_dir tmp_path slurp spew
     run_children children_ok run_in_child run_in_children spawn_child describe_status
-    under_alarm
+    under_alarm start_child finish_child
 );
 
 # A safety net for the parent process: a test that deadlocks is killed
@@ -161,6 +161,22 @@ sub meth_ops {
 sub forms {
     my ($v) = @_;
     return ([ method => meth_ops($v) ], [ keyword => kw_ops($v) ]);
+}
+
+# forms_with($v, op => arity, ...): forms() plus further operations (those
+# not in %OPS), each as a method closure and as its keyword (arity counts
+# the map), compiled with kw_compile.
+sub forms_with {
+    my ($v, %arity) = @_;
+    my ($meth, $kw) = forms($v);
+    my %me = %{ $meth->[1] };
+    my %k  = %{ $kw->[1] };
+    for my $op (sort keys %arity) {
+        my $args = join ', ', map { "\$_[$_]" } 0 .. $arity{$op} - 1;
+        $k{$op}  = kw_compile($v, "shm_PFX_$op $args");
+        $me{$op} = sub { my $m = shift; $m->$op(@_) };
+    }
+    return ([ method => \%me ], [ keyword => \%k ]);
 }
 
 # kw_compile($v, $body): compiles `sub { BODY }` in package main with the
@@ -369,6 +385,38 @@ sub spawn_child {
         POSIX::_exit($ok ? 0 : 1);
     }
     return $pid;
+}
+
+# start_child(sub { ... return "summary" }, alarm => 60): forks one child
+# that starts at once and runs while the parent goes on (no barrier);
+# finish_child($handle) waits for it -> ($wait_status, $output), the output
+# as for run_in_child ("ok:<returned string>" or "died:<error>").
+sub start_child {
+    my ($code, %opt) = @_;
+    my $secs = $opt{alarm} // 30;
+    STDOUT->flush; STDERR->flush;
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        alarm $secs;
+        close $r;
+        my $res = eval { my $x = $code->(); 'ok:' . ($x // '') };
+        $res = "died:$@" unless defined $res;
+        syswrite $w, $res;
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return { pid => $pid, fh => $r };
+}
+
+sub finish_child {
+    my ($h) = @_;
+    my $fh = $h->{fh};
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    waitpid($h->{pid}, 0);
+    return ($?, $out);
 }
 
 # under_alarm($secs, sub { ... }): runs the code under `alarm $secs` with

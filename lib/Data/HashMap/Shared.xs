@@ -1549,6 +1549,15 @@ static const struct {
     { "stat_recoveries", DHMS_INFO_STAT_RECOVERIES },
 };
 
+DHMS_BODY(verify)
+{
+    int st = dhms_verify(m);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
 DHMS_BODY(stats)
 {
     HV *hv = newHV();
