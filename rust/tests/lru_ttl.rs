@@ -93,6 +93,7 @@ fn lru_list_survives_resizes_and_random_use() {
         }
     }
     assert!(m.core_ref().info(Info::StatEvictions) > 1000);
+    m.verify().unwrap();
     let n = m.core_ref().check_lru().unwrap();
     assert_eq!(n as u64, m.core_ref().info(Info::Size));
 }

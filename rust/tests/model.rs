@@ -215,6 +215,7 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
         }
     }
     assert_eq!(seen.len(), model.len());
+    m.verify().unwrap();
     for (k, val) in &seen {
         assert!(same_bytes(val, &model[k]) && val == &model[k]);
     }

@@ -285,6 +285,7 @@ fn dead_lock_holder_is_recovered() {
         assert!(t0.elapsed() < Duration::from_secs(5));
         assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
         assert_eq!(m.core_ref().info(Info::Size), 101);
+        m.verify().unwrap();
         for i in 0..100 {
             assert_eq!(
                 get(&mut *m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
@@ -344,6 +345,7 @@ fn writer_killed_mid_loop() {
             t0.elapsed()
         );
         recovered += m.core_ref().info(Info::StatRecoveries) - before;
+        m.verify().unwrap();
         // Consistent: the snapshot agrees with size, and every value matches its key.
         let snap = m.snapshot().unwrap();
         assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
@@ -495,6 +497,7 @@ fn lru_writer_killed_mid_loop() {
         let n = m.core_ref().check_lru().unwrap();
         assert_eq!(n as u64, m.core_ref().info(Info::Size));
         assert!(n <= 300);
+        m.verify().unwrap();
     }
     assert!(recovered >= 1);
 }

@@ -8,6 +8,18 @@ our $VERSION = '0.01';
 require XSLoader;
 XSLoader::load('Data::HashMap::Shared', $VERSION);
 
+# tie %h, 'Data::HashMap::Shared::X', ...: one TIEHASH, given by this loop
+# to every variant class the XS defined (those with a new); the tied hash
+# itself is a Data::HashMap::Shared::Tie.
+require Data::HashMap::Shared::Tie;
+for my $entry (keys %Data::HashMap::Shared::) {
+    my ($name) = $entry =~ /^(\w+)::\z/ or next;
+    my $class = "Data::HashMap::Shared::$name";
+    no strict 'refs';
+    next unless defined &{"${class}::new"};
+    *{"${class}::TIEHASH"} = \&Data::HashMap::Shared::Tie::tiehash;
+}
+
 # The import and unimport of the ten variant packages: enable (or disable)
 # the variant's shm_<prefix>_* keywords in the scope being compiled.
 sub _enable_keywords {
