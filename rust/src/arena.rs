@@ -234,9 +234,11 @@ impl Core {
         let hdr = self.hdr();
         let next = hdr.free_heads[class].load(Relaxed);
         self.word_at(w + 8).store(next, Relaxed);
+        crate::fault::point();
         self.word_at(w)
             .store(block_header(0, class, false) | F_FREE, Relaxed);
         hdr.free_heads[class].store(w, Relaxed);
+        crate::fault::point();
         hdr.arena_used
             .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
     }
@@ -254,11 +256,14 @@ impl Core {
                     0
                 };
                 hdr.free_heads[class].store(next, Relaxed);
+                crate::fault::point();
                 hdr.arena_used.fetch_add(size, Relaxed);
+                crate::fault::point();
                 return Ok(head);
             }
             // A damaged list: drop it (recovery rebuilds it from a walk).
             hdr.free_heads[class].store(0, Relaxed);
+            crate::fault::point();
         }
         let top = hdr.arena_top.load(Relaxed);
         let end = top + size;
@@ -276,7 +281,9 @@ impl Core {
         self.word_at(top)
             .store(block_header(0, class, false), Relaxed);
         hdr.arena_top.store(end, Release);
+        crate::fault::point();
         hdr.arena_used.fetch_add(size, Relaxed);
+        crate::fault::point();
         Ok(top)
     }
 
@@ -299,6 +306,7 @@ impl Core {
         new = new.min(self.arena_off + self.arena_reserve).max(need);
         self.region.truncate(new)?;
         hdr.file_size.store(new, Release);
+        crate::fault::point();
         Ok(())
     }
 
@@ -349,11 +357,15 @@ impl Core {
         let hdr = self.hdr();
         for h in &hdr.free_heads {
             h.store(0, Relaxed);
+            crate::fault::point();
         }
         let top = hdr.arena_top.load(Relaxed);
         hdr.arena_top.store(self.arena_off, Release);
+        crate::fault::point();
         hdr.arena_used.store(0, Relaxed);
+        crate::fault::point();
         self.region.punch(self.arena_off, top - self.arena_off);
+        crate::fault::point();
     }
 }
 

@@ -25,6 +25,7 @@
 pub mod arena;
 pub mod codec;
 pub mod error;
+pub mod fault;
 pub mod ffi;
 pub mod futex;
 pub mod hash;

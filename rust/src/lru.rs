@@ -25,22 +25,29 @@ impl Core {
         let cap = t.cap() as u32;
         if p != NIL && p < cap {
             t.link(p as usize).next.store(n, Relaxed);
+            crate::fault::point();
         } else {
             h.lru_head.store(n as u64, Relaxed);
+            crate::fault::point();
         }
         if n != NIL && n < cap {
             t.link(n as usize).prev.store(p, Relaxed);
+            crate::fault::point();
         } else {
             h.lru_tail.store(p as u64, Relaxed);
+            crate::fault::point();
         }
         l.prev.store(NIL, Relaxed);
+        crate::fault::point();
         l.next.store(NIL, Relaxed);
+        crate::fault::point();
     }
 
     /// Put slot `i` (not in the list) at the head with a fresh stamp.
     pub(crate) fn lru_push_head(&self, t: &Table, i: usize) {
         let h = self.hdr();
         let stamp = h.lru_clock.fetch_add(1, Relaxed);
+        crate::fault::point();
         self.lru_link_head(t, i, stamp);
     }
 
@@ -48,15 +55,21 @@ impl Core {
         let h = self.hdr();
         let l = t.link(i);
         l.stamp.store(stamp, Relaxed);
+        crate::fault::point();
         let old = h.lru_head.load(Relaxed) as u32;
         l.prev.store(NIL, Relaxed);
+        crate::fault::point();
         l.next.store(old, Relaxed);
+        crate::fault::point();
         if old != NIL && (old as usize) < t.cap() {
             t.link(old as usize).prev.store(i as u32, Relaxed);
+            crate::fault::point();
         } else {
             h.lru_tail.store(i as u64, Relaxed);
+            crate::fault::point();
         }
         h.lru_head.store(i as u64, Relaxed);
+        crate::fault::point();
     }
 
     /// An update used slot `i`: move it to the head, unless `lru_skip`
@@ -67,6 +80,7 @@ impl Core {
             let c = self.hdr().lru_clock.load(Relaxed);
             if (c.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100 < self.lru_skip {
                 self.hdr().lru_clock.fetch_add(1, Relaxed);
+                crate::fault::point();
                 t.ext(i).fetch_or(EXT_USED, Relaxed);
                 return;
             }
@@ -96,6 +110,7 @@ impl Core {
                 return Some(i);
             }
             t.ext(i).fetch_and(!EXT_USED, Relaxed);
+            crate::fault::point();
             self.lru_unlink(t, i);
             self.lru_push_head(t, i);
         }
@@ -116,6 +131,7 @@ impl Core {
                 &h.stat_evictions
             };
             counter.fetch_add(1, Relaxed);
+            crate::fault::point();
         }
     }
 

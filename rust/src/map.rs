@@ -589,6 +589,7 @@ impl Core {
         let hdr = self.hdr();
         if from_dead {
             hdr.stat_recoveries.fetch_add(1, Relaxed);
+            crate::fault::point();
         }
         let Some(t) = self.active() else {
             // Nothing sane to keep: start from an empty table.
@@ -617,11 +618,14 @@ impl Core {
                 tombs += 1;
             } else if m != EMPTY {
                 s.meta.store(TOMB, Relaxed);
+                crate::fault::point();
                 tombs += 1;
             }
         }
         hdr.size.store(size, Relaxed);
+        crate::fault::point();
         hdr.tombstones.store(tombs, Relaxed);
+        crate::fault::point();
         if self.lru_on {
             self.lru_rebuild(&t);
         }
@@ -640,10 +644,15 @@ impl Core {
         self.region
             .punch(self.geo.region_off[other as usize], region_bytes);
         hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
+        crate::fault::point();
         hdr.size.store(0, Relaxed);
+        crate::fault::point();
         hdr.tombstones.store(0, Relaxed);
+        crate::fault::point();
         hdr.lru_head.store(layout::NIL as u64, Relaxed);
+        crate::fault::point();
         hdr.lru_tail.store(layout::NIL as u64, Relaxed);
+        crate::fault::point();
         self.region
             .punch(self.geo.region_off[1 - other as usize], region_bytes);
     }
@@ -692,6 +701,7 @@ impl Core {
         let other = 1 - desc_region(d);
         let rb = self.geo.region_bytes();
         self.region.punch(self.geo.region_off[other], rb);
+        crate::fault::point();
         let new = self
             .table_of(table_desc(other as u64, log2))
             .expect("log2 within range");
@@ -716,8 +726,11 @@ impl Core {
             self.lru_rebuild(&new);
         }
         hdr.table.store(table_desc(other as u64, log2), Release);
+        crate::fault::point();
         hdr.tombstones.store(0, Relaxed);
+        crate::fault::point();
         self.region.punch(self.geo.region_off[1 - other], rb);
+        crate::fault::point();
     }
 
     /// Make room for one more entry (grow, or compact tombstones).
@@ -768,12 +781,14 @@ impl Core {
         let hdr = self.hdr();
         if dt >= 0 {
             hdr.tombstones.fetch_add(dt as u64, Relaxed);
+            crate::fault::point();
         } else {
             let cur = hdr.tombstones.load(Relaxed);
             hdr.tombstones
                 .store(cur.saturating_sub((-dt) as u64), Relaxed);
         }
         hdr.size.fetch_sub(1, Relaxed);
+        crate::fault::point();
         if self.kb {
             self.str_free(kw);
         }
@@ -786,6 +801,7 @@ impl Core {
     pub(crate) fn remove_expired(&mut self, t: &Table, i: usize) {
         self.remove_slot(t, i);
         self.hdr().stat_expired.fetch_add(1, Relaxed);
+        crate::fault::point();
     }
 
     /// True for a map without extension words (no LRU, no TTL).
@@ -1317,10 +1333,12 @@ impl<K: Codec, V: Codec> Map<K, V> {
             };
             core.seq_begin();
             let old = t.slot(i).val.swap(nw, AcqRel);
+            crate::fault::point();
             core.str_free(old);
             core.seq_end();
         } else {
             t.slot(i).val.store(v.num as u64, Release);
+            crate::fault::point();
         }
         Self::updated(core, t, i, expiry);
         Ok(Status::Ok)
@@ -1331,6 +1349,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub(crate) fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
         if let (true, Some(e)) = (core.ttl_on, expiry) {
             t.ext(i).store(e, Release);
+            crate::fault::point();
         }
         if core.lru_on {
             core.lru_promote(t, i);
@@ -1391,16 +1410,22 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let s = t.slot(i);
         let was_tomb = s.meta.load(Relaxed) == TOMB;
         s.key.store(kw, Relaxed);
+        crate::fault::point();
         s.val.store(vw, Relaxed);
+        crate::fault::point();
         if t.has_ext() {
             t.ext(i).store(expiry, Relaxed);
+            crate::fault::point();
         }
         s.meta.store(layout::full_meta(key.hash), Release);
+        crate::fault::point();
         let hdr = core.hdr();
         if was_tomb {
             hdr.tombstones.fetch_sub(1, Relaxed);
+            crate::fault::point();
         }
         hdr.size.fetch_add(1, Relaxed);
+        crate::fault::point();
         if core.lru_on {
             core.lru_push_head(&t, i);
         }
@@ -1473,6 +1498,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if V::BYTES {
             // SAFETY: dflt's bytes are valid (API contract); out has room.
             unsafe { std::ptr::copy_nonoverlapping(dflt.ptr, out.buf, dflt.len) };
+            crate::fault::point();
             out.len = dflt.len;
             out.utf8 = dflt.utf8;
         }
@@ -1604,6 +1630,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 if e & layout::EXT_EXPIRY != 0 {
                     let ne = crate::ttl::expiry_after(now, core.ttl_default);
                     t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
+                    crate::fault::point();
                 }
             }
             if core.lru_on {
@@ -1622,6 +1649,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             let e = t.ext(i).load(Relaxed);
             let ne = crate::ttl::expiry_after(now, secs);
             t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
+            crate::fault::point();
         })
     }
 

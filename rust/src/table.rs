@@ -154,11 +154,15 @@ impl Table {
             let s = self.slot(i);
             if s.meta.load(Relaxed) == EMPTY {
                 s.key.store(key, Relaxed);
+                crate::fault::point();
                 s.val.store(val, Relaxed);
+                crate::fault::point();
                 if self.has_ext() {
                     self.ext(i).store(ext, Relaxed);
+                    crate::fault::point();
                 }
                 s.meta.store(meta, Release);
+                crate::fault::point();
                 return Some(i);
             }
             i = (i + 1) & mask;
@@ -175,13 +179,16 @@ impl Table {
         let next = self.slot((i + 1) & mask).meta.load(Relaxed);
         if next != EMPTY {
             self.slot(i).meta.store(TOMB, Release);
+            crate::fault::point();
             return 1;
         }
         self.slot(i).meta.store(EMPTY, Release);
+        crate::fault::point();
         let mut freed = 0;
         let mut j = i.wrapping_sub(1) & mask;
         while j != i && self.slot(j).meta.load(Relaxed) == TOMB {
             self.slot(j).meta.store(EMPTY, Release);
+            crate::fault::point();
             freed += 1;
             j = j.wrapping_sub(1) & mask;
         }

@@ -29,7 +29,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let fsize = core.region.file_size()?;
         let recorded = h.file_size.load(Relaxed);
         if recorded > fsize {
-            return bad(format!("header: file_size {recorded} exceeds the file's {fsize} bytes"));
+            return bad(format!(
+                "header: file_size {recorded} exceeds the file's {fsize} bytes"
+            ));
         }
         let top = h.arena_top.load(Relaxed);
         if top < core.arena_off || top > recorded {
@@ -61,14 +63,20 @@ impl<K: Codec, V: Codec> Map<K, V> {
             let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
             let hash = if K::BYTES {
                 let Some(v) = core.str_view(kw) else {
-                    return bad(format!("slot {i}: the key's string reference {kw:#x} is invalid"));
+                    return bad(format!(
+                        "slot {i}: the key's string reference {kw:#x} is invalid"
+                    ));
                 };
                 let mut b = vec![0u8; v.len];
                 core.str_copy(&v, b.as_mut_ptr());
                 crate::hash::hash_bytes(core.seed(), &b)
             } else {
                 if !K::fits(kw as i64) {
-                    return bad(format!("slot {i}: key {} does not fit {}", kw as i64, K::NAME));
+                    return bad(format!(
+                        "slot {i}: key {} does not fit {}",
+                        kw as i64,
+                        K::NAME
+                    ));
                 }
                 crate::hash::hash_int(core.seed(), kw as i64)
             };
@@ -78,26 +86,42 @@ impl<K: Codec, V: Codec> Map<K, V> {
             // reachable from its home, and the first slot holding this key
             let found = t.probe(hash, |w| w == kw);
             if found != Probe::Found(i) {
-                return bad(format!("slot {i}: the key is not reachable from its home slot ({found:?})"));
+                return bad(format!(
+                    "slot {i}: the key is not reachable from its home slot ({found:?})"
+                ));
             }
             if V::BYTES {
                 if core.str_view(vw).is_none() {
-                    return bad(format!("slot {i}: the value's string reference {vw:#x} is invalid"));
+                    return bad(format!(
+                        "slot {i}: the value's string reference {vw:#x} is invalid"
+                    ));
                 }
             } else if !V::fits(vw as i64) {
-                return bad(format!("slot {i}: value {} does not fit {}", vw as i64, V::NAME));
+                return bad(format!(
+                    "slot {i}: value {} does not fit {}",
+                    vw as i64,
+                    V::NAME
+                ));
             }
             for (is_str, w) in [(K::BYTES, kw), (V::BYTES, vw)] {
                 if is_str && !is_inline(w) && !blocks.insert(w) {
-                    return bad(format!("slot {i}: string block {w:#x} is shared with another entry"));
+                    return bad(format!(
+                        "slot {i}: string block {w:#x} is shared with another entry"
+                    ));
                 }
             }
         }
         if full != h.size.load(Relaxed) {
-            return bad(format!("size is {} but the table holds {full} entries", h.size.load(Relaxed)));
+            return bad(format!(
+                "size is {} but the table holds {full} entries",
+                h.size.load(Relaxed)
+            ));
         }
         if tombs != h.tombstones.load(Relaxed) {
-            return bad(format!("tombstones is {} but the table has {tombs}", h.tombstones.load(Relaxed)));
+            return bad(format!(
+                "tombstones is {} but the table has {tombs}",
+                h.tombstones.load(Relaxed)
+            ));
         }
         if full > core.info(crate::map::Info::MaxEntries) {
             return bad("the table holds more than max_entries entries".into());
@@ -133,7 +157,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return bad(format!("arena: referenced block {b} lies past the top"));
         }
         if used != h.arena_used.load(Relaxed) {
-            return bad(format!("arena_used is {} but live blocks hold {used}", h.arena_used.load(Relaxed)));
+            return bad(format!(
+                "arena_used is {} but live blocks hold {used}",
+                h.arena_used.load(Relaxed)
+            ));
         }
         // free lists: every member a free block of its class, no cycles
         let mut listed = HashSet::new();

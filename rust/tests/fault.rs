@@ -1,0 +1,353 @@
+//! Crash tests: for every mutation kind and every fault point N in it, a
+//! forked child dies (`_exit`) at the N-th point while holding the writer
+//! lock; the parent recovers the map, runs `verify`, and checks that the map
+//! holds exactly the state before or the state after the mutation (per key
+//! for batches). Run with `cargo test --features fault-injection`.
+#![cfg(feature = "fault-injection")]
+
+mod common;
+use common::*;
+use hashmap_shared::ffi::{open_any, AnyMap};
+use hashmap_shared::map::{Entry, Params, Status, Variant};
+use std::collections::BTreeMap;
+
+type State = BTreeMap<Vec<u8>, Entry>;
+
+fn key_bytes(e: &Entry) -> Vec<u8> {
+    match e {
+        Entry::Int(n) => n.to_le_bytes().to_vec(),
+        Entry::Bytes(b, _) => b.clone(),
+    }
+}
+
+fn state(m: &mut dyn AnyMap) -> State {
+    m.snapshot()
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (key_bytes(&k), v))
+        .collect()
+}
+
+struct Kind {
+    name: &'static str,
+    variant: Variant,
+    params: Params,
+    setup: fn(&mut dyn AnyMap),
+    mutate: fn(&mut dyn AnyMap),
+    /// Each key may independently be old or new (batches); else all-or-nothing.
+    per_key: bool,
+}
+
+fn long(i: u64) -> Vec<u8> {
+    format!("a value long enough for the arena, number {i:06}").into_bytes()
+}
+
+fn fill_ss(m: &mut dyn AnyMap, n: u64) {
+    for i in 0..n {
+        assert_eq!(
+            put(
+                m,
+                &bytes(format!("key-{i:04}").as_bytes()),
+                &bytes(&long(i))
+            ),
+            Status::Ok
+        );
+    }
+}
+
+fn params(max_entries: u64, max_size: u64, ttl: u64) -> Params {
+    let mut p = Params::new(max_entries);
+    p.max_size = max_size;
+    p.ttl = ttl;
+    p
+}
+
+fn kinds() -> Vec<Kind> {
+    vec![
+        Kind {
+            name: "insert",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                put(m, &bytes(b"a new key of some length"), &bytes(&long(999)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "insert that grows the table",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 24), // 25 > 32 * 3/4: the next insert grows 32 -> 64
+            mutate: |m| {
+                put(m, &bytes(b"the key that grows it"), &bytes(&long(998)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "overwrite",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                put(m, &bytes(b"key-0007"), &bytes(&long(777_777)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "remove",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                m.remove(&item(&bytes(b"key-0011"))).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "remove that shrinks the table",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            // 40 entries grow the table to 64 slots; 8 are left, so removing
+            // one more brings the size under 64/8 and shrinks it
+            setup: |m| {
+                fill_ss(m, 40);
+                for i in 7..40 {
+                    if i != 9 {
+                        m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
+                            .unwrap();
+                    }
+                }
+            },
+            mutate: |m| {
+                m.remove(&item(&bytes(b"key-0009"))).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "take",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let e = bytes(b"key-0003");
+                let k = item(&e);
+                read_out(true, |o| m.take(&k, o).unwrap());
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "clear",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| m.core().clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            name: "counter insert",
+            variant: Variant::SI,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                for i in 0..20 {
+                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
+                }
+            },
+            mutate: |m| {
+                let mut r = 0;
+                m.incr_by(&item(&bytes(b"a brand new counter")), 5, &mut r)
+                    .unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU insert that evicts",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| {
+                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "LRU promotion",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| {
+                put(m, &bytes(b"key-0000"), &bytes(&long(12345)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "swap",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let (ke, ve) = (bytes(b"key-0005"), bytes(&long(55)));
+                let (k, v) = (item(&ke), item(&ve));
+                read_out(true, |o| m.swap(&k, &v, o).unwrap());
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "set_multi",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let keys: Vec<Vec<u8>> = (0..5)
+                    .map(|i| format!("key-{:04}", i * 7).into_bytes())
+                    .collect();
+                let vals: Vec<Vec<u8>> = (0..5).map(|i| long(500 + i)).collect();
+                let entries: Vec<_> = keys
+                    .iter()
+                    .zip(&vals)
+                    .map(|(k, v)| (bytes(k), bytes(v)))
+                    .collect();
+                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&pairs).unwrap();
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "drain",
+            variant: Variant::IS,
+            params: params(1000, 50, 0),
+            setup: |m| {
+                for i in 0..20 {
+                    put(m, &int(i), &bytes(&long(i as u64)));
+                }
+            },
+            mutate: |m| {
+                m.take_ends(3, hashmap_shared::ops::End::Oldest).unwrap();
+            },
+            per_key: true,
+        },
+    ]
+}
+
+#[test]
+fn every_fault_point_of_every_mutation_recovers() {
+    let mut cases = 0;
+    let mut report = Vec::new();
+    for kind in kinds() {
+        let base = Tmp::new("fault-base");
+        let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
+        (kind.setup)(&mut *m);
+        let before = state(&mut *m);
+        drop(m);
+        // The state after an uninterrupted mutation.
+        let done = Tmp::new("fault-done");
+        std::fs::copy(&base.1, &done.1).unwrap();
+        let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
+        (kind.mutate)(&mut *m);
+        let after = state(&mut *m);
+        drop(m);
+        assert_ne!(
+            before, after,
+            "{}: the mutation changes something",
+            kind.name
+        );
+        let mut n = 1;
+        loop {
+            let work = Tmp::new("fault-work");
+            std::fs::copy(&base.1, &work.1).unwrap();
+            // SAFETY: the child runs the mutation and _exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe { libc::alarm(20) };
+                let mut c = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+                hashmap_shared::fault::arm(n);
+                (kind.mutate)(&mut *c);
+                hashmap_shared::fault::disarm();
+                unsafe { libc::_exit(0) };
+            }
+            let mut st = 0;
+            // SAFETY: valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            assert!(
+                libc::WIFEXITED(st),
+                "{} step {n}: child died by a signal",
+                kind.name
+            );
+            if libc::WEXITSTATUS(st) == 0 {
+                break; // the mutation has fewer than n points: every one was covered
+            }
+            assert_eq!(libc::WEXITSTATUS(st), 77, "{} step {n}", kind.name);
+            let mut m = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+            m.verify()
+                .unwrap_or_else(|e| panic!("{} step {n}: {e}", kind.name));
+            assert_eq!(
+                m.core_ref().info(hashmap_shared::map::Info::StatRecoveries),
+                1,
+                "{} step {n}",
+                kind.name
+            );
+            let got = state(&mut *m);
+            if kind.per_key {
+                for (k, v) in &got {
+                    assert!(
+                        before.get(k) == Some(v) || after.get(k) == Some(v),
+                        "{} step {n}: key {:?} holds neither its old nor its new value",
+                        kind.name,
+                        String::from_utf8_lossy(k)
+                    );
+                }
+                for k in before.keys().filter(|k| after.contains_key(*k)) {
+                    assert!(
+                        got.contains_key(k),
+                        "{} step {n}: an untouched key was lost",
+                        kind.name
+                    );
+                }
+            } else {
+                assert!(
+                    got == before || got == after,
+                    "{} step {n}: neither the old nor the new state",
+                    kind.name
+                );
+            }
+            // and the recovered map keeps working
+            assert_eq!(
+                put(&mut *m, &bytes_or_int(kind.variant), &val_for(kind.variant)),
+                Status::Ok
+            );
+            m.verify().unwrap();
+            cases += 1;
+            n += 1;
+        }
+        report.push(format!("{}: {} points", kind.name, n - 1));
+        assert!(n > 3, "{}: fault points are compiled in", kind.name);
+        if kind.name.contains("shrinks") || kind.name.contains("grows") {
+            assert!(
+                n > 20,
+                "{}: the resize's own points were reached ({} points)",
+                kind.name,
+                n - 1
+            );
+        }
+    }
+    eprintln!(
+        "fault injection: {cases} (mutation, step) cases\n  {}",
+        report.join("\n  ")
+    );
+}
+
+fn bytes_or_int(v: Variant) -> Entry {
+    if key_is_bytes(v) {
+        bytes(b"after recovery")
+    } else {
+        int(424242)
+    }
+}
+
+fn val_for(v: Variant) -> Entry {
+    if val_is_bytes(v) {
+        bytes(b"still works")
+    } else {
+        int(1)
+    }
+}
