@@ -384,7 +384,15 @@ unsafe fn with(m: *mut DhmsMap, f: impl FnOnce(&mut dyn AnyMap) -> Result<c_int>
     guard(|| {
         // SAFETY: per the contract.
         let h = unsafe { arg_mut(m)? };
-        f(&mut *h.map)
+        let r = f(&mut *h.map);
+        if h.map.core_ref().truncated() {
+            return Err(Error::new(format!(
+                "{}: the map file was truncated while in use (by another process?); \
+                 its data is lost: remove the file and create the map again",
+                h.map.core_ref().path()
+            )));
+        }
+        r
     })
 }
 

@@ -901,6 +901,12 @@ impl Core {
         self.iter = None;
     }
 
+    /// Was the file truncated under this handle's mapping? (Then every
+    /// further call reports it.)
+    pub fn truncated(&self) -> bool {
+        self.region.truncated()
+    }
+
     /// The path given at open.
     pub fn path(&self) -> &str {
         self.region.path()

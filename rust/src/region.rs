@@ -20,6 +20,8 @@ pub struct Region {
     base: *mut u8,
     len: usize,
     path: String,
+    /// Our slot in the SIGBUS watch list (see `sigbus`).
+    watch: Option<usize>,
 }
 
 /// What `Region::open` found.
@@ -92,6 +94,7 @@ impl Region {
         let mut r = Region {
             fd,
             lock_fd: -1,
+            watch: None,
             base: ptr::null_mut(),
             len: 0,
             path: shown,
@@ -206,7 +209,13 @@ impl Region {
         self.unmap();
         self.base = p.cast();
         self.len = len;
+        self.watch = crate::sigbus::register(p as usize, len);
         Ok(())
+    }
+
+    /// True if the file was truncated under this mapping (a SIGBUS hit it).
+    pub fn truncated(&self) -> bool {
+        crate::sigbus::was_hit(self.watch)
     }
 
     /// Map `want` bytes of address space, or, if the system refuses that
@@ -223,24 +232,10 @@ impl Region {
         }
     }
 
-    /// Grow this process's mapping to `len` bytes (the file already has them).
-    pub fn remap(&mut self, len: u64) -> Result<()> {
-        if self.base.is_null() {
-            return self.map(len);
-        }
-        let len = usize::try_from(len).map_err(|_| Error::new("map too large"))?;
-        // SAFETY: base/len describe our current mapping; MREMAP_MAYMOVE lets
-        // the kernel move it. Nothing keeps pointers into it across calls.
-        let p = unsafe { libc::mremap(self.base.cast(), self.len, len, libc::MREMAP_MAYMOVE) };
-        if p == libc::MAP_FAILED {
-            return Err(Error::os("mremap", &self.path));
-        }
-        self.base = p.cast();
-        self.len = len;
-        Ok(())
-    }
-
     fn unmap(&mut self) {
+        if let Some(w) = self.watch.take() {
+            crate::sigbus::unregister(w);
+        }
         if !self.base.is_null() {
             // SAFETY: base/len describe a mapping we made.
             unsafe { libc::munmap(self.base.cast(), self.len) };
