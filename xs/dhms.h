@@ -108,10 +108,41 @@ const char *dhms_last_error(void);
  * path and the reason. */
 int dhms_open(const char *path, uint32_t variant, const dhms_params *params, dhms_map **out);
 
+/* Where dhms_open_source opens a map from. */
+enum dhms_source_kind {
+    DHMS_SRC_PATH = 0,     /* name: the file (created if absent)                */
+    DHMS_SRC_MEMFD = 1,    /* name: a new memfd's name                          */
+    DHMS_SRC_ANON = 2,     /* an anonymous map, shared with fork children only  */
+    DHMS_SRC_FD = 3,       /* fd: attach the map in this descriptor (dup'ed)    */
+    DHMS_SRC_READONLY = 4, /* name: a frozen map, mapped read-only              */
+    DHMS_SRC_SHARDED = 5   /* name: prefix of files name.0 .. name.(shards-1)   */
+};
+typedef struct dhms_source {
+    int kind;
+    const char *name;
+    int fd;
+    uint32_t shards;
+} dhms_source;
+
+/* Create or attach a map from any source. Params are for new maps (for a
+ * sharded map: for the whole map, divided among the shards); attaching
+ * ignores them. Errors as dhms_open. */
+int dhms_open_source(const dhms_source *src, uint32_t variant, const dhms_params *params,
+                     dhms_map **out);
+
+/* Seal a file-backed map: from now on every mutator on every handle fails
+ * with "map is frozen". Synced to disk before it returns. */
+int dhms_freeze(dhms_map *map);
+/* msync the whole map (every shard); DHMS_ERROR on failure. */
+int dhms_sync(dhms_map *map);
+/* which: 0 the memfd descriptor (-1 unless a memfd map), 1 frozen, 2 read-only. */
+int dhms_handle_info(const dhms_map *map, int which);
+
 /* Detach and free the handle. NULL is allowed. */
 void dhms_close(dhms_map *map);
 
-/* The file's path as given to dhms_open (NUL-terminated; NULL if none). */
+/* The file's path as given to dhms_open (NUL-terminated; NULL for
+ * anonymous, memfd and sharded maps). */
 const char *dhms_path(const dhms_map *map);
 
 /* unlink(2) of the map's file / of `path`: DHMS_OK if removed, else DHMS_FALSE.
@@ -200,15 +231,16 @@ int dhms_take_ends(dhms_map *map, uint64_t n, int newest, dhms_snapshot **out);
 
 /* ---- cursors ------------------------------------------------------------ */
 
-/* A cursor is a position the caller keeps: DHMS_POS_START to begin. A walk
+/* A cursor is a position the caller keeps: pos[0] the shard (0 unless the
+ * map is sharded), pos[1] DHMS_POS_START to begin. A walk
  * in hash order returns every entry present for the whole walk exactly once,
  * whatever resizes happen meanwhile. */
 #define DHMS_POS_START UINT64_MAX
 /* OK: the next entry (position advanced); FALSE: at the end (the position
  * stays there until reset); ESMALL: position kept. */
-int dhms_cursor_next(dhms_map *map, uint64_t *pos, dhms_out *key, dhms_out *val);
+int dhms_cursor_next(dhms_map *map, uint64_t pos[2], dhms_out *key, dhms_out *val);
 /* OK: *pos set so that the next step returns key; FALSE: key missing. */
-int dhms_cursor_seek(dhms_map *map, const dhms_item *key, uint64_t *pos);
+int dhms_cursor_seek(dhms_map *map, const dhms_item *key, uint64_t pos[2]);
 
 /* ---- verification --------------------------------------------------------- */
 

@@ -101,6 +101,19 @@
     X(new,             3, 8, OPF_NOMAP,                                 \
       "$class, $path, $max_entries, $max_size = 0, $ttl = 0, "          \
       "$lru_skip = 0, $arena_cap = 0, $file_mode = 0600")               \
+    X(new_memfd,       3, 8, OPF_NOMAP,                                 \
+      "$class, $name, $max_entries, $max_size = 0, $ttl = 0, "          \
+      "$lru_skip = 0, $arena_cap = 0, $file_mode = 0600")               \
+    X(new_from_fd,     2, 2, OPF_NOMAP,         "$class, $fd")          \
+    X(new_readonly,    2, 2, OPF_NOMAP,         "$class, $path")        \
+    X(new_sharded,     4, 9, OPF_NOMAP,                                 \
+      "$class, $prefix, $shards, $max_entries, $max_size = 0, $ttl = 0, " \
+      "$lru_skip = 0, $arena_cap = 0, $file_mode = 0600")               \
+    X(freeze,          1, 1, OPF_METHOD,        "$map")                 \
+    X(sync,            1, 1, OPF_METHOD,        "$map")                 \
+    X(memfd,           1, 1, OPF_METHOD,        "$map")                 \
+    X(frozen,          1, 1, OPF_METHOD,        "$map")                 \
+    X(readonly,        1, 1, OPF_METHOD,        "$map")                 \
     X(stats,           1, 1, OPF_METHOD,        "$map")                 \
     X(verify,          1, 1, OPF_METHOD,        "$map")                 \
     X(path,            1, 1, OPF_METHOD,        "$map")                 \

@@ -7,6 +7,7 @@ use crate::codec::{Bytes, Codec, I16, I32, I64};
 use crate::error::{Error, Result};
 use crate::map::{Core, Entry, Info, Item, Map, Out, Params, Status, Variant};
 use crate::ops::End;
+use crate::region::Source;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -74,10 +75,63 @@ pub trait AnyMap: Send {
     fn remove_multi(&mut self, keys: &[Item]) -> Result<u64>;
     /// See [`Map::take_ends`].
     fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>>;
-    /// See [`Map::walk`].
-    fn walk(&mut self, pos: &mut Option<u64>, k: &mut Out, v: &mut Out) -> Result<Status>;
-    /// See [`Map::seek`].
-    fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>>;
+    /// One cursor step (see [`Map::walk`]); `pos.shard` picks the shard
+    /// of a sharded map (0 otherwise).
+    fn walk(&mut self, pos: &mut CursorPos, k: &mut Out, v: &mut Out) -> Result<Status>;
+    /// The position from which the next step returns `k` (see [`Map::seek`]).
+    fn seek(&mut self, k: &Item) -> Result<Option<CursorPos>>;
+
+    // ---- whole-map operations: one map's by default; a sharded map
+    // aggregates or fans out ----
+
+    /// A diagnostic value.
+    fn info(&self, which: Info) -> u64 {
+        self.core_ref().info(which)
+    }
+    /// See [`Core::reserve`].
+    fn reserve(&mut self, n: u64) -> Result<bool> {
+        self.core().reserve(n)
+    }
+    /// See [`Core::clear`].
+    fn clear(&mut self) -> Result<()> {
+        self.core().clear()
+    }
+    /// Restart `each`.
+    fn iter_reset(&mut self) {
+        self.core().iter_reset()
+    }
+    /// See [`Core::truncated`].
+    fn truncated(&self) -> bool {
+        self.core_ref().truncated()
+    }
+    /// See [`Core::freeze`].
+    fn freeze(&mut self) -> Result<()> {
+        self.core().freeze()
+    }
+    /// See [`Core::sync`].
+    fn sync(&self) -> Result<()> {
+        self.core_ref().sync()
+    }
+    /// See [`Core::memfd`].
+    fn memfd(&self) -> i32 {
+        self.core_ref().memfd()
+    }
+    /// See [`Core::frozen`].
+    fn frozen(&self) -> bool {
+        self.core_ref().frozen()
+    }
+    /// See [`Core::readonly`].
+    fn readonly(&self) -> bool {
+        self.core_ref().readonly()
+    }
+    /// The file path (None for anonymous and memfd maps).
+    fn file_path(&self) -> Option<String> {
+        self.core_ref().file_path().map(String::from)
+    }
+    /// The name used in messages.
+    fn display_path(&self) -> String {
+        self.core_ref().path().to_string()
+    }
     /// See [`Map::verify`].
     fn verify(&mut self) -> Result<()>;
     /// See [`Map::snapshot`].
@@ -184,40 +238,63 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
         Map::take_ends(self, n, end)
     }
-    fn walk(&mut self, pos: &mut Option<u64>, k: &mut Out, v: &mut Out) -> Result<Status> {
-        Map::walk(self, pos, k, v)
+    fn walk(&mut self, pos: &mut CursorPos, k: &mut Out, v: &mut Out) -> Result<Status> {
+        Map::walk(self, &mut pos.after, k, v)
     }
-    fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>> {
-        Map::seek(self, k)
+    fn seek(&mut self, k: &Item) -> Result<Option<CursorPos>> {
+        Ok(Map::seek(self, k)?.map(|after| CursorPos { shard: 0, after }))
     }
     fn verify(&mut self) -> Result<()> {
         Map::verify(self)
     }
 }
 
+/// A cursor's position: the shard (sharded maps) and the hash of the last
+/// entry returned in it (None: at the shard's start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CursorPos {
+    /// Shard index (0 for an ordinary map).
+    pub shard: u32,
+    /// Hash of the last entry returned in that shard.
+    pub after: Option<u64>,
+}
+
 /// Open the map at `path` as `variant`, boxed behind [`AnyMap`].
 pub fn open_any(path: &CStr, variant: Variant, p: &Params) -> Result<Box<dyn AnyMap>> {
-    fn boxed<K: Codec, V: Codec>(path: &CStr, p: &Params) -> Result<Box<dyn AnyMap>> {
-        Ok(Box::new(Map::<K, V>::open(path, p)?))
+    open_source(&Source::Path(path), variant, p)
+}
+
+/// Open a map from any [`Source`] as `variant`, boxed behind [`AnyMap`].
+pub fn open_source(src: &Source<'_>, variant: Variant, p: &Params) -> Result<Box<dyn AnyMap>> {
+    fn boxed<K: Codec, V: Codec>(src: &Source<'_>, p: &Params) -> Result<Box<dyn AnyMap>> {
+        Ok(Box::new(Map::<K, V>::open_source(src, p)?))
     }
     match variant {
-        Variant::I16 => boxed::<I16, I16>(path, p),
-        Variant::I32 => boxed::<I32, I32>(path, p),
-        Variant::II => boxed::<I64, I64>(path, p),
-        Variant::I16S => boxed::<I16, Bytes>(path, p),
-        Variant::I32S => boxed::<I32, Bytes>(path, p),
-        Variant::IS => boxed::<I64, Bytes>(path, p),
-        Variant::SI16 => boxed::<Bytes, I16>(path, p),
-        Variant::SI32 => boxed::<Bytes, I32>(path, p),
-        Variant::SI => boxed::<Bytes, I64>(path, p),
-        Variant::SS => boxed::<Bytes, Bytes>(path, p),
+        Variant::I16 => boxed::<I16, I16>(src, p),
+        Variant::I32 => boxed::<I32, I32>(src, p),
+        Variant::II => boxed::<I64, I64>(src, p),
+        Variant::I16S => boxed::<I16, Bytes>(src, p),
+        Variant::I32S => boxed::<I32, Bytes>(src, p),
+        Variant::IS => boxed::<I64, Bytes>(src, p),
+        Variant::SI16 => boxed::<Bytes, I16>(src, p),
+        Variant::SI32 => boxed::<Bytes, I32>(src, p),
+        Variant::SI => boxed::<Bytes, I64>(src, p),
+        Variant::SS => boxed::<Bytes, Bytes>(src, p),
     }
 }
 
 /// The handle C holds.
 pub struct DhmsMap {
     map: Box<dyn AnyMap>,
-    path: CString,
+    /// The file path (NULL for anonymous, memfd and sharded maps).
+    path: Option<CString>,
+}
+
+impl DhmsMap {
+    fn boxed(map: Box<dyn AnyMap>) -> *mut DhmsMap {
+        let path = map.file_path().and_then(|p| CString::new(p).ok());
+        Box::into_raw(Box::new(DhmsMap { map, path }))
+    }
 }
 
 /// A list of entries handed to C: keys / values / items / to_hash,
@@ -306,13 +383,80 @@ pub unsafe extern "C" fn dhms_open(
         let p = unsafe { arg(params)? };
         // SAFETY: per the contract.
         let out = unsafe { arg_mut(out)? };
-        let map = open_any(path, v, p)?;
-        *out = Box::into_raw(Box::new(DhmsMap {
-            map,
-            path: path.to_owned(),
-        }));
+        *out = DhmsMap::boxed(open_any(path, v, p)?);
         Ok(0)
     })
+}
+
+/// Where `dhms_open_source` opens a map from (see `xs/dhms.h`).
+#[repr(C)]
+pub struct SourceDesc {
+    kind: c_int,
+    name: *const c_char,
+    fd: c_int,
+    shards: u32,
+}
+
+/// Create or attach a map from a path, a memfd, an anonymous mapping, a
+/// descriptor, read-only, or as shards. See `xs/dhms.h`.
+///
+/// # Safety
+/// `src`, `params` and `out` are valid; `src->name` is NUL-terminated where
+/// the kind needs it.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_open_source(
+    src: *const SourceDesc,
+    variant: u32,
+    params: *const Params,
+    out: *mut *mut DhmsMap,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let (src, p, out) = unsafe { (arg(src)?, arg(params)?, arg_mut(out)?) };
+        let v = Variant::from_u32(variant).ok_or_else(|| Error::new("unknown variant"))?;
+        let name = || -> Result<&CStr> {
+            if src.name.is_null() {
+                return Err(Error::new("null name"));
+            }
+            // SAFETY: per the contract.
+            Ok(unsafe { CStr::from_ptr(src.name) })
+        };
+        let map: Box<dyn AnyMap> = match src.kind {
+            0 => open_source(&Source::Path(name()?), v, p)?,
+            1 => open_source(&Source::Memfd(name()?), v, p)?,
+            2 => open_source(&Source::Anonymous, v, p)?,
+            3 => open_source(&Source::Fd(src.fd), v, p)?,
+            4 => open_source(&Source::ReadOnly(name()?), v, p)?,
+            5 => Box::new(crate::sharded::Sharded::open(
+                &name()?.to_string_lossy(),
+                src.shards,
+                v,
+                p,
+            )?),
+            k => return Err(Error::new(format!("unknown source kind {k}"))),
+        };
+        *out = DhmsMap::boxed(map);
+        Ok(0)
+    })
+}
+
+/// Properties of a handle: which = 0 memfd descriptor (-1 if none),
+/// 1 frozen, 2 read-only.
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_handle_info(m: *const DhmsMap, which: c_int) -> c_int {
+    // SAFETY: per the contract.
+    let Some(h) = (unsafe { m.as_ref() }) else {
+        return -1;
+    };
+    match which {
+        0 => h.map.memfd(),
+        1 => h.map.frozen() as c_int,
+        2 => h.map.readonly() as c_int,
+        _ => -1,
+    }
 }
 
 /// Detach and free a handle.
@@ -335,8 +479,8 @@ pub unsafe extern "C" fn dhms_close(m: *mut DhmsMap) {
 #[no_mangle]
 pub unsafe extern "C" fn dhms_path(m: *const DhmsMap) -> *const c_char {
     // SAFETY: per the contract.
-    match unsafe { m.as_ref() } {
-        Some(h) => h.path.as_ptr(),
+    match unsafe { m.as_ref() }.and_then(|h| h.path.as_ref()) {
+        Some(p) => p.as_ptr(),
         None => std::ptr::null(),
     }
 }
@@ -357,8 +501,8 @@ fn unlink_cstr(p: &CStr) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dhms_unlink(m: *const DhmsMap) -> c_int {
     // SAFETY: per the contract.
-    match unsafe { m.as_ref() } {
-        Some(h) => unlink_cstr(&h.path),
+    match unsafe { m.as_ref() }.and_then(|h| h.path.as_ref()) {
+        Some(p) => unlink_cstr(p),
         None => 1,
     }
 }
@@ -385,11 +529,11 @@ unsafe fn with(m: *mut DhmsMap, f: impl FnOnce(&mut dyn AnyMap) -> Result<c_int>
         // SAFETY: per the contract.
         let h = unsafe { arg_mut(m)? };
         let r = f(&mut *h.map);
-        if h.map.core_ref().truncated() {
+        if h.map.truncated() {
             return Err(Error::new(format!(
                 "{}: the map file was truncated while in use (by another process?); \
                  its data is lost: remove the file and create the map again",
-                h.map.core_ref().path()
+                h.map.display_path()
             )));
         }
         r
@@ -464,13 +608,13 @@ export!(
 export!(
     /// Pre-size the table.
     fn dhms_reserve(map, n: u64) {
-        map.core().reserve(n).map(yes)
+        map.reserve(n).map(yes)
     }
 );
 export!(
     /// Remove everything.
     fn dhms_clear(map) {
-        map.core().clear().map(|_| 0)
+        map.clear().map(|_| 0)
     }
 );
 export!(
@@ -665,17 +809,21 @@ export!(
     /// One cursor step from *pos (POS_START at first; POS_END after the
     /// end, where it stays until reset).
     fn dhms_cursor_next(map, pos: *mut u64, k: *mut Out, v: *mut Out) {
-        // SAFETY: valid for the call.
-        let pos = unsafe { arg_mut(pos)? };
-        if *pos == POS_END {
+        // SAFETY: valid for the call: pos[0] shard, pos[1] position.
+        let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+        if pos[1] == POS_END {
             return Ok(Status::False as c_int);
         }
-        let mut p = (*pos != POS_START).then_some(*pos);
+        let mut p = CursorPos {
+            shard: pos[0] as u32,
+            after: (pos[1] != POS_START).then_some(pos[1]),
+        };
         // SAFETY: valid for the call.
         let s = map.walk(&mut p, unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? })?;
-        *pos = match s {
+        pos[0] = p.shard as u64;
+        pos[1] = match s {
             Status::False => POS_END,
-            _ => p.unwrap_or(POS_START),
+            _ => p.after.unwrap_or(POS_START),
         };
         Ok(s as c_int)
     }
@@ -687,8 +835,10 @@ export!(
         // SAFETY: valid for the call.
         match map.seek(unsafe { arg(k)? })? {
             Some(p) => {
-                // SAFETY: valid for the call.
-                unsafe { *arg_mut(pos)? = p.unwrap_or(POS_START) };
+                // SAFETY: valid for the call: pos[0] shard, pos[1] position.
+                let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+                pos[0] = p.shard as u64;
+                pos[1] = p.after.unwrap_or(POS_START);
                 Ok(0)
             }
             None => Ok(1),
@@ -713,7 +863,7 @@ pub unsafe extern "C" fn dhms_info(m: *const DhmsMap, which: c_int) -> u64 {
     let Some(h) = (unsafe { m.as_ref() }) else {
         return 0;
     };
-    Info::from_i32(which).map_or(0, |w| h.map.core_ref().info(w))
+    Info::from_i32(which).map_or(0, |w| h.map.info(w))
 }
 
 /// Restart `each`.
@@ -724,7 +874,7 @@ pub unsafe extern "C" fn dhms_info(m: *const DhmsMap, which: c_int) -> u64 {
 pub unsafe extern "C" fn dhms_iter_reset(m: *mut DhmsMap) {
     // SAFETY: per the contract.
     if let Some(h) = unsafe { m.as_mut() } {
-        h.map.core().iter_reset();
+        h.map.iter_reset();
     }
 }
 
@@ -807,3 +957,16 @@ pub unsafe extern "C" fn dhms_snapshot_free(s: *mut DhmsSnapshot) {
         drop(unsafe { Box::from_raw(s) });
     }
 }
+
+export!(
+    /// Seal the map (file-backed maps; durable).
+    fn dhms_freeze(map) {
+        map.freeze().map(|_| 0)
+    }
+);
+export!(
+    /// msync the whole map (every shard).
+    fn dhms_sync(map) {
+        map.sync().map(|_| 0)
+    }
+);

@@ -119,7 +119,11 @@ pub struct Header {
     pub lru_clock: AtomicU64,
     /// Shared position of `flush_expired_partial`: `desc << 32 | next slot`.
     pub flush_pos: AtomicU64,
-    _pad3: [u64; 74],
+    /// 1 once `freeze` sealed the map: no mutation will ever run again.
+    pub frozen: AtomicU64,
+    /// For a shard of a sharded map: `shards << 32 | index`; 0 otherwise.
+    pub shard: AtomicU64,
+    _pad3: [u64; 72],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],

@@ -36,6 +36,7 @@ pub mod map;
 pub mod ops;
 pub mod region;
 pub mod seqlock;
+pub mod sharded;
 pub mod sigbus;
 pub mod table;
 pub mod ttl;

@@ -9,7 +9,7 @@ use crate::layout::{
     HEADER_SIZE, MAGIC, MIN_CAP_LOG2, SLOTS_OFF, TOMB, VERSION,
 };
 use crate::lock::{self, Acquired, Me, Slots};
-use crate::region::{Opened, Region};
+use crate::region::{Kind, Opened, Region, Source};
 use crate::seqlock::{read_begin, read_valid, write_begin, write_end};
 use crate::table::{Probe, Table};
 use std::collections::HashSet;
@@ -264,6 +264,8 @@ pub struct Core {
     pub(crate) max_size: u64,
     pub(crate) ttl_default: u64,
     pub(crate) lru_skip: u64,
+    /// Opened with `new_readonly`: mapped PROT_READ, never writes a byte.
+    pub(crate) readonly: bool,
     /// `each`: the hash of the last entry returned (None: at the start).
     iter: Option<u64>,
 }
@@ -291,10 +293,18 @@ fn random_seed() -> u64 {
 impl Core {
     /// Create or attach the map at `path`.
     pub fn open(path: &CStr, variant: Variant, p: &Params) -> Result<Core> {
+        Core::open_source(&Source::Path(path), variant, p)
+    }
+
+    /// Create or attach a map from any [`Source`].
+    pub fn open_source(src: &Source<'_>, variant: Variant, p: &Params) -> Result<Core> {
         p.check()?;
         lock::install_fork_hook();
-        let shown = path.to_string_lossy().into_owned();
-        let core = match Region::open(path, p.file_mode)? {
+        let region = Region::open_source(src, p.file_mode)?;
+        let shown = match &region {
+            Opened::Fresh(r) | Opened::Existing(r) => r.path().to_string(),
+        };
+        let core = match region {
             Opened::Fresh(region) => Core::init(region, variant, p),
             Opened::Existing(region) => Core::attach(region, variant),
         }
@@ -437,6 +447,12 @@ impl Core {
         if h.size.load(Relaxed) > p.max_entries {
             return corrupt("size exceeds max_entries".into());
         }
+        if region.kind() == Kind::ReadOnly && h.frozen.load(Acquire) != 1 {
+            return Err(Error::new(
+                "new_readonly needs a frozen map: freeze it first (a map that can still change \
+                 cannot be read without the writer protocol)",
+            ));
+        }
         let reserve = region.map_reserving(recorded, geo.arena_off + reserve)? - geo.arena_off;
         Core::finish(region, variant, geo, reserve)
     }
@@ -448,14 +464,24 @@ impl Core {
         // SAFETY: the slot table follows the header inside the file and
         // stays mapped while `region` lives.
         let slots = unsafe { Slots::new(base.add(SLOTS_OFF as usize) as *const ProcSlot) };
-        lock::register_fd(region.lock_fd());
-        let me = lock::claim(region.lock_fd(), h, slots).ok_or_else(|| {
-            Error::new(format!(
-                "too many handles open on this map (at most {})",
-                layout::NSLOTS
-            ))
-        })?;
+        let me = if region.kind() == Kind::ReadOnly {
+            // A read-only handle never locks: it needs no slot.
+            Me {
+                slot: u32::MAX,
+                gen: 0,
+                fork_gen: lock::fork_gen(),
+            }
+        } else {
+            lock::register_fd(region.lock_fd());
+            lock::claim(region.lock_fd(), h, slots).ok_or_else(|| {
+                Error::new(format!(
+                    "too many handles open on this map (at most {})",
+                    layout::NSLOTS
+                ))
+            })?
+        };
         let _ = &mut region;
+        let readonly = region.kind() == Kind::ReadOnly;
         let kb = matches!(
             variant,
             Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS
@@ -472,6 +498,7 @@ impl Core {
             max_size: h.max_size.load(Relaxed),
             ttl_default: h.ttl.load(Relaxed),
             lru_skip: h.lru_skip.load(Relaxed),
+            readonly,
             seed: h.seed.load(Relaxed),
             max_entries: h.max_entries.load(Relaxed),
             arena_off: geo.arena_off,
@@ -548,7 +575,7 @@ impl Core {
     /// After `fork`, give this handle its own file description and slot.
     #[inline(always)]
     fn ensure_me(&mut self) -> Result<()> {
-        if self.me.fork_gen != lock::fork_gen() {
+        if self.me.fork_gen != lock::fork_gen() && !self.readonly {
             self.refork()?;
         }
         Ok(())
@@ -571,6 +598,7 @@ impl Core {
     /// guard that releases it.
     #[inline]
     pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
+        self.writable()?;
         self.ensure_me()?;
         let how = lock::lock(self.region.lock_fd(), self.hdr(), self.slots(), &self.me);
         // A dead holder, or a change left half-done with the lock free (a
@@ -578,7 +606,99 @@ impl Core {
         if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
             self.recover(how == Acquired::FromDead);
         }
-        Ok(WriteGuard { core: self })
+        if self.frozen() {
+            // frozen while we waited: this lock must not change anything
+            lock::unlock(self.hdr());
+            return Err(self.frozen_error());
+        }
+        Ok(WriteGuard {
+            core: self,
+            locked: true,
+        })
+    }
+
+    /// A consistent view for a whole-map read (keys, get_multi, verify):
+    /// the writer lock, or nothing on a frozen map, which cannot change.
+    pub(crate) fn view_lock(&mut self) -> Result<WriteGuard<'_>> {
+        if self.frozen() {
+            return Ok(WriteGuard {
+                core: self,
+                locked: false,
+            });
+        }
+        self.write_lock()
+    }
+
+    /// True once the map is frozen (always for a read-only handle).
+    #[inline(always)]
+    pub fn frozen(&self) -> bool {
+        self.readonly || self.hdr().frozen.load(Acquire) != 0
+    }
+
+    fn frozen_error(&self) -> Error {
+        Error::new(format!(
+            "{}: map is frozen{}: it can be read, not changed",
+            self.path(),
+            if self.readonly {
+                " (opened with new_readonly)"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    /// Err if the map may not change (frozen, or a read-only handle).
+    #[inline(always)]
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.frozen() {
+            return Err(self.frozen_error());
+        }
+        Ok(())
+    }
+
+    /// Seal the map: after this every mutator on every handle fails with
+    /// "map is frozen". Durable: the map and the flag are synced to disk.
+    /// File-backed maps only.
+    pub fn freeze(&mut self) -> Result<()> {
+        if self.region.kind() != Kind::File {
+            return Err(Error::new(format!(
+                "{}: freeze needs a map in a file (new_readonly attaches frozen maps by path)",
+                self.path()
+            )));
+        }
+        if self.frozen() {
+            return Ok(());
+        }
+        let g = self.write_lock()?;
+        g.core.region.sync()?;
+        g.core.hdr().frozen.store(1, Release);
+        g.core.region.sync()?;
+        g.core.region.fsync()?;
+        Ok(())
+    }
+
+    /// msync the whole mapping (durability only: sharing needs nothing).
+    pub fn sync(&self) -> Result<()> {
+        self.region.sync()
+    }
+
+    /// The data descriptor of a memfd map, else -1.
+    pub fn memfd(&self) -> i32 {
+        if self.region.kind() == Kind::Memfd {
+            self.region.fd()
+        } else {
+            -1
+        }
+    }
+
+    /// True for a read-only handle (`new_readonly`).
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// The file's path (None for anonymous and memfd maps).
+    pub fn file_path(&self) -> Option<&str> {
+        matches!(self.region.kind(), Kind::File | Kind::ReadOnly).then(|| self.region.path())
     }
 
     /// Repair the map after its lock holder died: finish or roll back what it
@@ -661,6 +781,13 @@ impl Core {
     /// take the lock (which recovers) and let go.
     #[cold]
     fn reader_stuck(&mut self) -> Result<()> {
+        if self.frozen() {
+            // nobody may write a frozen map: an odd sequence is damage
+            return Err(Error::new(format!(
+                "{}: corrupt map: a frozen map is marked as being changed",
+                self.path()
+            )));
+        }
         self.ensure_me()?;
         let free = !lock::is_locked(self.hdr().lock.load(Acquire));
         if free || lock::holder_is_dead(self.region.lock_fd(), self.hdr(), self.slots(), &self.me) {
@@ -820,7 +947,7 @@ impl Core {
     /// reads of a hot key do not keep writing its cache line).
     #[inline(always)]
     pub(crate) fn mark_used(&self, t: &Table, i: usize) {
-        if self.lru_on {
+        if self.lru_on && !self.readonly {
             let e = t.ext(i);
             if e.load(Relaxed) & layout::EXT_USED == 0 {
                 e.fetch_or(layout::EXT_USED, Relaxed);
@@ -981,6 +1108,9 @@ impl Drop for Core {
     fn drop(&mut self) {
         // A forked child that never re-claimed shares its parent's slot lock:
         // leave it alone. Closing the fd (Region's drop) releases ours.
+        if self.readonly {
+            return;
+        }
         if self.me.fork_gen == lock::fork_gen() {
             lock::release_slot(self.region.lock_fd(), self.slots(), &self.me);
         }
@@ -991,11 +1121,14 @@ impl Drop for Core {
 /// Holds the writer lock; releases it when dropped (also on early return).
 pub struct WriteGuard<'a> {
     pub(crate) core: &'a mut Core,
+    locked: bool,
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        lock::unlock(self.core.hdr());
+        if self.locked {
+            lock::unlock(self.core.hdr());
+        }
     }
 }
 
@@ -1037,8 +1170,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Create or attach the map at `path`.
     pub fn open(path: &CStr, p: &Params) -> Result<Self> {
+        Self::open_source(&Source::Path(path), p)
+    }
+
+    /// Create or attach a map from any [`Source`] (path, memfd, anonymous,
+    /// descriptor, read-only).
+    pub fn open_source(src: &Source<'_>, p: &Params) -> Result<Self> {
         Ok(Map {
-            core: Core::open(path, Self::variant(), p)?,
+            core: Core::open_source(src, Self::variant(), p)?,
             _kinds: PhantomData,
         })
     }
@@ -1535,6 +1674,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         // SAFETY: as in get.
         let key = unsafe { self.key(k)? };
+        self.core.writable()?;
         self.core.ensure_me()?;
         let now = self.core.now();
         let slots = self.core.slots();
@@ -1773,7 +1913,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Every live entry, copied under the writer lock: `(key, value)`.
     pub fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
-        let g = self.core.write_lock()?;
+        let g = self.core.view_lock()?;
         let core = &*g.core;
         let now = core.now();
         let t = core.active().ok_or_else(|| core.damaged())?;

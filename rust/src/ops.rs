@@ -186,7 +186,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             // SAFETY: as in set_multi.
             prepared.push(unsafe { self.key(k)? });
         }
-        let g = self.core().write_lock()?;
+        let g = self.core().view_lock()?;
         let core = &*g.core;
         let now = core.now();
         let t = core

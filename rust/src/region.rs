@@ -22,6 +22,35 @@ pub struct Region {
     path: String,
     /// Our slot in the SIGBUS watch list (see `sigbus`).
     watch: Option<usize>,
+    /// What the map lives in.
+    kind: Kind,
+}
+
+/// What a map lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A file opened by path.
+    File,
+    /// A memfd made by `new_memfd` or attached by `new_from_fd`.
+    Memfd,
+    /// An unnamed memfd that only `fork` shares (`new(undef, ...)`).
+    Anonymous,
+    /// A frozen file mapped read-only (`new_readonly`).
+    ReadOnly,
+}
+
+/// Where to open a map from.
+pub enum Source<'a> {
+    /// Create or attach the file at this path.
+    Path(&'a CStr),
+    /// Create a memfd with this name.
+    Memfd(&'a CStr),
+    /// Create an anonymous map (a memfd nobody else can name).
+    Anonymous,
+    /// Attach to the map in this descriptor (it is duplicated).
+    Fd(RawFd),
+    /// Attach to the frozen map at this path, read-only.
+    ReadOnly(&'a CStr),
 }
 
 /// What `Region::open` found.
@@ -91,41 +120,123 @@ impl Region {
             }
             // Someone else created it between our two opens: attach to theirs.
         };
+        let r = Region::with_fd(fd, shown, Kind::File)?;
+        r.settle(true)
+    }
+
+    fn with_fd(fd: RawFd, path: String, kind: Kind) -> Result<Region> {
         let mut r = Region {
             fd,
             lock_fd: -1,
             watch: None,
             base: ptr::null_mut(),
             len: 0,
-            path: shown,
+            path,
+            kind,
         };
         r.check_regular()?;
-        r.lock_fd = reopen(fd).map_err(|_| Error::os("open", &r.path))?;
+        if kind != Kind::ReadOnly {
+            r.lock_fd = reopen(fd).map_err(|_| Error::os("open", &r.path))?;
+        }
+        Ok(r)
+    }
+
+    /// Take the creation lock and say whether the map must be initialized
+    /// (`may_create`) or attached.
+    fn settle(mut self, may_create: bool) -> Result<Opened> {
+        let fd = self.fd;
         // Serialize creation: whoever holds this lock either finds a finished
         // map or (re)initializes the file. A creator that died released it.
-        ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true)
-            .map_err(|_| Error::os("lock", &r.path))?;
-        let size = r.file_size()?;
+        if self.kind != Kind::ReadOnly {
+            ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true)
+                .map_err(|_| Error::os("lock", &self.path))?;
+        }
+        let size = self.file_size()?;
         let mut magic = [0u8; 8];
         let fresh = size == 0
-            || (r.pread(&mut magic, 0)? == 8 && u64::from_le_bytes(magic) == MAGIC_PENDING);
-        if fresh {
+            || (self.pread(&mut magic, 0)? == 8 && u64::from_le_bytes(magic) == MAGIC_PENDING);
+        if fresh && may_create {
             // Start over from an empty file, marked pending first.
-            r.truncate(0)?;
+            self.truncate(0)?;
             let n = unsafe_pwrite(fd, &MAGIC_PENDING.to_le_bytes(), 0);
             if n != 8 {
-                return Err(Error::os("write", &r.path));
+                return Err(Error::os("write", &self.path));
             }
-            Ok(Opened::Fresh(r))
+            Ok(Opened::Fresh(self))
         } else {
-            r.map(size)?;
-            Ok(Opened::Existing(r))
+            if size >= 4096 {
+                self.map(size)?;
+            }
+            Ok(Opened::Existing(self))
         }
+    }
+
+    /// Open a map from any [`Source`]; see [`Region::open`] for paths.
+    pub fn open_source(src: &Source<'_>, mode: u32) -> Result<Opened> {
+        match *src {
+            Source::Path(p) => Region::open(p, mode),
+            Source::Memfd(name) => {
+                // SAFETY: name is NUL-terminated.
+                let fd = unsafe {
+                    libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+                };
+                let shown = format!("memfd:{}", name.to_string_lossy());
+                if fd < 0 {
+                    return Err(Error::os("memfd_create", &shown));
+                }
+                Region::with_fd(fd, shown, Kind::Memfd)?.settle(true)
+            }
+            Source::Anonymous => {
+                // SAFETY: the name is a NUL-terminated literal.
+                let fd =
+                    unsafe { libc::memfd_create(c"dhms-anonymous".as_ptr(), libc::MFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(Error::os("memfd_create", "anonymous map"));
+                }
+                Region::with_fd(fd, "anonymous map".into(), Kind::Anonymous)?.settle(true)
+            }
+            Source::Fd(theirs) => {
+                // SAFETY: F_DUPFD_CLOEXEC on any descriptor; errors are reported.
+                let fd = unsafe { libc::fcntl(theirs, libc::F_DUPFD_CLOEXEC, 0) };
+                let shown = format!("fd {theirs}");
+                if fd < 0 {
+                    return Err(Error::os("dup", &shown));
+                }
+                Region::with_fd(fd, shown, Kind::Memfd)?.settle(false)
+            }
+            Source::ReadOnly(path) => {
+                let shown = path.to_string_lossy().into_owned();
+                // SAFETY: path is NUL-terminated.
+                let fd = unsafe {
+                    libc::open(
+                        path.as_ptr(),
+                        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                    )
+                };
+                if fd < 0 {
+                    return Err(if errno() == libc::ELOOP {
+                        Error::new(format!(
+                            "open({shown}): is a symbolic link (refused; give the real path)"
+                        ))
+                    } else {
+                        Error::os("open", &shown)
+                    });
+                }
+                Region::with_fd(fd, shown, Kind::ReadOnly)?.settle(false)
+            }
+        }
+    }
+
+    /// What the map lives in.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Release the creation lock taken by [`Region::open`].
     pub fn finish_open(&self) {
-        let _ = ofd_lock(self.fd, INIT_LOCK_BYTE, libc::F_UNLCK as i16, false);
+        if self.kind != Kind::ReadOnly {
+            let _ = ofd_lock(self.fd, INIT_LOCK_BYTE, libc::F_UNLCK as i16, false);
+        }
     }
 
     fn check_regular(&self) -> Result<()> {
@@ -197,7 +308,11 @@ impl Region {
             libc::mmap(
                 ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                if self.kind == Kind::ReadOnly {
+                    libc::PROT_READ
+                } else {
+                    libc::PROT_READ | libc::PROT_WRITE
+                },
                 libc::MAP_SHARED,
                 self.fd,
                 0,
@@ -280,6 +395,15 @@ impl Region {
             // SAFETY: the range is inside our mapping (checked above).
             unsafe { ptr::write_bytes(self.base.add(off as usize), 0, len as usize) };
         }
+    }
+
+    /// fsync the file (after msync: the data is on disk).
+    pub fn fsync(&self) -> Result<()> {
+        // SAFETY: fd is open.
+        if unsafe { libc::fsync(self.fd) } != 0 {
+            return Err(Error::os("fsync", &self.path));
+        }
+        Ok(())
     }
 
     /// msync the whole mapping.

@@ -19,7 +19,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// free lists, usage), the LRU list and the expiry words. `Ok(())` or
     /// the first problem.
     pub fn verify(&mut self) -> Result<()> {
-        let g = self.core().write_lock()?;
+        let g = self.core().view_lock()?;
         let core = &*g.core;
         let bad = |what: String| Err(Error::new(format!("{}: verify: {what}", core.path())));
         let h = core.hdr();

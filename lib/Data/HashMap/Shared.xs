@@ -544,8 +544,7 @@ static const char *S_arg_path(pTHX_ const struct dhms_variant_desc *v, SV *sv)
 
     SvGETMAGIC(sv);
     if (!SvOK(sv))
-        Perl_croak(aTHX_ "%s: anonymous maps (an undef path) are not supported yet; "
-                   "give a file path", v->package);
+        Perl_croak(aTHX_ "%s: a path or name is required here, got undef", v->package);
     pv = SvPV_nomg_const(sv, len);
     if (len == 0)
         Perl_croak(aTHX_ "%s: path is empty; give a file path", v->package);
@@ -1287,7 +1286,7 @@ DHMS_BODY(drain)
 struct dhms_cursor {
     SV *map_rv;     /* reference to the map object (counted) */
     dhms_map *m;
-    uint64_t pos;   /* DHMS_POS_START, a hash, or the end */
+    uint64_t pos[2]; /* the shard, and DHMS_POS_START, a hash, or the end */
 };
 
 static int S_cursor_free(pTHX_ SV *sv, MAGIC *mg)
@@ -1349,7 +1348,8 @@ DHMS_BODY(cursor)
     Newxz(c, 1, struct dhms_cursor);
     c->map_rv = newSVsv(args[0]);
     c->m = m;
-    c->pos = DHMS_POS_START;
+    c->pos[0] = 0;
+    c->pos[1] = DHMS_POS_START;
     mg = sv_magicext(obj, NULL, PERL_MAGIC_ext, &S_cursor_vtbl, (const char *)c, 0);
     mg->mg_private = v->id;
     sv_bless(rv, gv_stashpv(v->cursor_package, GV_ADD));
@@ -1368,7 +1368,7 @@ DHMS_BODY(cursor_next)
 
     out_init(v->key_kind, ksv, &ko);
     out_init(v->val_kind, vsv, &vo);
-    while ((st = dhms_cursor_next(c->m, &c->pos, &ko, &vo)) == DHMS_ESMALL) {
+    while ((st = dhms_cursor_next(c->m, c->pos, &ko, &vo)) == DHMS_ESMALL) {
         if (v->key_kind == KIND_BYTES && ko.len > ko.cap)
             out_grow(ksv, &ko);
         if (v->val_kind == KIND_BYTES && vo.len > vo.cap)
@@ -1397,7 +1397,9 @@ DHMS_BODY(cursor_next)
 
 DHMS_BODY(cursor_reset)
 {
-    cursor_from(args[0], v)->pos = DHMS_POS_START;
+    struct dhms_cursor *c = cursor_from(args[0], v);
+    c->pos[0] = 0;
+    c->pos[1] = DHMS_POS_START;
     args[0] = &PL_sv_yes;
     return args;
 }
@@ -1408,7 +1410,7 @@ DHMS_BODY(cursor_seek)
     dhms_item key;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    args[0] = ret_bool(v, dhms_cursor_seek(c->m, &key, &c->pos));
+    args[0] = ret_bool(v, dhms_cursor_seek(c->m, &key, c->pos));
     return args;
 }
 
@@ -1477,47 +1479,48 @@ DHMS_BODY(reserve)
 
 /* ---- methods only ------------------------------------------------------ */
 
-DHMS_BODY(new)
+/* The constructor parameters at args[first ..] (all optional but
+ * max_entries when `first` is given; all defaults when first < 0). */
+static void S_arg_params(pTHX_ const struct dhms_variant_desc *v, SV **args, I32 nargs,
+                         I32 first, dhms_params *p)
 {
-    dhms_params p;
-    const char *path;
+    char rule[96];
+#define OPT(i) (first >= 0 && nargs > first + (i) ? args[first + (i)] : NULL)
+    p->max_entries = first < 0 ? 1
+        : arg_uint(v, args[first], "max_entries", 1, 4294967295U,
+                   "an integer from 1 to 4294967295", 0, 0);
+    snprintf(rule, sizeof rule,
+             "an integer from 0 (no LRU eviction) to max_entries (%" UVuf ")",
+             (UV)p->max_entries);
+    p->max_size = arg_uint(v, OPT(1), "max_size", 0, p->max_entries, rule, 1, 0);
+    p->ttl = arg_uint(v, OPT(2), "ttl", 0, UV_MAX,
+                      "a whole number of seconds >= 0 (0: entries never expire)", 1, 0);
+    p->lru_skip = arg_uint(v, OPT(3), "lru_skip", 0, 99,
+                           "an integer from 0 to 99 (a percentage)", 1, 0);
+    p->arena_cap = arg_uint(v, OPT(4), "arena_cap", 0, UV_MAX,
+                            "a byte count >= 0 (0: string storage grows on demand)", 1, 0);
+    p->file_mode = (uint32_t)arg_uint(v, OPT(5), "file_mode", 0, 07777,
+                                      "a permission mode from 0 to 07777, such as 0600", 1, 0600);
+#undef OPT
+}
+
+/* Open from `src` and return the new map object, blessed into the
+ * invocant's class (subclasses work: the handle is found by its magic). */
+static SV **S_construct(pTHX_ const struct dhms_variant_desc *v, SV **args,
+                        const dhms_source *src, const dhms_params *p)
+{
     dhms_map *map = NULL;
     HV *stash;
     SV *obj, *rv;
     MAGIC *mg;
-    char rule[96];
-    int st;
+    int st = dhms_open_source(src, v->id, p, &map);
 
-    path = arg_path(v, args[1]);
-    p.max_entries = arg_uint(v, args[2], "max_entries", 1, 4294967295U,
-                               "an integer from 1 to 4294967295", 0, 0);
-    snprintf(rule, sizeof rule,
-             "an integer from 0 (no LRU eviction) to max_entries (%" UVuf ")",
-             (UV)p.max_entries);
-    p.max_size = arg_uint(v, nargs > 3 ? args[3] : NULL, "max_size", 0,
-                            p.max_entries, rule, 1, 0);
-    p.ttl = arg_uint(v, nargs > 4 ? args[4] : NULL, "ttl", 0, UV_MAX,
-                       "a whole number of seconds >= 0 (0: entries never expire)", 1, 0);
-    p.lru_skip = arg_uint(v, nargs > 5 ? args[5] : NULL, "lru_skip", 0, 99,
-                            "an integer from 0 to 99 (a percentage)", 1, 0);
-    p.arena_cap = arg_uint(v, nargs > 6 ? args[6] : NULL, "arena_cap", 0, UV_MAX,
-                             "a byte count >= 0 (0: string storage grows on demand)", 1, 0);
-    p.file_mode = (uint32_t)arg_uint(v, nargs > 7 ? args[7] : NULL, "file_mode",
-                                       0, 07777,
-                                       "a permission mode from 0 to 07777, such as 0600",
-                                       1, 0600);
-
-    st = dhms_open(path, v->id, &p, &map);
     if (st != DHMS_OK || !map)
         croak_status(v, st == DHMS_OK ? DHMS_ERROR : st);
-
-    /* bless into the invocant's class: subclasses work, as the handle is
-     * found by its magic, not by the class */
     if (SvROK(args[0]) && SvOBJECT(SvRV(args[0])))
         stash = SvSTASH(SvRV(args[0]));
     else
         stash = gv_stashsv(args[0], GV_ADD);
-
     obj = newSV_type(SVt_PVMG);
     mg = sv_magicext(obj, NULL, PERL_MAGIC_ext, &S_map_vtbl, (const char *)map, 0);
     mg->mg_private = v->id;
@@ -1527,6 +1530,103 @@ DHMS_BODY(new)
     rv = sv_2mortal(newRV_noinc(obj));
     sv_bless(rv, stash);
     args[0] = rv;
+    return args;
+}
+#define construct(...) S_construct(aTHX_ __VA_ARGS__)
+
+/* new($path, $max_entries, ...); new(undef, $max_entries, ...) makes an
+ * anonymous map shared with fork children. */
+DHMS_BODY(new)
+{
+    dhms_source src = { DHMS_SRC_PATH, NULL, -1, 0 };
+    dhms_params p;
+
+    SvGETMAGIC(args[1]);
+    if (SvOK(args[1]))
+        src.name = arg_path(v, args[1]);
+    else
+        src.kind = DHMS_SRC_ANON;
+    S_arg_params(aTHX_ v, args, nargs, 2, &p);
+    return construct(v, args, &src, &p);
+}
+
+DHMS_BODY(new_memfd)
+{
+    dhms_source src = { DHMS_SRC_MEMFD, NULL, -1, 0 };
+    dhms_params p;
+
+    src.name = arg_path(v, args[1]);
+    S_arg_params(aTHX_ v, args, nargs, 2, &p);
+    return construct(v, args, &src, &p);
+}
+
+DHMS_BODY(new_from_fd)
+{
+    dhms_source src = { DHMS_SRC_FD, NULL, -1, 0 };
+    dhms_params p;
+
+    src.fd = (int)arg_uint(v, args[1], "the descriptor", 0, 0x7fffffff,
+                           "an open file descriptor number (see ->memfd)", 0, 0);
+    S_arg_params(aTHX_ v, args, nargs, -1, &p);
+    return construct(v, args, &src, &p);
+}
+
+DHMS_BODY(new_readonly)
+{
+    dhms_source src = { DHMS_SRC_READONLY, NULL, -1, 0 };
+    dhms_params p;
+
+    src.name = arg_path(v, args[1]);
+    S_arg_params(aTHX_ v, args, nargs, -1, &p);
+    return construct(v, args, &src, &p);
+}
+
+/* new_sharded($prefix, $shards, $max_entries, ...) */
+DHMS_BODY(new_sharded)
+{
+    dhms_source src = { DHMS_SRC_SHARDED, NULL, -1, 0 };
+    dhms_params p;
+
+    src.name = arg_path(v, args[1]);
+    src.shards = (uint32_t)arg_uint(v, args[2], "the number of shards", 1, 1024,
+                                    "an integer from 1 to 1024", 0, 0);
+    S_arg_params(aTHX_ v, args, nargs, 3, &p);
+    return construct(v, args, &src, &p);
+}
+
+DHMS_BODY(freeze)
+{
+    int st = dhms_freeze(m);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
+DHMS_BODY(sync)
+{
+    int st = dhms_sync(m);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    args[0] = &PL_sv_yes;
+    return args;
+}
+
+DHMS_BODY(memfd)
+{
+    args[0] = ret_iv(targ, dhms_handle_info(m, 0));
+    return args;
+}
+
+DHMS_BODY(frozen)
+{
+    args[0] = dhms_handle_info(m, 1) ? &PL_sv_yes : &PL_sv_no;
+    return args;
+}
+
+DHMS_BODY(readonly)
+{
+    args[0] = dhms_handle_info(m, 2) ? &PL_sv_yes : &PL_sv_no;
     return args;
 }
 
@@ -1566,9 +1666,8 @@ DHMS_BODY(stats)
     for (i = 0; i < sizeof S_info_names / sizeof S_info_names[0]; i++)
         (void)hv_store(hv, S_info_names[i].name, (I32)strlen(S_info_names[i].name),
                        newSVuv((UV)dhms_info(m, S_info_names[i].key)), 0);
-    /* frozen and read-only maps do not exist yet */
-    (void)hv_stores(hv, "frozen", newSViv(0));
-    (void)hv_stores(hv, "readonly", newSViv(0));
+    (void)hv_stores(hv, "frozen", newSViv(dhms_handle_info(m, 1)));
+    (void)hv_stores(hv, "readonly", newSViv(dhms_handle_info(m, 2)));
     args[0] = sv_2mortal(newRV_noinc((SV *)hv));
     return args;
 }
