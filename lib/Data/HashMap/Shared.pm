@@ -87,11 +87,16 @@ Data::HashMap::Shared - typed hash maps in a shared memory-mapped file, for many
     shm_ss_put $names, 'alice', 'Alice Liddell';
     while (my ($k, $name) = shm_ss_each $names) { print "$k: $name\n" }
 
+    # or as a Perl hash
+    tie my %name_of, 'Data::HashMap::Shared::SS', '/tmp/names.shm', 1000;
+    print "$_ is $name_of{$_}\n" for sort keys %name_of;
+
 =head1 DESCRIPTION
 
 A Data::HashMap::Shared map lives in a file that every process maps with
-C<mmap(MAP_SHARED)>: a change made by one process is visible to all others
-at once, without messages or copies. Keys and values have fixed types, one
+C<mmap(MAP_SHARED)> (or in shared memory without a name, or split over
+several files: L</CONSTRUCTORS>): a change made by one process is visible
+to all others at once, without messages or copies. Keys and values have fixed types, one
 class per combination (L</VARIANTS>). Reads take no lock; writes take one
 short writer lock; a process that dies at any moment, even holding the
 lock, never blocks or corrupts the map for the others (L</CONCURRENCY>).
@@ -102,7 +107,14 @@ is its Perl face. Linux and a 64-bit Perl are required.
 Each operation exists in two forms. B<Keywords>, enabled in a lexical scope
 by C<use Data::HashMap::Shared::I<X>;>, compile to their own op and are the
 fastest way in. B<Methods> (C<< $map->get($k) >>) do the same through a
-normal sub call and need no C<use> of the variant package.
+normal sub call and need no C<use> of the variant package. A map can also
+be used as a Perl hash through C<tie> (L</"TIED HASHES">).
+
+L<Data::HashMap::Shared::Cookbook> has complete programs for common jobs:
+counters across pre-forked workers, an LRU and TTL cache, a rate limiter,
+a leaderboard, feature flags, a work queue, heartbeats, cross-process
+memoization. The command-line tool L<hashmap-shared> shows and edits a
+map file while programs use it (L</"COMMAND-LINE TOOL">).
 
 =head1 VARIANTS
 
@@ -126,6 +138,64 @@ C<use Data::HashMap::Shared::II;> loads the module and enables the
 C<shm_ii_*> keywords until the end of the enclosing block or file;
 C<no Data::HashMap::Shared::II;> disables them again. Loading any variant
 (or C<use Data::HashMap::Shared;>) installs the methods of all ten.
+
+=head1 CHOOSING A VARIANT
+
+=over
+
+=item Keys
+
+Integer keys (I16, I32, II, I16S, I32S, IS) when the keys are numbers: ids,
+ports, timestamps. They are stored in the table slot itself and hash
+cheaply. Anything else is a string key (SI16, SI32, SI, SS): names, URLs,
+composite keys such as C<"client:window">.
+
+=item Values
+
+Integer values (I16, I32, II, SI16, SI32, SI) for counters and numbers:
+only these variants have L</incr>, L</decr>, L</incr_by>, L</"max, min">,
+and their counters on existing keys take no lock. String values (I16S,
+I32S, IS, SS) for everything else; store structured data serialized
+(L<Storable>'s C<nfreeze>, JSON, L<Sereal>) and decode it after C<get>.
+
+=item Width
+
+Every slot holds 64-bit words whatever the variant, so I16 and I32 keys or
+values save no memory over II. Choose a narrow type when its range is part
+of the data's meaning: a value outside it croaks instead of being stored
+(a counter that would overflow croaks and keeps its value), and a Rust
+program sharing the file sees the same type. When in doubt, take the
+64-bit variant (II, IS, SI).
+
+=item Strings
+
+Strings of up to 7 bytes live inside the slot and cost no string storage;
+longer ones are stored once in the file's string arena (see L</LIMITS>).
+
+=item Many writers
+
+All writers of one map take turns on its one writer lock. When many
+processes write different keys all the time, L</new_sharded> splits the map
+over several files with a lock each. Reads and counters on existing keys
+take no lock and gain nothing from it.
+
+=item LRU and TTL
+
+They are options of L</new>, not variants. A map with C<$max_size> (a
+cache) or C<$ttl> (expiring data) uses 8 more bytes per slot, and LRU 16
+more for its list; counters on an LRU map take the writer lock. A map with
+neither pays nothing for them.
+
+=back
+
+Typical choices:
+
+    counters by name, rate limits, best scores      SI
+    counters by numeric id                          II
+    a cache of rendered pages or serialized data    SS, with $max_size and/or $ttl
+    records by numeric id (serialized)              IS
+    a set of strings (value unused, say 1)          SI16
+    feature flags, settings                         SS or SI
 
 =head1 KEYWORDS AND METHODS
 
@@ -162,7 +232,15 @@ C<!!1> and C<!!0>). Operations that return a scalar return exactly one value
 in scalar and void context. A method's or keyword's string result is a new
 value each time (copying it is never needed).
 
-=head1 CONSTRUCTOR
+=head1 CONSTRUCTORS
+
+A map lives in a file (L</new>), in no file at all (C<new(undef, ...)>,
+shared with fork children), in a memfd passed between processes as a
+descriptor (L</new_memfd>, L</new_from_fd>), or in several files that split
+the keys between them (L</new_sharded>). A frozen map can be opened
+read-only (L</new_readonly>). Every constructor is a class method only
+(there are no constructor keywords) and returns a handle of the invocant's
+class; all operations work the same on every kind of map.
 
 =head2 new
 
@@ -181,9 +259,10 @@ The file is opened with C<O_NOFOLLOW> and C<O_CLOEXEC>.
 
 =item C<$path>
 
-A non-empty file name without NUL bytes. An C<undef> path (an anonymous
-map shared with fork children) croaks for now: anonymous maps are planned
-but not yet available.
+A non-empty file name without NUL bytes; or C<undef>, for an B<anonymous
+map>: a C<MAP_SHARED> mapping of no file, always new, shared with the
+children this process forks afterwards and with no other process. Its
+L</path> is C<undef> and it cannot be frozen.
 
 =item C<$max_entries>
 
@@ -236,6 +315,77 @@ system call fails (C<open(/path): Permission denied>).
 The handle is closed when its last reference goes away; there is no close
 method. A subclass may call C<new>: the object is blessed into the invocant's
 class.
+
+=head2 new_memfd
+
+    my $map = Data::HashMap::Shared::II->new_memfd($name, $max_entries,
+        $max_size = 0, $ttl = 0, $lru_skip = 0, $arena_cap = 0,
+        $file_mode = 0600);
+
+Creates a new map in a memfd (C<memfd_create>: memory with a file
+descriptor and no name in the file system). C<$name> is only a label,
+shown in F</proc/PID/fd> and in error messages; it must be non-empty. The
+other arguments are those of L</new>. L</memfd> returns the descriptor;
+another process that receives it (inherited across C<fork>, or sent over a
+Unix socket with C<SCM_RIGHTS>) attaches with L</new_from_fd>. The
+descriptor is close-on-exec: to hand it to a program you C<exec>, clear
+C<FD_CLOEXEC> first. The memory lives as long as a descriptor or a handle
+refers to it. L</path> is C<undef>, L</unlink> returns false, and the map
+cannot be frozen.
+
+=head2 new_from_fd
+
+    my $map = Data::HashMap::Shared::II->new_from_fd($fd);
+
+Attaches to the map in the open file descriptor C<$fd>: a memfd from
+L</memfd>, or a map file opened for reading and writing. The descriptor is
+duplicated, so the caller may close its own; L</memfd> of the new handle
+returns the duplicate. Croaks if C<$fd> is not a descriptor number
+(C<the descriptor must be an open file descriptor number (see -E<gt>memfd),
+got '-1'>), is not open (C<dup(fd 9): Bad file descriptor>), or holds
+another variant (C<fd 5: variant mismatch: file is SS, opened as II>), and
+for every reason L</new> does.
+
+=head2 new_sharded
+
+    my $map = Data::HashMap::Shared::II->new_sharded($prefix, $shards,
+        $max_entries, $max_size = 0, $ttl = 0, $lru_skip = 0,
+        $arena_cap = 0, $file_mode = 0600);
+
+Creates or attaches a map split over C<$shards> files, C<"$prefix.0"> to
+C<"$prefix." . ($shards - 1)>, each an ordinary map file with its own
+writer lock. A fixed hash of the key (the same in every process) picks its
+shard, so writers of keys in different shards do not wait for each other.
+C<$shards> is an integer from 1 to 1024. C<$max_entries>, C<$max_size> and
+C<$arena_cap> are for the whole map and divided among the shards, rounded
+up (so L</"max_entries, max_size, ttl"> may return up to C<$shards - 1> more than given);
+each shard evicts and fills up on its own. Each file records the shard
+count, and attaching with another count croaks (C<shard count mismatch:
+this file is shard 0 of 4, opened as shard 0 of 3>).
+
+Every operation works as on one map. Operations on one key are exactly
+those of its shard. Whole-map operations visit the shards in turn:
+L</size> and the statistics are sums; L</"keys, values, items"> and
+L</to_hash> join one snapshot per shard (not one snapshot of the whole
+map); L</each> and cursors walk the shards one after another, with the
+exactly-once guarantee; batches take each shard's lock once;
+L</"pop, shift"> and L</drain> take from the first shard that has entries,
+in that shard's order. L</path> is C<undef> and L</unlink> returns false
+(remove the files by name). A shard file opened with L</new> is a map of
+its own; do not store keys in it directly, they would miss their shard
+(L<hashmap-shared> routes C<get>, C<put> and C<rm> through the whole map).
+
+=head2 new_readonly
+
+    my $map = Data::HashMap::Shared::II->new_readonly($path);
+
+Attaches to a frozen map (see L</freeze>) read-only: the file is opened
+read-only and mapped without write permission, so only read permission on
+it is needed, and reads take no lock. Every read works; every operation
+that may change the map croaks (C<map is frozen (opened with new_readonly):
+it can be read, not changed>). Croaks if the map is not frozen (C<new_readonly
+needs a frozen map: freeze it first ...>), and for every reason L</new>
+does. C<< $map->readonly >> is true for such a handle.
 
 =head1 OPERATIONS ON ONE KEY
 
@@ -508,7 +658,7 @@ call stopped, I<from any process> (the position is kept in the file), so
 that workers sweeping in turns share one pass. C<$done> is true when a
 pass reached the end of the table; the next call starts a new pass. In
 scalar context, C<$removed>. Spreads the work of L</flush_expired> over
-many short calls.
+many short calls. On a map without TTL it returns C<(0, 1)> at once.
 
 =head1 OPERATIONS ON THE WHOLE MAP
 
@@ -604,8 +754,22 @@ The counters live in the file and count for all processes.
 A new hashref of all of these at once: C<size>, C<max_entries>,
 C<max_size>, C<ttl>, C<lru_skip>, C<capacity>, C<tombstones>,
 C<mmap_size>, C<arena_used>, C<arena_cap>, C<stat_evictions>,
-C<stat_expired>, C<stat_recoveries>, and C<frozen> and C<readonly> (always
-0 for now).
+C<stat_expired>, C<stat_recoveries>, C<frozen> and C<readonly> (1 or 0;
+see L</"frozen, readonly">). On a sharded map the counts and sizes are sums
+over the shards.
+
+=head2 verify
+
+    my $ok = $map->verify;        # method only
+
+Checks the whole map's internal consistency under the writer lock: the
+header, the table (counts, hashes, every entry reachable, no key twice),
+every string reference, the string arena (block headers, free lists, bytes
+in use), the LRU list and the expiry words. Returns true, or croaks naming
+the first problem found (C<Data::HashMap::Shared::II: /path: verify:
+...>). It reads the whole map, so it takes time in proportion to its size,
+and writers wait meanwhile: a tool for tests, incidents and
+C<hashmap-shared verify>, not for every request.
 
 =head1 FILES
 
@@ -613,8 +777,8 @@ C<stat_expired>, C<stat_recoveries>, and C<frozen> and C<readonly> (always
 
     my $path = $map->path;        # method only
 
-The path the map was opened with (C<undef> for a map without a file, once
-those exist).
+The path the map was opened with; C<undef> for anonymous, memfd and
+sharded maps.
 
 =head2 unlink
 
@@ -622,8 +786,49 @@ those exist).
     my $removed = Data::HashMap::Shared::II->unlink($path);
 
 Removes the map's file (or C<$path>) from the file system. True if it was
-removed; false otherwise; it never dies. Handles already open keep working
-on the now nameless map; a later C<new> on the path creates a new map.
+removed; false otherwise (also for a map with no L</path>); it never dies.
+Handles already open keep working on the now nameless map; a later C<new>
+on the path creates a new map.
+
+=head2 sync
+
+    $map->sync;                   # method only
+
+Writes the map's changed pages to its file (C<msync>; every shard of a
+sharded map) and returns true when they are on disk; croaks if the system
+call fails. Sharing between processes never needs it: it is for
+durability, before copying the file or when the machine may go down. On
+anonymous and memfd maps there is no disk, and it returns true.
+
+=head2 freeze
+
+    $map->freeze;                 # method only
+
+Seals a map in a file for good: from then on every operation that may
+change it (L</put>, L</remove>, the counters, L</get_or_set>, L</touch>,
+L</flush_expired>, L</clear> ...) croaks, on every handle of every process
+(C<map is frozen: it can be read, not changed>), and reads go on as before.
+The file records it, and it is synced to disk before C<freeze> returns.
+Returns true, also when the map was already frozen. A sharded map freezes
+every shard. Croaks for anonymous and memfd maps (C<freeze needs a map in a
+file>). The usual pattern: build a map once, freeze it, then open it with
+L</new_readonly> everywhere.
+
+=head2 frozen, readonly
+
+    my $bool = $map->frozen;      # method only
+    my $bool = $map->readonly;    # method only
+
+C<frozen>: true once the map was frozen, by any handle. C<readonly>: true
+if this handle was opened with L</new_readonly>.
+
+=head2 memfd
+
+    my $fd = $map->memfd;         # method only
+
+The descriptor of a map made by L</new_memfd> or attached by
+L</new_from_fd>, to pass to other processes; -1 for every other map. It
+belongs to the handle: it is closed with it.
 
 =head1 EVICTION AND EXPIRY
 
@@ -760,12 +965,60 @@ through F</proc/self/fd> for its kernel lock.
 
 =back
 
-=head1 NOT YET AVAILABLE
+=head1 TIED HASHES
 
-The following are specified and planned, but not in this release:
-anonymous, memfd-backed and sharded maps (C<new(undef, ...)>,
-C<new_memfd>, C<new_from_fd>, C<new_sharded>), C<new_readonly>, C<sync>,
-C<freeze>, C<frozen>, C<readonly>, and C<verify>.
+    use Data::HashMap::Shared::SS;
+
+    tie my %h, 'Data::HashMap::Shared::SS', $path, $max_entries;   # the arguments of new
+    tie my %h, 'Data::HashMap::Shared::SS', $map;                  # or an open map of that class
+
+    $h{alice} = 'Alice';                  # put
+    my $name = $h{alice};                 # get
+    my $old  = delete $h{alice};          # take: removes and returns the value
+    for my $k (keys %h) { ... }           # a cursor walk
+    my $map  = tied(%h)->map;             # the map, for everything else
+
+Every variant class can be tied to: load it first (C<use
+Data::HashMap::Shared::SS;>), then C<tie> with the arguments of L</new>, or
+with one map object of that class to give an open map a hash face. Each
+hash operation is one operation of the map:
+
+    $h{$k}               get
+    $h{$k} = $v          put; croaks if the map is full (a hash assignment
+                         cannot return false)
+    exists $h{$k}        exists
+    delete $h{$k}        take (returns the removed value)
+    %h = ()              clear (%h = LIST clears, then stores each pair)
+    keys, values, each   a cursor of the tie: FIRSTKEY resets it, NEXTKEY
+                         takes its next entry
+    scalar(%h), if (%h)  size
+
+The rules of L</"KEYS AND VALUES"> apply: storing C<undef> croaks, and
+integer keys and values must fit the variant. Errors are reported at the
+line of the hash operation. The walk of C<keys>, C<values> and C<each> is
+lock-free and returns every entry present for its whole duration exactly
+once (L</CURSORS>); C<values> and C<each> fetch each value with a separate
+C<get> (that is how Perl's tie interface works), so an entry removed by
+another process between the two steps gives C<undef>. C<scalar(%h)> is
+L</size>, which on a map with TTL counts expired entries not yet removed.
+
+The object behind the hash is a L<Data::HashMap::Shared::Tie>; its C<map>
+method returns the map object, for the operations a hash has no syntax
+for (counters, TTLs, batches, statistics). Two hashes tied to one file, in
+one process or many, see each other's changes at once. Every access goes
+through Perl's tie magic and a method call, several times slower than a
+keyword: tie for convenience, use the keywords where speed matters.
+
+=head1 COMMAND-LINE TOOL
+
+The distribution installs L<hashmap-shared>, which finds the variant of a
+map file from its header and works on it live:
+
+    hashmap-shared stat FILE                # sizes, limits, counters, lock state
+    hashmap-shared dump FILE                # every entry, one escaped line each
+    hashmap-shared get FILE KEY             # also put, rm
+    hashmap-shared verify FILE              # $map->verify
+    hashmap-shared watch FILE [SECONDS]     # size, evictions, expiries per second
 
 =head1 PERFORMANCE
 
@@ -775,10 +1028,75 @@ both with a plain Perl hash doing the same work.
 
 =head1 SEE ALSO
 
+L<Data::HashMap::Shared::Cookbook>, recipes with complete programs;
+L<hashmap-shared>, the command-line tool; the ten variant pages
+(L<Data::HashMap::Shared::II> and its siblings).
+
 L<XS::Parse::Keyword>, which provides the keyword syntax.
 
-L<Hash::SharedMem>, L<Cache::FastMmap>, L<LMDB_File>, L<BerkeleyDB>: other
-ways to share data between processes.
+=head2 Alternatives, and when to pick each
+
+Data::HashMap::Shared is for live, typed, mutable data shared by processes
+on one Linux machine at high rates: lock-free reads, atomic counters, LRU
+and TTL built in, and a lock that survives the death of its holder. It is
+not a database: no transactions over several keys, no ordered keys or range
+scans, no durability guarantee on disk (it is a memory map; the page cache
+writes it back when it likes), no nested Perl structures (serialize them).
+Other modules make other trades:
+
+=over
+
+=item L<Hash::SharedMem>
+
+A shared hash of byte-string keys and values in a directory of mmap'd
+files, readable as a consistent snapshot of the whole hash at any moment,
+and portable beyond Linux. Pick it when readers need whole-hash snapshots,
+or for a platform other than Linux; it has no integer values, counters,
+LRU or expiry.
+
+=item L<Cache::FastMmap>
+
+A shared cache in an mmap'd file, divided into pages, each with its own
+C<fcntl> lock and its own LRU and expiry. It stores any Perl data
+(serializing it for you), and can read through to and write back to a
+backing store with callbacks. Pick it for a cache of Perl structures with
+a backing store, or outside Linux; prefer this module for counters, hot
+keys written by many processes, exact LRU over the whole map, or raw
+speed.
+
+=item L<LMDB_File>
+
+The Perl binding of LMDB: a memory-mapped B+tree with ACID transactions,
+sorted keys and range scans, several databases in one environment, durable
+on disk and bigger than RAM. Pick it when the data must survive a crash of
+the machine, when several keys must change together, or when you need keys
+in order. Each write transaction commits (and by default syncs), so
+frequent small writes cost far more.
+
+=item L<BerkeleyDB>
+
+Berkeley DB: hash, B-tree, queue and record access methods, transactions,
+locking and replication in a shared environment. Pick it to read or share
+existing Berkeley DB files, or for its queue and transaction machinery
+across several tables; it is heavier to set up, and recent versions have a
+restrictive licence.
+
+=item L<IPC::Shareable>
+
+Ties Perl variables, nested structures included, to System V shared
+memory, serializing the whole variable on every access under a semaphore.
+Pick it for small nested structures shared by a few processes at low
+rates; its cost grows with the size of the data on every access.
+
+=item A plain hash and C<fork>
+
+Data loaded into a hash before C<fork> is shared with every child at no
+cost, copy-on-write, but a change made by one process is seen by no other.
+Pick it for read-only data (configuration, lookup tables) loaded once at
+startup: nothing is faster. (Perl's reference counts touch the pages they
+live in, so the sharing erodes as children run.)
+
+=back
 
 The engine is also a Rust library (F<rust/> in the distribution): Rust
 programs can open and share the same map files.

@@ -41,6 +41,9 @@ enclosing lexical scope, the keywords C<shm_is_I<op>> (C<no
 Data::HashMap::Shared::IS;> disables them again). The methods exist
 without the C<use>.
 
+C<tie my %h, 'Data::HashMap::Shared::IS', $path, $max_entries> gives a Perl
+hash view of such a map (L<Data::HashMap::Shared/"TIED HASHES">).
+
 See L<Data::HashMap::Shared> for everything: the constructor, every
 operation, key and value rules, concurrency and limits.
 

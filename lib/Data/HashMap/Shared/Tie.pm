@@ -31,20 +31,45 @@ sub tiehash {
 
 sub map { $_[0]{map} }
 
-sub FETCH { $_[0]{map}->get($_[1]) }
+# The map croaks from inside these methods; _rethrow croaks again with the
+# same message from the caller's line (the tied-hash operation in user code).
+sub _rethrow {
+    my ($err) = @_;
+    $err =~ s/ at \S+ line \d+\.?\n\z//;
+    Carp::croak($err);
+}
+
+sub FETCH {
+    my ($self, $key) = @_;
+    my $value = eval { $self->{map}->get($key) };
+    return $value unless $@;
+    _rethrow($@);
+}
 
 sub STORE {
     my ($self, $key, $value) = @_;
     my $map = $self->{map};
-    return if $map->put($key, $value);
+    my $ok = eval { $map->put($key, $value) };
+    _rethrow($@) if $@;
+    return if $ok;
     Carp::croak(ref($map) . ": cannot store key in tied hash: the map is full (max_entries "
         . $map->max_entries . ")"
         . ($map->arena_cap ? " or its string storage reached arena_cap " . $map->arena_cap : ''));
 }
 
-sub EXISTS { $_[0]{map}->exists($_[1]) }
+sub EXISTS {
+    my ($self, $key) = @_;
+    my $bool = eval { $self->{map}->exists($key) };
+    return $bool unless $@;
+    _rethrow($@);
+}
 
-sub DELETE { $_[0]{map}->take($_[1]) }
+sub DELETE {
+    my ($self, $key) = @_;
+    my $value = eval { $self->{map}->take($key) };
+    return $value unless $@;
+    _rethrow($@);
+}
 
 sub CLEAR { $_[0]{map}->clear; return }
 
