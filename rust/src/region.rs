@@ -148,8 +148,17 @@ impl Region {
         // Serialize creation: whoever holds this lock either finds a finished
         // map or (re)initializes the file. A creator that died released it.
         if self.kind != Kind::ReadOnly {
-            ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true)
-                .map_err(|_| Error::os("lock", &self.path))?;
+            ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true).map_err(|e| {
+                if e == libc::EBADF {
+                    Error::new(format!(
+                        "{}: not open for reading and writing (a map needs both; \
+                         new_readonly attaches frozen maps read-only)",
+                        self.path
+                    ))
+                } else {
+                    Error::os("lock", &self.path)
+                }
+            })?;
         }
         let size = self.file_size()?;
         let mut magic = [0u8; 8];
