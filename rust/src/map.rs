@@ -660,14 +660,14 @@ impl Core {
     /// "map is frozen". Durable: the map and the flag are synced to disk.
     /// File-backed maps only.
     pub fn freeze(&mut self) -> Result<()> {
+        if self.frozen() {
+            return Ok(());
+        }
         if self.region.kind() != Kind::File {
             return Err(Error::new(format!(
                 "{}: freeze needs a map in a file (new_readonly attaches frozen maps by path)",
                 self.path()
             )));
-        }
-        if self.frozen() {
-            return Ok(());
         }
         let g = self.write_lock()?;
         g.core.region.sync()?;
@@ -1767,6 +1767,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// permanent) and mark it recently used. False if `k` is missing or the
     /// map has neither LRU nor TTL.
     pub fn touch(&mut self, k: &Item) -> Result<bool> {
+        self.core.writable()?;
         if !self.core.lru_on && !self.core.ttl_on {
             return Ok(false);
         }
@@ -1788,6 +1789,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Give `k` a lifetime of `secs` from now (0 = permanent). False if `k`
     /// is missing or the map has no TTL.
     pub fn set_ttl(&mut self, k: &Item, secs: u64) -> Result<bool> {
+        self.core.writable()?;
         if !self.core.ttl_on {
             return Ok(false);
         }
@@ -1817,6 +1819,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     fn flush(&mut self, limit: u64) -> Result<(u64, bool)> {
+        self.core.writable()?;
         if !self.core.ttl_on {
             return Ok((0, true));
         }

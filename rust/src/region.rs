@@ -106,13 +106,7 @@ impl Region {
             };
             if fd >= 0 {
                 // The mode is applied exactly: umask does not narrow it.
-                // SAFETY: fd is ours.
-                if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
-                    let e = Error::os("fchmod", &shown);
-                    // SAFETY: fd is ours.
-                    unsafe { libc::close(fd) };
-                    return Err(e);
-                }
+                fchmod_exact(fd, mode, &shown)?;
                 break fd;
             }
             if errno() != libc::EEXIST {
@@ -193,6 +187,7 @@ impl Region {
                 if fd < 0 {
                     return Err(Error::os("memfd_create", &shown));
                 }
+                fchmod_exact(fd, mode, &shown)?;
                 Region::with_fd(fd, shown, Kind::Memfd)?.settle(true)
             }
             Source::Anonymous => {
@@ -202,6 +197,7 @@ impl Region {
                 if fd < 0 {
                     return Err(Error::os("memfd_create", "anonymous map"));
                 }
+                fchmod_exact(fd, mode, "anonymous map")?;
                 Region::with_fd(fd, "anonymous map".into(), Kind::Anonymous)?.settle(true)
             }
             Source::Fd(theirs) => {
@@ -462,6 +458,18 @@ impl Drop for Region {
             libc::close(self.fd);
         }
     }
+}
+
+/// Apply `mode` exactly (umask does not narrow it; memfds start at 0777).
+fn fchmod_exact(fd: RawFd, mode: u32, shown: &str) -> Result<()> {
+    // SAFETY: fd is ours.
+    if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
+        let e = Error::os("fchmod", shown);
+        // SAFETY: fd is ours.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn unsafe_pwrite(fd: RawFd, b: &[u8], off: u64) -> isize {
