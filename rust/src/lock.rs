@@ -352,10 +352,14 @@ fn wait_indicator(fd: RawFd, slots: Slots, me: &Me, s: u32, ps: &ProcSlot) {
         }
         // SAFETY: sched_yield has no preconditions.
         unsafe { libc::sched_yield() };
-        if spins.is_multiple_of(256) && !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
-            // The owner died inside a counter operation; its single atomic
-            // update either happened or not. Clear the flag for it.
-            let _ = ps.active.compare_exchange(1, 0, SeqCst, Relaxed);
+        if spins.is_multiple_of(256) {
+            let seen = ps.active.load(SeqCst);
+            if !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
+                // The owner died inside a counter operation (its single
+                // atomic update either happened or not), or the word is
+                // garbage from a damaged file: clear it for them.
+                let _ = ps.active.compare_exchange(seen, 0, SeqCst, Relaxed);
+            }
         }
     }
 }

@@ -122,6 +122,11 @@ impl Core {
     /// victim counts in `stat_expired`, any other in `stat_evictions`.
     pub(crate) fn evict_one(&mut self, t: &Table, now: u32) {
         if let Some(i) = self.lru_victim(t, now) {
+            if !crate::layout::is_full(t.slot(i).meta.load(Relaxed)) {
+                // a damaged list (a hostile file): derive it again
+                self.lru_rebuild(t);
+                return;
+            }
             let expired = self.expired(t.ext(i).load(Relaxed), now);
             self.remove_slot(t, i);
             let h = self.hdr();

@@ -914,7 +914,9 @@ impl Core {
             hdr.tombstones
                 .store(cur.saturating_sub((-dt) as u64), Relaxed);
         }
-        hdr.size.fetch_sub(1, Relaxed);
+        // saturating: a damaged file must not make the size wrap around
+        hdr.size
+            .store(hdr.size.load(Relaxed).saturating_sub(1), Relaxed);
         crate::fault::point();
         if self.kb {
             self.str_free(kw);

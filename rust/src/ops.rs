@@ -263,6 +263,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 if w == NIL || w as usize >= t.cap() {
                     break;
                 }
+                if !is_full(t.slot(w as usize).meta.load(Relaxed)) {
+                    core.seq_end();
+                    return Err(Error::new(format!(
+                        "{}: corrupt map: the LRU list names an empty slot (verify tells more)",
+                        core.path()
+                    )));
+                }
                 w as usize
             } else {
                 let found = match end {
