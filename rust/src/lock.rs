@@ -227,7 +227,10 @@ pub fn is_alive(fd: RawFd, slots: Slots, me: &Me, slot: u32, gen: u32) -> bool {
         return false; // a lock word that names no slot is garbage
     }
     if slot == me.slot && gen == me.gen {
-        return true;
+        // A lock word naming the process that asks: it never holds the lock
+        // while it waits for it, so the word is stale or forged (a damaged
+        // file): treat its owner as dead, or we would wait on ourselves.
+        return false;
     }
     let ps = slots.get(slot);
     if ps.gen.load(Acquire) != gen {

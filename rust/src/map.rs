@@ -711,6 +711,11 @@ impl Core {
             hdr.stat_recoveries.fetch_add(1, Relaxed);
             crate::fault::point();
         }
+        if hdr.seq.load(Relaxed) & 1 == 0 {
+            // The holder died between changes: every multi-store change runs
+            // with the sequence odd, so there is nothing to repair.
+            return;
+        }
         let Some(t) = self.active() else {
             // Nothing sane to keep: start from an empty table.
             self.publish_empty();
@@ -1473,12 +1478,19 @@ impl<K: Codec, V: Codec> Map<K, V> {
         expiry: Option<u64>,
     ) -> Result<Status> {
         if V::BYTES {
+            // The allocation is part of the change: inside the window, so
+            // that a writer dying here leaves the sequence odd for recovery.
+            core.seq_begin();
             let nw = match Self::store_word(core, true, v) {
                 Ok(w) => w,
-                Err(StoreError::Full) => return Ok(Status::Full),
-                Err(StoreError::Sys(e)) => return Err(e),
+                Err(e) => {
+                    core.seq_end();
+                    return match e {
+                        StoreError::Full => Ok(Status::Full),
+                        StoreError::Sys(e) => Err(e),
+                    };
+                }
             };
-            core.seq_begin();
             let old = t.slot(i).val.swap(nw, AcqRel);
             crate::fault::point();
             core.str_free(old);
@@ -1499,7 +1511,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             crate::fault::point();
         }
         if core.lru_on {
+            // relinking is several stores: a window of its own
+            core.seq_begin();
             core.lru_promote(t, i);
+            core.seq_end();
         }
     }
 
@@ -1516,10 +1531,18 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !core.lru_on && core.hdr().size.load(Relaxed) >= core.max_entries {
             return Ok(Status::Full);
         }
+        // Everything from the first allocation on is one change: a writer
+        // dying anywhere in it leaves the sequence odd for recovery.
+        core.seq_begin();
         let kw = match Self::store_word(core, K::BYTES, k) {
             Ok(w) => w,
-            Err(StoreError::Full) => return Ok(Status::Full),
-            Err(StoreError::Sys(e)) => return Err(e),
+            Err(e) => {
+                core.seq_end();
+                return match e {
+                    StoreError::Full => Ok(Status::Full),
+                    StoreError::Sys(e) => Err(e),
+                };
+            }
         };
         let vw = match Self::store_word(core, V::BYTES, v) {
             Ok(w) => w,
@@ -1527,13 +1550,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 if K::BYTES {
                     core.str_free(kw);
                 }
+                core.seq_end();
                 return match e {
                     StoreError::Full => Ok(Status::Full),
                     StoreError::Sys(e) => Err(e),
                 };
             }
         };
-        core.seq_begin();
         let mut t = core.active().ok_or_else(|| core.damaged())?;
         if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
             core.evict_one(&t, now);
@@ -1783,7 +1806,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 }
             }
             if core.lru_on {
+                core.seq_begin();
                 core.lru_promote(t, i);
+                core.seq_end();
             }
         })
     }
