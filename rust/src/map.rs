@@ -1505,17 +1505,25 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Bookkeeping after an update of slot `i`: a new expiry (if given, on a
     /// TTL map) and an LRU promotion.
+    #[inline(always)]
     pub(crate) fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
         if let (true, Some(e)) = (core.ttl_on, expiry) {
             t.ext(i).store(e, Release);
             crate::fault::point();
         }
         if core.lru_on {
-            // relinking is several stores: a window of its own
-            core.seq_begin();
-            core.lru_promote(t, i);
-            core.seq_end();
+            Self::promote(core, t, i);
         }
+    }
+
+    /// LRU promotion after an update: relinking is several stores, so it
+    /// gets a window of its own. Out of line: plain maps never come here.
+    #[cold]
+    #[inline(never)]
+    fn promote(core: &Core, t: &Table, i: usize) {
+        core.seq_begin();
+        core.lru_promote(t, i);
+        core.seq_end();
     }
 
     /// Insert a key known to be absent, with the extension word `expiry`.
