@@ -123,7 +123,9 @@ pub struct Header {
     pub frozen: AtomicU64,
     /// For a shard of a sharded map: `shards << 32 | index`; 0 otherwise.
     pub shard: AtomicU64,
-    _pad3: [u64; 72],
+    /// A published batch redo record (arena block), or 0; see `batch.rs`.
+    pub batch_log: AtomicU64,
+    _pad3: [u64; 71],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod arena;
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod fault;

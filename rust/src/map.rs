@@ -559,7 +559,7 @@ impl Core {
 
     /// The active table (None if the descriptor is damaged).
     #[inline(always)]
-    fn active(&self) -> Option<Table> {
+    pub(crate) fn active(&self) -> Option<Table> {
         self.table_of(self.hdr().table.load(Acquire))
     }
 
@@ -711,34 +711,30 @@ impl Core {
             hdr.stat_recoveries.fetch_add(1, Relaxed);
             crate::fault::point();
         }
-        if hdr.seq.load(Relaxed) & 1 == 0 {
+        let pending_batch = hdr.batch_log.load(Relaxed) != 0;
+        if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
             // The holder died between changes: every multi-store change runs
             // with the sequence odd, so there is nothing to repair.
             return;
         }
         let Some(t) = self.active() else {
             // Nothing sane to keep: start from an empty table.
+            self.hdr().batch_log.store(0, Relaxed);
             self.publish_empty();
             write_end(&self.hdr().seq);
             return;
         };
+        let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d);
         self.region
             .punch(self.geo.region_off[other], self.geo.region_bytes());
         let (mut size, mut tombs) = (0u64, 0u64);
-        let mut live = HashSet::new();
-        let (kb, vb) = (self.kb, self.vb);
         for i in 0..t.cap() {
             let s = t.slot(i);
             let m = s.meta.load(Relaxed);
             if is_full(m) {
                 size += 1;
-                for (is_str, w) in [(kb, s.key.load(Relaxed)), (vb, s.val.load(Relaxed))] {
-                    if is_str && !is_inline(w) {
-                        live.insert(w);
-                    }
-                }
             } else if m == TOMB {
                 tombs += 1;
             } else if m != EMPTY {
@@ -753,6 +749,26 @@ impl Core {
         crate::fault::point();
         if self.lru_on {
             self.lru_rebuild(&t);
+        }
+        if pending_batch {
+            // A committed batch: finish it (the record is idempotent), on a
+            // table whose counts and LRU order are already repaired.
+            self.seq_begin();
+            self.batch_apply();
+        }
+        // The blocks the table references now; every other block is free.
+        let Some(t) = self.active() else { return };
+        let mut live = HashSet::new();
+        let (kb, vb) = (self.kb, self.vb);
+        for i in 0..t.cap() {
+            let s = t.slot(i);
+            if is_full(s.meta.load(Relaxed)) {
+                for (is_str, w) in [(kb, s.key.load(Relaxed)), (vb, s.val.load(Relaxed))] {
+                    if is_str && !is_inline(w) {
+                        live.insert(w);
+                    }
+                }
+            }
         }
         self.arena_rebuild(&live);
         if self.hdr().seq.load(Relaxed) & 1 == 1 {
@@ -901,6 +917,68 @@ impl Core {
         }
     }
 
+    /// Put prepared key and value words of a key known to be absent into
+    /// the table (writer lock held, the sequence already odd; ends the
+    /// window): evicts first on an LRU map at max_size, grows if needed.
+    /// On `Full` the words' blocks are freed.
+    pub(crate) fn place_new(
+        &mut self,
+        hash: u64,
+        kw: u64,
+        vw: u64,
+        expiry: u64,
+        now: u32,
+    ) -> Result<Status> {
+        let mut t = self.active().ok_or_else(|| self.damaged())?;
+        if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
+            self.evict_one(&t, now);
+        }
+        if self.hdr().size.load(Relaxed) >= self.max_entries {
+            if self.kb {
+                self.str_free(kw);
+            }
+            if self.vb {
+                self.str_free(vw);
+            }
+            self.seq_end();
+            return Ok(Status::Full);
+        }
+        if self.make_room(&t) {
+            t = self.active().ok_or_else(|| self.damaged())?;
+        }
+        let i = match t.probe(hash, |_| false) {
+            Probe::Vacant(i) => i,
+            _ => {
+                self.seq_end();
+                return Err(self.damaged());
+            }
+        };
+        let s = t.slot(i);
+        let was_tomb = s.meta.load(Relaxed) == TOMB;
+        s.key.store(kw, Relaxed);
+        crate::fault::point();
+        s.val.store(vw, Relaxed);
+        crate::fault::point();
+        if t.has_ext() {
+            t.ext(i).store(expiry, Relaxed);
+            crate::fault::point();
+        }
+        s.meta.store(layout::full_meta(hash), Release);
+        crate::fault::point();
+        let hdr = self.hdr();
+        if was_tomb {
+            hdr.tombstones.fetch_sub(1, Relaxed);
+            crate::fault::point();
+        }
+        hdr.size.fetch_add(1, Relaxed);
+        crate::fault::point();
+        if self.lru_on {
+            self.lru_push_head(&t, i);
+        }
+        self.seq_end();
+        Ok(Status::Ok)
+    }
+
     /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
     /// the LRU list, mark it removed, free its strings.
     pub(crate) fn remove_slot(&mut self, t: &Table, i: usize) {
@@ -936,6 +1014,16 @@ impl Core {
         self.remove_slot(t, i);
         self.hdr().stat_expired.fetch_add(1, Relaxed);
         crate::fault::point();
+    }
+
+    /// Keys are byte strings.
+    pub(crate) fn kb_flag(&self) -> bool {
+        self.kb
+    }
+
+    /// Values are byte strings.
+    pub(crate) fn vb_flag(&self) -> bool {
+        self.vb
     }
 
     /// True for a map without extension words (no LRU, no TTL).
@@ -1569,50 +1657,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 };
             }
         };
-        let mut t = core.active().ok_or_else(|| core.damaged())?;
-        if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
-            core.evict_one(&t, now);
-        }
-        if core.hdr().size.load(Relaxed) >= core.max_entries {
-            core.str_free(kw);
-            core.str_free(vw);
-            core.seq_end();
-            return Ok(Status::Full);
-        }
-        if core.make_room(&t) {
-            t = core.active().ok_or_else(|| core.damaged())?;
-        }
-        let i = match t.probe(key.hash, |_| false) {
-            Probe::Vacant(i) => i,
-            _ => {
-                core.seq_end();
-                return Err(core.damaged());
-            }
-        };
-        let s = t.slot(i);
-        let was_tomb = s.meta.load(Relaxed) == TOMB;
-        s.key.store(kw, Relaxed);
-        crate::fault::point();
-        s.val.store(vw, Relaxed);
-        crate::fault::point();
-        if t.has_ext() {
-            t.ext(i).store(expiry, Relaxed);
-            crate::fault::point();
-        }
-        s.meta.store(layout::full_meta(key.hash), Release);
-        crate::fault::point();
-        let hdr = core.hdr();
-        if was_tomb {
-            hdr.tombstones.fetch_sub(1, Relaxed);
-            crate::fault::point();
-        }
-        hdr.size.fetch_add(1, Relaxed);
-        crate::fault::point();
-        if core.lru_on {
-            core.lru_push_head(&t, i);
-        }
-        core.seq_end();
-        Ok(Status::Ok)
+        core.place_new(key.hash, kw, vw, expiry, now)
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.

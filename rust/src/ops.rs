@@ -3,6 +3,7 @@
 //! built from the primitives of `map.rs` under one writer lock (or, for
 //! `max`/`min`, on the lock-free counter path).
 
+use crate::arena::StoreError;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::layout::{is_full, NIL};
@@ -156,7 +157,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     // ---- batches ---------------------------------------------------------
 
-    /// Store every pair under one lock: how many were stored.
+    /// Store every pair under one lock: how many were stored. All or
+    /// nothing under a crash (a redo record, see `batch.rs`). A new key is
+    /// not stored once the map is full.
     pub fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64> {
         let mut keys = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
@@ -166,17 +169,74 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
-        let now = core.now();
-        let expiry = crate::ttl::expiry_after(now, core.ttl_default);
-        let mut stored = 0;
+        let t = core
+            .active()
+            .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
+        let size = core.hdr().size.load(Relaxed);
+        let mut room = if core.lru_on {
+            u64::MAX
+        } else {
+            core.info(crate::map::Info::MaxEntries).saturating_sub(size)
+        };
+        core.seq_begin();
+        let mut entries = Vec::with_capacity(pairs.len());
         for (key, (k, v)) in keys.iter().zip(pairs) {
-            let s = match Self::find_live(core, key, now)? {
-                (t, Some(i)) => Self::overwrite(core, &t, i, v, Some(expiry))?,
-                (_, None) => Self::insert_locked(core, key, k, v, expiry, now)?,
+            let present = matches!(
+                t.probe(key.hash, |w| Self::key_eq(core, key, w)),
+                Probe::Found(_)
+            );
+            if !present {
+                if room == 0 {
+                    continue;
+                }
+                room -= 1;
+            }
+            let kw = match Self::store_word(core, K::BYTES, k) {
+                Ok(w) => w,
+                Err(e) => return Self::abandon(core, &entries, e),
             };
-            stored += (s == Status::Ok) as u64;
+            let vw = match Self::store_word(core, V::BYTES, v) {
+                Ok(w) => w,
+                Err(e) => {
+                    entries.push((key.hash, kw, 0));
+                    return Self::abandon(core, &entries, e);
+                }
+            };
+            entries.push((key.hash, kw, vw));
         }
-        Ok(stored)
+        Self::run_batch(core, crate::batch::SET, &entries)
+    }
+
+    /// Commit and apply a prepared batch (sequence odd; ends the window).
+    fn run_batch(core: &mut Core, kind: u64, entries: &[(u64, u64, u64)]) -> Result<u64> {
+        if entries.is_empty() {
+            core.seq_end();
+            return Ok(0);
+        }
+        if let Err(e) = core.batch_commit(kind, entries) {
+            return Self::abandon(core, entries, e);
+        }
+        let n = core.batch_apply();
+        core.seq_end();
+        Ok(n)
+    }
+
+    /// A batch that could not be prepared: free what it stored, end the
+    /// window. Nothing of it took effect.
+    fn abandon(core: &mut Core, entries: &[(u64, u64, u64)], e: StoreError) -> Result<u64> {
+        for &(_, kw, vw) in entries {
+            if K::BYTES {
+                core.str_free(kw);
+            }
+            if V::BYTES && vw != 0 {
+                core.str_free(vw);
+            }
+        }
+        core.seq_end();
+        match e {
+            StoreError::Full => Ok(0),
+            StoreError::Sys(e) => Err(e),
+        }
     }
 
     /// The values of `keys` (None where missing), read under one lock.
@@ -209,7 +269,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Ok(out)
     }
 
-    /// Remove every key under one lock: how many were removed.
+    /// Remove every key under one lock: how many were removed. All or
+    /// nothing under a crash (a redo record, see `batch.rs`).
     pub fn remove_multi(&mut self, keys: &[Item]) -> Result<u64> {
         let mut prepared = Vec::with_capacity(keys.len());
         for k in keys {
@@ -219,19 +280,22 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let mut removed = 0;
-        for key in &prepared {
-            if let (t, Some(i)) = Self::find_live(core, key, now)? {
-                core.seq_begin();
-                core.remove_slot(&t, i);
-                core.seq_end();
-                removed += 1;
+        let t = core
+            .active()
+            .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
+        core.seq_begin();
+        let mut entries = Vec::new();
+        for (key, k) in prepared.iter().zip(keys) {
+            match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
+                Probe::Found(i) if core.live(&t, i, now) => {}
+                _ => continue,
+            }
+            match Self::store_word(core, K::BYTES, k) {
+                Ok(kw) => entries.push((key.hash, kw, 0)),
+                Err(e) => return Self::abandon(core, &entries, e),
             }
         }
-        core.seq_begin();
-        core.maybe_shrink();
-        core.seq_end();
-        Ok(removed)
+        Self::run_batch(core, crate::batch::REMOVE, &entries)
     }
 
     // ---- removing from the ends --------------------------------------------

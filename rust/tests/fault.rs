@@ -210,7 +210,60 @@ fn kinds() -> Vec<Kind> {
                 let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
                 m.set_multi(&pairs).unwrap();
             },
+            per_key: false,
+        },
+        Kind {
+            name: "set_multi inserting",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let entries: Vec<_> = (0..6)
+                    .map(|i| {
+                        (
+                            bytes(format!("a brand new key {i}").as_bytes()),
+                            bytes(&long(600 + i)),
+                        )
+                    })
+                    .collect();
+                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&pairs).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU set_multi that evicts",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| {
+                let entries: Vec<_> = (0..4)
+                    .map(|i| {
+                        (
+                            bytes(format!("newcomer {i}").as_bytes()),
+                            bytes(&long(700 + i)),
+                        )
+                    })
+                    .collect();
+                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&pairs).unwrap();
+            },
             per_key: true,
+        },
+        Kind {
+            name: "remove_multi",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let keys: Vec<_> = [1, 4, 9, 16, 19]
+                    .iter()
+                    .map(|i| bytes(format!("key-{i:04}").as_bytes()))
+                    .collect();
+                let items: Vec<_> = keys.iter().map(item).collect();
+                m.remove_multi(&items).unwrap();
+            },
+            per_key: false,
         },
         Kind {
             name: "drain",

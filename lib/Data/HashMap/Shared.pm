@@ -523,7 +523,9 @@ counters, lock-free on an existing key of a map without LRU.
 
 =head1 BATCHES
 
-Methods only. Each batch takes the writer lock once for all its keys. All
+Methods only. Each batch takes the writer lock once for all its keys, and
+is all or nothing even if the process dies in the middle: the next process
+to take the lock finishes a batch that had committed, or finds none of it. All
 arguments are converted before the lock is taken, so an argument that dies
 while being read (a tied variable, an overloaded object) leaves the map
 unchanged and no lock held.

@@ -1,0 +1,152 @@
+//! All-or-nothing batches (`set_multi`, `remove_multi`): a redo record.
+//!
+//! A batch first prepares everything it will write (the key and value
+//! words, strings stored in the arena) inside the seqlock window, then
+//! writes a redo record — `kind, n, n × (hash, key word, value word)` — as
+//! an arena block and publishes it with one store of `Header::batch_log`:
+//! that store is the commit point. Applying the record is idempotent, so a
+//! writer that dies before the commit leaves nothing (recovery's arena walk
+//! frees the prepared blocks), and one that dies after it leaves a record
+//! that recovery applies to the end. The record is cleared, then the words
+//! that no entry ended up using are freed.
+
+use crate::arena::{is_inline, StoreError};
+use crate::map::{Core, Status};
+use crate::table::Probe;
+use std::sync::atomic::Ordering::*;
+
+/// Store every entry's key and value.
+pub const SET: u64 = 1;
+/// Remove every entry's key.
+pub const REMOVE: u64 = 2;
+
+impl Core {
+    /// Do two key words name the same key (integers: the word; strings:
+    /// the bytes)?
+    fn same_key(&self, a: u64, b: u64) -> bool {
+        if a == b || !self.kb_flag() {
+            return a == b;
+        }
+        match (self.str_view(a), self.str_view(b)) {
+            (Some(x), Some(y)) if x.len == y.len => {
+                let (mut p, mut q) = (vec![0u8; x.len], vec![0u8; y.len]);
+                self.str_copy(&x, p.as_mut_ptr());
+                self.str_copy(&y, q.as_mut_ptr());
+                p == q
+            }
+            _ => false,
+        }
+    }
+
+    /// A string word that no longer names a live block (its entry was
+    /// evicted by the batch itself before a crash).
+    fn gone(&self, is_str: bool, w: u64) -> bool {
+        is_str && !is_inline(w) && self.str_view(w).is_none()
+    }
+
+    /// Write the redo record and publish it (sequence odd, lock held).
+    pub(crate) fn batch_commit(
+        &mut self,
+        kind: u64,
+        entries: &[(u64, u64, u64)],
+    ) -> Result<(), StoreError> {
+        let mut b = Vec::with_capacity(16 + entries.len() * 24);
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for &(h, k, v) in entries {
+            b.extend_from_slice(&h.to_le_bytes());
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        let log = self.str_store(&b, false)?;
+        self.hdr().batch_log.store(log, Release);
+        crate::fault::point();
+        Ok(())
+    }
+
+    /// Apply the published redo record (idempotent), clear it and free what
+    /// no entry uses. Sequence odd, lock held. Returns how many entries took
+    /// effect.
+    pub(crate) fn batch_apply(&mut self) -> u64 {
+        let log = self.hdr().batch_log.load(Acquire);
+        let Some(view) = self.str_view(log) else {
+            self.hdr().batch_log.store(0, Release);
+            return 0;
+        };
+        let mut b = vec![0u8; view.len];
+        self.str_copy(&view, b.as_mut_ptr());
+        let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
+        let (kind, n) = (word(0), word(1));
+        let n = (n as usize).min((b.len() / 8).saturating_sub(2) / 3);
+        let now = self.now();
+        let expiry = crate::ttl::expiry_after(now, self.ttl_default);
+        let (kb, vb) = (self.kb_flag(), self.vb_flag());
+        let mut unused = Vec::new();
+        let mut done = 0;
+        for e in 0..n {
+            let (hash, kw, vw) = (word(2 + 3 * e), word(3 + 3 * e), word(4 + 3 * e));
+            let Some(t) = self.active() else { break };
+            let found = match t.probe(hash, |w| self.same_key(w, kw)) {
+                Probe::Found(i) => Some(i),
+                _ => None,
+            };
+            match (kind, found) {
+                (SET, Some(i)) => {
+                    let s = t.slot(i);
+                    if s.key.load(Relaxed) != kw {
+                        unused.push(kw);
+                    }
+                    let old = s.val.load(Relaxed);
+                    if old != vw && !self.gone(vb, vw) {
+                        s.val.store(vw, Release);
+                        crate::fault::point();
+                        if vb {
+                            self.str_free(old);
+                        }
+                    }
+                    if self.ttl_on {
+                        t.ext(i).store(expiry, Release);
+                    }
+                    if self.lru_on {
+                        self.lru_promote(&t, i);
+                    }
+                    done += 1;
+                }
+                (SET, None) => {
+                    if self.gone(kb, kw) || self.gone(vb, vw) {
+                        continue; // placed, then evicted by this batch: done
+                    }
+                    if self.place_in_window(hash, kw, vw, expiry, now) == Status::Ok {
+                        done += 1;
+                    }
+                }
+                (REMOVE, Some(i)) => {
+                    self.remove_slot(&t, i);
+                    unused.push(kw);
+                    done += 1;
+                }
+                _ => unused.push(kw),
+            }
+        }
+        self.hdr().batch_log.store(0, Release);
+        crate::fault::point();
+        self.str_free(log);
+        if kb {
+            for w in unused {
+                self.str_free(w);
+            }
+        }
+        self.maybe_shrink();
+        done
+    }
+
+    fn place_in_window(&mut self, hash: u64, kw: u64, vw: u64, expiry: u64, now: u32) -> Status {
+        // place_new ends the window; reopen it at once (the record is still
+        // published, so recovery would finish the batch either way)
+        let st = self
+            .place_new(hash, kw, vw, expiry, now)
+            .unwrap_or(Status::Full);
+        self.seq_begin();
+        st
+    }
+}
