@@ -1670,6 +1670,17 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let (t, Some(i)) = Self::find_live(core, &key, now)? else {
             return Ok(Status::False);
         };
+        Self::take_slot(core, &t, i, out)
+    }
+
+    /// Copy slot `i`'s value into `out` (if given), then remove the slot
+    /// (writer lock held). `Status::Small` leaves the entry in place.
+    pub(crate) fn take_slot(
+        core: &mut Core,
+        t: &Table,
+        i: usize,
+        out: Option<&mut Out>,
+    ) -> Result<Status> {
         if let Some(out) = out {
             let w = t.slot(i).val.load(Acquire);
             match Self::emit(core, V::BYTES, w, out) {
@@ -1679,7 +1690,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             }
         }
         core.seq_begin();
-        core.remove_slot(&t, i);
+        core.remove_slot(t, i);
         core.maybe_shrink();
         core.seq_end();
         Ok(Status::Ok)

@@ -129,20 +129,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let (t, Some(i)) = Self::find_live(core, &key, now)? else {
             return Ok(Status::False);
         };
-        let w = t.slot(i).val.load(Acquire);
-        if !Self::value_is(core, w, expected) {
+        if !Self::value_is(core, t.slot(i).val.load(Acquire), expected) {
             return Ok(Status::False);
         }
-        match Self::emit(core, V::BYTES, w, out) {
-            Some(Status::Ok) => {}
-            Some(s) => return Ok(s),
-            None => return Err(Error::new("corrupt map: bad value reference")),
-        }
-        core.seq_begin();
-        core.remove_slot(&t, i);
-        core.maybe_shrink();
-        core.seq_end();
-        Ok(Status::Ok)
+        Self::take_slot(core, &t, i, Some(out))
     }
 
     /// Store max(current, d) (a missing key takes d); the result in `result`.
