@@ -295,15 +295,20 @@ fn dead_lock_holder_is_recovered() {
     }
 }
 
-/// A child in a put/remove loop is SIGKILLed at random moments; the parent
-/// always gets through afterwards and the map stays consistent.
-#[test]
-fn writer_killed_mid_loop() {
-    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let t = Tmp::new("kill");
-    let mut m = open(&t, Variant::SS, 100_000);
+/// `rounds` times: a child writer (SS, keys "r<round>-<i>", values naming
+/// their key) runs a put loop — with a remove every third step, or a read of
+/// an older key — and is SIGKILLed at a growing moment; the parent's next
+/// put must get through at once (within 5 s), `verify` must pass, then
+/// `check` runs. Returns how many rounds met a held lock (recoveries).
+fn kill_writer_rounds(
+    t: &Tmp,
+    m: &mut dyn hashmap_shared::ffi::AnyMap,
+    rounds: u64,
+    reads: bool,
+    mut check: impl FnMut(&mut dyn hashmap_shared::ffi::AnyMap),
+) -> u64 {
     let mut recovered = 0;
-    for round in 0..12u64 {
+    for round in 0..rounds {
         let path = t.0.clone();
         let kid = spawn(move || {
             let mut c = hashmap_shared::ffi::open_any(
@@ -320,14 +325,16 @@ fn writer_killed_mid_loop() {
                     &bytes(k.as_bytes()),
                     &bytes(format!("value for {k} ...........").as_bytes()),
                 );
-                if i.is_multiple_of(3) {
-                    c.remove(&item(&bytes(format!("r{round}-{}", i / 2).as_bytes())))
-                        .unwrap();
+                let older = bytes(format!("r{round}-{}", i / 2).as_bytes());
+                if reads {
+                    get(&mut *c, Variant::SS, &older);
+                } else if i.is_multiple_of(3) {
+                    c.remove(&item(&older)).unwrap();
                 }
                 i += 1;
             }
         });
-        std::thread::sleep(Duration::from_millis(30 + 7 * round));
+        std::thread::sleep(Duration::from_millis(20 + 8 * round));
         // SAFETY: kill our own child.
         unsafe { libc::kill(kid, libc::SIGKILL) };
         let mut st = 0;
@@ -335,10 +342,7 @@ fn writer_killed_mid_loop() {
         unsafe { libc::waitpid(kid, &mut st, 0) };
         let before = m.core_ref().info(Info::StatRecoveries);
         let t0 = Instant::now();
-        assert_eq!(
-            put(&mut *m, &bytes(b"parent"), &int_bytes(round)),
-            Status::Ok
-        );
+        assert_eq!(put(m, &bytes(b"parent"), &int_bytes(round)), Status::Ok);
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "took {:?}",
@@ -346,7 +350,20 @@ fn writer_killed_mid_loop() {
         );
         recovered += m.core_ref().info(Info::StatRecoveries) - before;
         m.verify().unwrap();
-        // Consistent: the snapshot agrees with size, and every value matches its key.
+        check(m);
+    }
+    recovered
+}
+
+/// A child in a put/remove loop is SIGKILLed at random moments; the parent
+/// always gets through afterwards and the map stays consistent.
+#[test]
+fn writer_killed_mid_loop() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Tmp::new("kill");
+    let mut m = open(&t, Variant::SS, 100_000);
+    let recovered = kill_writer_rounds(&t, &mut *m, 12, false, |m| {
+        // the snapshot agrees with size, and every value matches its key
         let snap = m.snapshot().unwrap();
         assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
         for (k, v) in snap {
@@ -364,7 +381,7 @@ fn writer_killed_mid_loop() {
                 }
             }
         }
-    }
+    });
     assert!(
         recovered >= 1,
         "a writer killed in a tight loop held the lock at least once in 12 kills"
@@ -459,46 +476,11 @@ fn lru_writer_killed_mid_loop() {
     p.max_size = 300;
     p.ttl = 3600;
     let mut m = hashmap_shared::ffi::open_any(&t.0, Variant::SS, &p).unwrap();
-    let mut recovered = 0;
-    for round in 0..10u64 {
-        let path = t.0.clone();
-        let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(
-                &path,
-                Variant::SS,
-                &hashmap_shared::map::Params::new(1),
-            )
-            .unwrap();
-            let mut i = 0u64;
-            loop {
-                let k = format!("r{round}-{i}");
-                put(
-                    &mut *c,
-                    &bytes(k.as_bytes()),
-                    &bytes(format!("value for {k} ...........").as_bytes()),
-                );
-                get(
-                    &mut *c,
-                    Variant::SS,
-                    &bytes(format!("r{round}-{}", i / 2).as_bytes()),
-                );
-                i += 1;
-            }
-        });
-        std::thread::sleep(Duration::from_millis(20 + 9 * round));
-        // SAFETY: kill our own child.
-        unsafe { libc::kill(kid, libc::SIGKILL) };
-        let mut st = 0;
-        // SAFETY: valid out-pointer.
-        unsafe { libc::waitpid(kid, &mut st, 0) };
-        let before = m.core_ref().info(Info::StatRecoveries);
-        assert_eq!(put(&mut *m, &bytes(b"parent"), &bytes(b"here")), Status::Ok);
-        recovered += m.core_ref().info(Info::StatRecoveries) - before;
+    let recovered = kill_writer_rounds(&t, &mut *m, 10, true, |m| {
         let n = m.core_ref().check_lru().unwrap();
         assert_eq!(n as u64, m.core_ref().info(Info::Size));
         assert!(n <= 300);
-        m.verify().unwrap();
-    }
+    });
     assert!(recovered >= 1);
 }
 
