@@ -117,6 +117,17 @@ pub enum StoreError {
     Sys(crate::Error),
 }
 
+impl StoreError {
+    /// The result of an operation whose string could not be stored: `Full`
+    /// is an answer (`Status::Full`), a failed system call an error.
+    pub(crate) fn into_status(self) -> crate::Result<crate::map::Status> {
+        match self {
+            StoreError::Full => Ok(crate::map::Status::Full),
+            StoreError::Sys(e) => Err(e),
+        }
+    }
+}
+
 /// A decoded reference: where the bytes are and what they are.
 #[derive(Debug, Clone, Copy)]
 pub struct StrView {

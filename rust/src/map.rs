@@ -1577,10 +1577,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 Ok(w) => w,
                 Err(e) => {
                     core.seq_end();
-                    return match e {
-                        StoreError::Full => Ok(Status::Full),
-                        StoreError::Sys(e) => Err(e),
-                    };
+                    return e.into_status();
                 }
             };
             let old = t.slot(i).val.swap(nw, AcqRel);
@@ -1638,10 +1635,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             Ok(w) => w,
             Err(e) => {
                 core.seq_end();
-                return match e {
-                    StoreError::Full => Ok(Status::Full),
-                    StoreError::Sys(e) => Err(e),
-                };
+                return e.into_status();
             }
         };
         let vw = match Self::store_word(core, V::BYTES, v) {
@@ -1651,10 +1645,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     core.str_free(kw);
                 }
                 core.seq_end();
-                return match e {
-                    StoreError::Full => Ok(Status::Full),
-                    StoreError::Sys(e) => Err(e),
-                };
+                return e.into_status();
             }
         };
         core.place_new(key.hash, kw, vw, expiry, now)
@@ -1874,9 +1865,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 }
             }
             if core.lru_on {
-                core.seq_begin();
-                core.lru_promote(t, i);
-                core.seq_end();
+                Self::promote(core, t, i);
             }
         })
     }
