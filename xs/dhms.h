@@ -46,7 +46,10 @@ enum dhms_status {
     DHMS_EFULL = 2,  /* not stored: max_entries or arena_cap reached      */
     DHMS_ERANGE = 3, /* counter result outside the value type; unchanged  */
     DHMS_ESMALL = 4, /* output buffer too small; unchanged; see len       */
-    DHMS_ERROR = 5   /* failed; message in dhms_last_error()              */
+    DHMS_ERROR = 5,  /* failed; message in dhms_last_error()              */
+    DHMS_ENOSPC = 6  /* not stored: the file system refused space (ENOSPC,
+                      * EDQUOT, EFBIG); nothing was lost; message in
+                      * dhms_last_error()                                  */
 };
 
 /* An input key/value, or a read-only view of bytes owned by the engine. */

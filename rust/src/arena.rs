@@ -284,8 +284,8 @@ impl Core {
         if end > self.arena_off + self.arena_reserve {
             return Err(StoreError::Full);
         }
-        if end > hdr.file_size.load(Relaxed) {
-            self.grow_file(end).map_err(StoreError::Sys)?;
+        if end > hdr.arena_alloc.load(Relaxed) {
+            self.allocate_arena(end).map_err(StoreError::Sys)?;
         }
         let hdr = self.hdr();
         // Header first, then the top: the arena stays walkable at every instant.
@@ -305,6 +305,31 @@ impl Core {
         }
         let h = self.word_at(off).load(Relaxed);
         h >> 48 == BLOCK_MAGIC && h & F_FREE != 0 && ((h >> 32) & 0xff) as usize == class
+    }
+
+    /// Make the arena below `end` exist and be allocated before a block is
+    /// carved there: the file grows (sparse, in generous steps), then its
+    /// blocks are allocated a smaller step ahead of the top, so that a full
+    /// file system fails this call instead of a later store.
+    fn allocate_arena(&mut self, end: u64) -> crate::Result<()> {
+        if end > self.hdr().file_size.load(Relaxed) {
+            self.grow_file(end)?;
+        }
+        let hdr = self.hdr();
+        let size = hdr.file_size.load(Relaxed);
+        // A damaged word only costs allocation calls, never a wrong store.
+        let alloc = hdr.arena_alloc.load(Relaxed).clamp(self.arena_off, size);
+        if end <= alloc {
+            hdr.arena_alloc.store(alloc, Release);
+            return Ok(());
+        }
+        let step = ((alloc - self.arena_off) / 8).max(64 << 10);
+        let new = end.max(alloc + step).div_ceil(4096) * 4096;
+        let new = new.min(size).max(end);
+        self.region.allocate(alloc, new - alloc)?;
+        hdr.arena_alloc.store(new, Release);
+        crate::fault::point();
+        Ok(())
     }
 
     /// Grow the file so that `need` bytes exist (sparse; in generous steps).
@@ -375,7 +400,16 @@ impl Core {
         crate::fault::point();
         hdr.arena_used.store(0, Relaxed);
         crate::fault::point();
-        self.region.punch(self.arena_off, top - self.arena_off);
+        // Lowered before the punch: a page is never claimed allocated
+        // after it has been returned.
+        let alloc = hdr.arena_alloc.load(Relaxed);
+        hdr.arena_alloc.store(self.arena_off, Release);
+        crate::fault::point();
+        self.region.punch(
+            self.arena_off,
+            top.max(alloc.min(hdr.file_size.load(Relaxed)))
+                .saturating_sub(self.arena_off),
+        );
         crate::fault::point();
     }
 }

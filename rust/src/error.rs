@@ -3,9 +3,11 @@
 
 use std::fmt;
 
-/// An engine error: a message meant for the user.
+/// An engine error: a message meant for the user, and whether it is the
+/// file system refusing space (the glue turns that into `false` for the
+/// operations that may fail to store, and into a croak for the others).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error(pub String);
+pub struct Error(pub String, pub(crate) bool);
 
 /// Result alias used throughout the engine.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -13,13 +15,38 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error with this message.
     pub fn new(msg: impl Into<String>) -> Self {
-        Error(msg.into())
+        Error(msg.into(), false)
+    }
+
+    /// The file system refused space for `path` (ENOSPC, EDQUOT, EFBIG);
+    /// `what` is the system call, the reason is the last OS error.
+    pub fn no_space(what: &str, path: &str) -> Self {
+        let e = std::io::Error::last_os_error();
+        Self::no_space_errno(what, path, e.raw_os_error().unwrap_or(libc::ENOSPC))
+    }
+
+    /// As [`Error::no_space`], for an error number returned directly.
+    pub fn no_space_errno(what: &str, path: &str, errno: i32) -> Self {
+        let e = std::io::Error::from_raw_os_error(errno);
+        Error(
+            format!(
+                "no space left on the device for {path} ({what}: {}); \
+                 every entry stored before is intact, and writes resume once space is freed",
+                strip_os_suffix(&e)
+            ),
+            true,
+        )
+    }
+
+    /// True if the file system refused space (see [`Error::no_space`]).
+    pub fn is_no_space(&self) -> bool {
+        self.1
     }
 
     /// `what(PATH): strerror(errno)` for the last OS error.
     pub fn os(what: &str, path: &str) -> Self {
         let e = std::io::Error::last_os_error();
-        Error(format!("{what}({path}): {}", strip_os_suffix(&e)))
+        Error(format!("{what}({path}): {}", strip_os_suffix(&e)), false)
     }
 }
 

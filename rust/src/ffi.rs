@@ -14,6 +14,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// `DHMS_ERROR`: the message is in `dhms_last_error`.
 pub const DHMS_ERROR: c_int = 5;
+/// `DHMS_ENOSPC`: the file system refused space; nothing was lost; the
+/// message is in `dhms_last_error`.
+pub const DHMS_ENOSPC: c_int = 6;
 
 /// The operations of a map whatever its codecs: what a handle dispatches to.
 pub trait AnyMap: Send {
@@ -323,7 +326,11 @@ fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             set_error(&e.0);
-            DHMS_ERROR
+            if e.is_no_space() {
+                DHMS_ENOSPC
+            } else {
+                DHMS_ERROR
+            }
         }
         Err(p) => {
             let what = p

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The file is sparse: regions are reserved by `ftruncate`, and only the
-//! pages that hold data are ever written. All words that any process may
+//! pages that hold data are ever written; each range is allocated
+//! (`Region::allocate`) before the map first writes to it. All words that any process may
 //! write are atomics; the engine never forms plain references into the map.
 
 use std::mem::{offset_of, size_of};
@@ -21,7 +22,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"DHMSHMAP");
 /// left half-initialized and is re-initialized by the next opener.
 pub const MAGIC_PENDING: u64 = u64::from_le_bytes(*b"DHMS-NEW");
 /// On-disk format version. Bump on any incompatible change.
-pub const VERSION: u32 = 1;
+/// 2: `arena_alloc` (space is allocated before first use).
+pub const VERSION: u32 = 2;
 
 /// Size of the header page.
 pub const HEADER_SIZE: usize = 4096;
@@ -125,7 +127,12 @@ pub struct Header {
     pub shard: AtomicU64,
     /// A published batch redo record (arena block), or 0; see `batch.rs`.
     pub batch_log: AtomicU64,
-    _pad3: [u64; 71],
+    /// Arena bytes below this absolute offset have their file blocks
+    /// allocated (`Region::allocate`): stores there cannot meet a full
+    /// file system. Only grows, except that `clear` lowers it before it
+    /// punches the arena.
+    pub arena_alloc: AtomicU64,
+    _pad3: [u64; 70],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -138,6 +145,7 @@ const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
 const _: () = assert!(offset_of!(Header, lock) == 256);
 const _: () = assert!(offset_of!(Header, seq) == 320);
 const _: () = assert!(offset_of!(Header, table) == 384);
+const _: () = assert!(offset_of!(Header, arena_alloc) == 520);
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {
@@ -257,8 +265,9 @@ pub fn desc_log2(d: u64) -> u32 {
 /// A fingerprint of the layout: sizes and offsets that must agree between
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
-    let facts: [u64; 12] = [
+    let facts: [u64; 13] = [
         size_of::<Header>() as u64,
+        offset_of!(Header, arena_alloc) as u64,
         offset_of!(Header, lock) as u64,
         offset_of!(Header, seq) as u64,
         offset_of!(Header, table) as u64,
@@ -299,7 +308,8 @@ pub struct Geometry {
     pub arena_off: u64,
 }
 
-const PAGE: u64 = 4096;
+/// The page size the layout rounds to.
+pub const PAGE: u64 = 4096;
 
 fn page_up(x: u64) -> u64 {
     x.div_ceil(PAGE) * PAGE

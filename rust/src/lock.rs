@@ -185,11 +185,12 @@ impl Me {
     }
 }
 
-/// Claim a free process slot: lock its byte, bump its generation.
-pub fn claim(fd: RawFd, hdr: &Header, slots: Slots) -> Option<Me> {
+/// Claim a free process slot below `limit` (the slots whose file blocks
+/// the caller has allocated): lock its byte, bump its generation.
+pub fn claim(fd: RawFd, hdr: &Header, slots: Slots, limit: usize) -> Option<Me> {
     // Lowest free slot first: writers scan slots up to the high-water mark,
     // so keeping it low keeps every lock acquisition cheap.
-    for s in 0..NSLOTS {
+    for s in 0..limit.min(NSLOTS) {
         if let Ok(true) = ofd_lock(fd, SLOT_LOCK_BASE + s as i64, libc::F_WRLCK as i16, false) {
             let ps = slots.get(s as u32);
             let mut gen = ps.gen.fetch_add(1, AcqRel).wrapping_add(1);

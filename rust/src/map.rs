@@ -290,6 +290,42 @@ fn random_seed() -> u64 {
     s
 }
 
+/// Claim a process slot for a new handle (or a forked child), allocating
+/// the slot table's file blocks a page at a time before any slot on them is
+/// written, so that a full file system fails the open, not a later store.
+/// Allocate the file blocks of a table of `2^log2` slots in region `r`
+/// (and of its LRU links) before it is built there.
+fn allocate_table(region: &Region, geo: &Geometry, r: usize, log2: u32) -> Result<()> {
+    let off = geo.region_off[r];
+    let cap = 1u64 << log2;
+    region.allocate(off, cap * geo.stride as u64)?;
+    if geo.lru {
+        let link = std::mem::size_of::<layout::Link>() as u64;
+        region.allocate(off + geo.links_off(), cap * link)?;
+    }
+    Ok(())
+}
+
+fn claim_slot(region: &Region, h: &Header, slots: Slots) -> Result<Me> {
+    const PER_PAGE: usize = layout::PAGE as usize / layout::PROC_SLOT_SIZE;
+    let hwm = (h.slot_hwm.load(Acquire) as usize).min(layout::NSLOTS);
+    let mut limit = (hwm + 1).div_ceil(PER_PAGE) * PER_PAGE;
+    loop {
+        limit = limit.min(layout::NSLOTS);
+        region.allocate(SLOTS_OFF, (limit * layout::PROC_SLOT_SIZE) as u64)?;
+        if let Some(me) = lock::claim(region.lock_fd(), h, slots, limit) {
+            return Ok(me);
+        }
+        if limit == layout::NSLOTS {
+            return Err(Error::new(format!(
+                "too many handles open on this map (at most {})",
+                layout::NSLOTS
+            )));
+        }
+        limit += PER_PAGE;
+    }
+}
+
 impl Core {
     /// Create or attach the map at `path`.
     pub fn open(path: &CStr, variant: Variant, p: &Params) -> Result<Core> {
@@ -333,6 +369,10 @@ impl Core {
         let reserve = Self::reserve_for(p.arena_cap);
         let size = geo.arena_off + INITIAL_ARENA.min(reserve);
         region.truncate(size)?;
+        // The header and the first table are written now: allocate them
+        // (the slot page is allocated by the claim, the arena as it grows).
+        region.allocate(0, HEADER_SIZE as u64)?;
+        allocate_table(&region, &geo, 0, MIN_CAP_LOG2)?;
         let reserve = region.map_reserving(size, geo.arena_off + reserve)? - geo.arena_off;
         // SAFETY: the mapping starts with a header page inside the file.
         let h = unsafe { &*(region.base() as *const Header) };
@@ -353,6 +393,7 @@ impl Core {
         h.table.store(table_desc(0, MIN_CAP_LOG2), Relaxed);
         h.file_size.store(size, Relaxed);
         h.arena_top.store(geo.arena_off, Relaxed);
+        h.arena_alloc.store(geo.arena_off, Relaxed);
         h.lru_head.store(layout::NIL as u64, Relaxed);
         h.lru_tail.store(layout::NIL as u64, Relaxed);
         // The magic goes last: until it is there, the file is "pending".
@@ -385,9 +426,18 @@ impl Core {
         }
         let v = h.version.load(Relaxed);
         if v != VERSION {
-            return Err(Error::new(format!(
-                "unsupported format version {v} (this build reads version {VERSION})"
-            )));
+            return Err(Error::new(if v < VERSION {
+                format!(
+                    "unsupported format version {v}: the file was made by an earlier release \
+                     (this build reads version {VERSION}); recreate the map: remove the file \
+                     (or copy its entries out with the earlier release) and open it again"
+                )
+            } else {
+                format!(
+                    "unsupported format version {v}: the file was made by a newer release \
+                     (this build reads version {VERSION}); upgrade Data::HashMap::Shared"
+                )
+            }));
         }
         let fv = h.variant.load(Relaxed);
         let Some(file_variant) = Variant::from_u32(fv) else {
@@ -473,12 +523,7 @@ impl Core {
             }
         } else {
             lock::register_fd(region.lock_fd());
-            lock::claim(region.lock_fd(), h, slots).ok_or_else(|| {
-                Error::new(format!(
-                    "too many handles open on this map (at most {})",
-                    layout::NSLOTS
-                ))
-            })?
+            claim_slot(&region, h, slots)?
         };
         let _ = &mut region;
         let readonly = region.kind() == Kind::ReadOnly;
@@ -584,13 +629,7 @@ impl Core {
     #[cold]
     fn refork(&mut self) -> Result<()> {
         self.region.reopen_private()?;
-        let slots = self.slots();
-        self.me = lock::claim(self.region.lock_fd(), self.hdr(), slots).ok_or_else(|| {
-            Error::new(format!(
-                "too many handles open on this map (at most {})",
-                layout::NSLOTS
-            ))
-        })?;
+        self.me = claim_slot(&self.region, self.hdr(), self.slots())?;
         Ok(())
     }
 
@@ -720,7 +759,8 @@ impl Core {
         let Some(t) = self.active() else {
             // Nothing sane to keep: start from an empty table.
             self.hdr().batch_log.store(0, Relaxed);
-            self.publish_empty();
+            // On a full disk the damage stays; the next holder tries again.
+            let _ = self.publish_empty();
             write_end(&self.hdr().seq);
             return;
         };
@@ -776,14 +816,16 @@ impl Core {
         }
     }
 
-    /// Publish an empty minimum-size table in the inactive region.
-    fn publish_empty(&mut self) {
+    /// Publish an empty minimum-size table in the inactive region. Fails,
+    /// changing nothing, when the file system has no room for its page.
+    fn publish_empty(&mut self) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d) as u64;
         let region_bytes = self.geo.region_bytes();
         self.region
             .punch(self.geo.region_off[other as usize], region_bytes);
+        allocate_table(&self.region, &self.geo, other as usize, MIN_CAP_LOG2)?;
         hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
         crate::fault::point();
         hdr.size.store(0, Relaxed);
@@ -796,6 +838,7 @@ impl Core {
         crate::fault::point();
         self.region
             .punch(self.geo.region_off[1 - other as usize], region_bytes);
+        Ok(())
     }
 
     /// A reader found the sequence odd for a long time: if the writer died,
@@ -842,7 +885,8 @@ impl Core {
     // ---- table maintenance (writer lock held) ----------------------------
 
     /// Rebuild the table at `log2` slots in the other region and publish it.
-    fn resize(&mut self, log2: u32) {
+    /// Fails, changing nothing, when the file system has no room for it.
+    fn resize(&mut self, log2: u32) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let old = self.table_of(d).expect("validated table");
@@ -850,6 +894,11 @@ impl Core {
         let rb = self.geo.region_bytes();
         self.region.punch(self.geo.region_off[other], rb);
         crate::fault::point();
+        if let Err(e) = allocate_table(&self.region, &self.geo, other, log2) {
+            // Return whatever part of it was allocated: the disk is full.
+            self.region.punch(self.geo.region_off[other], rb);
+            return Err(e);
+        }
         let new = self
             .table_of(table_desc(other as u64, log2))
             .expect("log2 within range");
@@ -879,24 +928,25 @@ impl Core {
         crate::fault::point();
         self.region.punch(self.geo.region_off[1 - other], rb);
         crate::fault::point();
+        Ok(())
     }
 
     /// Make room for one more entry (grow, or compact tombstones).
-    fn make_room(&mut self, t: &Table) -> bool {
+    fn make_room(&mut self, t: &Table) -> Result<bool> {
         let hdr = self.hdr();
         let size = hdr.size.load(Relaxed);
         let tombs = hdr.tombstones.load(Relaxed);
         let cap = t.cap() as u64;
         if (size + tombs + 1) * 4 <= cap * 3 {
-            return false;
+            return Ok(false);
         }
         let log2 = if (size + 1) * 8 <= cap * 3 || t.log2 >= self.geo.max_cap_log2 {
             t.log2 // mostly tombstones (or at the largest size): compact in place
         } else {
             t.log2 + 1
         };
-        self.resize(log2);
-        true
+        self.resize(log2)?;
+        Ok(true)
     }
 
     /// Shrink or compact after removals.
@@ -911,9 +961,10 @@ impl Core {
                 .next_power_of_two()
                 .trailing_zeros()
                 .max(MIN_CAP_LOG2);
-            self.resize(want.min(t.log2 - 1));
+            // On a full disk the table stays as it is: removals still work.
+            let _ = self.resize(want.min(t.log2 - 1));
         } else if tombs * 4 > cap {
-            self.resize(t.log2);
+            let _ = self.resize(t.log2);
         }
     }
 
@@ -943,8 +994,19 @@ impl Core {
             self.seq_end();
             return Ok(Status::Full);
         }
-        if self.make_room(&t) {
-            t = self.active().ok_or_else(|| self.damaged())?;
+        match self.make_room(&t) {
+            Ok(false) => {}
+            Ok(true) => t = self.active().ok_or_else(|| self.damaged())?,
+            Err(e) => {
+                if self.kb {
+                    self.str_free(kw);
+                }
+                if self.vb {
+                    self.str_free(vw);
+                }
+                self.seq_end();
+                return Err(e);
+            }
         }
         let i = match t.probe(hash, |_| false) {
             Probe::Vacant(i) => i,
@@ -1060,6 +1122,23 @@ impl Core {
         }
     }
 
+    /// Grow the table now so that `n` more entries fit without a resize
+    /// (writer lock held, sequence odd): a batch does this before it commits,
+    /// so that applying its record never needs space the disk may not have.
+    pub(crate) fn room_for(&mut self, n: u64) -> Result<()> {
+        let t = self.active().ok_or_else(|| self.damaged())?;
+        let hdr = self.hdr();
+        let want = self.log2_for(
+            (hdr.size.load(Relaxed) + hdr.tombstones.load(Relaxed))
+                .saturating_add(n)
+                .min(self.max_entries + hdr.tombstones.load(Relaxed)),
+        );
+        if want > t.log2 {
+            self.resize(want)?;
+        }
+        Ok(())
+    }
+
     fn log2_for(&self, n: u64) -> u32 {
         let need = n + n / 3 + 2;
         need.next_power_of_two()
@@ -1101,8 +1180,9 @@ impl Core {
         let want = g.core.log2_for(n + tombs);
         if want > t.log2 {
             g.core.seq_begin();
-            g.core.resize(want);
+            let r = g.core.resize(want);
             g.core.seq_end();
+            r?;
         }
         Ok(true)
     }
@@ -1112,10 +1192,12 @@ impl Core {
         let g = self.write_lock()?;
         let core = &mut *g.core;
         core.seq_begin();
-        core.publish_empty();
-        core.arena_reset();
+        let r = core.publish_empty();
+        if r.is_ok() {
+            core.arena_reset();
+        }
         core.seq_end();
-        Ok(())
+        r
     }
 
     /// Restart `each`.

@@ -159,6 +159,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
+        core.seq_begin();
+        if let Err(e) = core.room_for(pairs.len() as u64) {
+            core.seq_end();
+            return Err(e);
+        }
         let t = core
             .active()
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
@@ -168,7 +173,6 @@ impl<K: Codec, V: Codec> Map<K, V> {
         } else {
             core.info(crate::map::Info::MaxEntries).saturating_sub(size)
         };
-        core.seq_begin();
         let mut entries = Vec::with_capacity(pairs.len());
         for (key, (k, v)) in keys.iter().zip(pairs) {
             let present = matches!(

@@ -295,13 +295,45 @@ impl Region {
         Ok(n as usize)
     }
 
-    /// Set the file's length (sparse when growing).
+    /// Set the file's length (sparse when growing). A file system that
+    /// refuses (a file size limit: EFBIG) gives a no-space error.
     pub fn truncate(&self, size: u64) -> Result<()> {
         // SAFETY: fd is open.
-        if unsafe { libc::ftruncate(self.fd, size as i64) } != 0 {
-            return Err(Error::os("ftruncate", &self.path));
+        let rc = without_sigxfsz(|| unsafe { libc::ftruncate(self.fd, size as i64) });
+        if rc != 0 {
+            return Err(match errno() {
+                e if is_space_errno(e) => Error::no_space_errno("ftruncate", &self.path, e),
+                _ => Error::os("ftruncate", &self.path),
+            });
         }
         Ok(())
+    }
+
+    /// Allocate the file's blocks for `[off, off+len)` before the map first
+    /// writes there (DESIGN.md invariant 11), so that a full file system is
+    /// an error return here and never a SIGBUS on a store. The range lies
+    /// inside the file; bytes already there are left as they are.
+    pub fn allocate(&self, off: u64, len: u64) -> Result<()> {
+        if len == 0 || self.kind == Kind::ReadOnly {
+            return Ok(());
+        }
+        // posix_fallocate tries fallocate(2) and, on a file system without
+        // it, writes a zero into each block that reads as zero. That
+        // fallback is safe here: the ranges we allocate are unused (the
+        // inactive table region, the arena above its top, a new slot page)
+        // and the writer lock keeps other writers out of them.
+        // SAFETY: fd is open; the call has no memory arguments.
+        let rc = without_sigxfsz(|| unsafe {
+            libc::posix_fallocate(self.fd, off as libc::off_t, len as libc::off_t)
+        });
+        match rc {
+            0 => Ok(()),
+            e if is_space_errno(e) => Err(Error::no_space_errno("fallocate", &self.path, e)),
+            e => {
+                let shown = std::io::Error::from_raw_os_error(e);
+                Err(Error::new(format!("fallocate({}): {shown}", self.path)))
+            }
+        }
     }
 
     /// Map the first `len` bytes (replacing any earlier mapping).
@@ -433,6 +465,49 @@ impl Region {
         }
         Ok(())
     }
+}
+
+/// Errors that mean "the file system has no room for this": the only
+/// failures of a store that the API reports as such (DESIGN.md invariant 11).
+fn is_space_errno(e: i32) -> bool {
+    matches!(e, libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+}
+
+/// Run `f` (a call that may grow the file) with SIGXFSZ blocked in this
+/// thread, and discard the signal if the call raised it: past
+/// `RLIMIT_FSIZE` the kernel both fails the call with EFBIG and sends
+/// SIGXFSZ, whose default action would kill the process. The process's own
+/// disposition of SIGXFSZ is left alone.
+fn without_sigxfsz<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sigset_t is plain data; the sig* calls initialise it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers; blocking a signal in this thread only.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGXFSZ);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+    }
+    let saved_errno = |r| (r, errno());
+    let (r, e) = saved_errno(f());
+    // SAFETY: valid pointers; a zero timeout only collects a pending signal.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        if libc::sigismember(&old, libc::SIGXFSZ) == 0
+            && libc::sigismember(&pending, libc::SIGXFSZ) == 1
+        {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            libc::sigtimedwait(&set, std::ptr::null_mut(), &zero);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        *libc::__errno_location() = e;
+    }
+    r
 }
 
 /// A new open file description of the file behind `fd`.

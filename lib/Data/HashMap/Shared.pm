@@ -395,8 +395,9 @@ does. C<< $map->readonly >> is true for such a handle.
     my $ok = $map->put($key, $value);
 
 Stores C<$value> under C<$key>, replacing any previous value. Returns true;
-false when the key is new and the map is full (C<max_entries> entries) or
-the string storage has reached C<$arena_cap>.
+false when the key is new and the map is full (C<max_entries> entries), the
+string storage has reached C<$arena_cap>, or the file system has no room
+for the space the store needs (see L</CONCURRENCY>; nothing is lost).
 
 =head2 get
 
@@ -926,6 +927,24 @@ is intact), counts it in
 C<stat_recoveries>, and goes on. No PIDs are compared: processes in
 different PID namespaces (containers sharing the file) are fully supported,
 and a live lock holder is never taken for dead.
+
+=item A full file system costs no data.
+
+Every range of the file is allocated (C<fallocate>) before the map first
+writes to it: the table a resize builds, the string storage as it grows,
+the page of a process slot. When the file system refuses (C<ENOSPC>, a
+quota's C<EDQUOT>, a file size limit's C<EFBIG>), the operation that needed
+the space changes nothing: L</put>, L</add>, L</update>, their C<_ttl>
+forms and L</cas> return false, L</get_or_set> returns C<undef>, and
+operations that must store (the counters, L</swap>, L</set_multi>,
+L</reserve>, L</clear>, C<new>) croak
+C<no space left on the device for PATH (fallocate: No space left on device)>.
+Every entry stored before stays intact and readable in every process,
+reads, removals and overwrites that need no new space go on working,
+L</verify> passes, and writes resume once space is freed. A file size limit
+(C<ulimit -f>) is reported the same way: the C<SIGXFSZ> it raises is held
+off and discarded during the engine's own calls, so it does not kill the
+process. Only a file shortened by someone else is reported as truncated.
 
 =item Fork and threads.
 

@@ -173,10 +173,16 @@ DHMS_NORETURN void S_croak_engine(pTHX_ const struct dhms_variant_desc *v)
 }
 #define croak_engine(v) S_croak_engine(aTHX_ v)
 
-/* Any status a body did not expect: DHMS_ERROR, or an engine bug. */
+/* A store that did not happen but is an answer, not an error: the map or
+ * its arena is full, or the file system had no room (DHMS_ENOSPC; the
+ * operations that must store croak with the engine's message instead). */
+#define not_stored(st) ((st) == DHMS_EFULL || (st) == DHMS_ENOSPC)
+
+/* Any status a body did not expect: DHMS_ERROR (or DHMS_ENOSPC where the
+ * operation must store), or an engine bug. */
 DHMS_NORETURN void S_croak_status(pTHX_ const struct dhms_variant_desc *v, int status)
 {
-    if (status == DHMS_ERROR)
+    if (status == DHMS_ERROR || status == DHMS_ENOSPC)
         croak_engine(v);
     Perl_croak(aTHX_ "%s: internal error: unexpected engine status %d", v->package, status);
 }
@@ -566,7 +572,7 @@ DHMS_INLINE SV *S_ret_stored(pTHX_ const struct dhms_variant_desc *v, int st)
 {
     if (LIKELY(st == DHMS_OK))
         return &PL_sv_yes;
-    if (st == DHMS_EFULL)
+    if (not_stored(st))
         return &PL_sv_no;
     croak_status(v, st);
 }
@@ -667,7 +673,7 @@ DHMS_BODY(get_or_set)
         out_grow(targ, &out);
     if (st == DHMS_OK)
         args[0] = out_finish(v->val_kind, targ, &out);
-    else if (st == DHMS_EFULL)
+    else if (not_stored(st))
         args[0] = &PL_sv_undef;
     else
         croak_status(v, st);
@@ -1027,7 +1033,7 @@ static SV **S_conditional(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, 
     if (ttl_arg)
         ttl = (int64_t)arg_secs(ttl_arg, what);
     st = present ? dhms_update(m, &key, &val, ttl) : dhms_add(m, &key, &val, ttl);
-    args[0] = st == DHMS_EFULL ? &PL_sv_no : ret_bool(v, st);
+    args[0] = not_stored(st) ? &PL_sv_no : ret_bool(v, st);
     return args;
 }
 #define conditional(...) S_conditional(aTHX_ __VA_ARGS__)
@@ -1095,7 +1101,7 @@ DHMS_BODY(cas)
     sv_to_item(v, v->val_kind, args[2], &expected, "expected value");
     sv_to_item(v, v->val_kind, args[3], &desired, "desired value");
     st = dhms_cas(m, &key, &expected, &desired);
-    args[0] = st == DHMS_EFULL ? &PL_sv_no : ret_bool(v, st);
+    args[0] = not_stored(st) ? &PL_sv_no : ret_bool(v, st);
     return args;
 }
 
