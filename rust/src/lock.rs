@@ -30,10 +30,13 @@
 //! **Every wait ends.** After a short spin every wait sleeps: on the futex
 //! for the lock, with a backoff from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] for a
 //! counter flag (and, in `map.rs`, for a sequence left odd). A wait on a live
-//! process that sees no progress — the word it waits on unchanged, no wake-up
-//! — for the handle's wait timeout ([`DEFAULT_WAIT_TIMEOUT`] unless set)
-//! gives up with [`Stalled`]; a wait that gives up while holding the writer
-//! lock lets it go first, having changed nothing.
+//! process that sees no progress for the handle's wait timeout
+//! ([`DEFAULT_WAIT_TIMEOUT`] unless set) gives up with [`Stalled`]; a wait
+//! that gives up while holding the writer lock lets it go first, having
+//! changed nothing. Progress is: for the lock, another owner, a futex
+//! wake-up (an unlock) or the sequence moving; for a counter flag, another
+//! value or generation; for an odd sequence, the sequence or the lock word
+//! changing.
 
 use crate::futex;
 use crate::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
@@ -447,7 +450,10 @@ fn lock_slow(
         }
         std::hint::spin_loop();
     }
-    let mut watch = Watch::new(hdr.lock.load(Relaxed) & !WAITERS);
+    // Progress: another owner, a wake-up, or the holder's changes moving
+    // the sequence.
+    let state = || (hdr.lock.load(Relaxed) & !WAITERS, hdr.seq.load(Relaxed));
+    let mut watch = Watch::new(state());
     loop {
         let cur = hdr.lock.load(Relaxed);
         if !is_locked(cur) {
@@ -492,7 +498,7 @@ fn lock_slow(
                 {
                     return Ok((Acquired::FromDead, want));
                 }
-            } else if let Some(waited) = watch.stalled(want & !WAITERS, limit) {
+            } else if let Some(waited) = watch.stalled(state(), limit) {
                 return Err(Stalled {
                     what: WaitFor::WriterLock,
                     slot,

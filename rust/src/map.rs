@@ -621,10 +621,12 @@ impl Core {
         let (fd, limit) = (self.region.lock_fd(), self.wait_timeout);
         let how = lock::lock(fd, self.hdr(), self.slots(), &self.me, limit)
             .map_err(|e| Error::stalled(self.path(), &e, limit))?;
-        // A dead holder, or a change left half-done with the lock free (a
-        // damaged file): either way the next holder repairs.
+        // A dead holder (or a lock word no live process wrote), or a change
+        // left half-done with the lock free (a damaged file, or a panic that
+        // unwound through the guard): either way the next holder repairs,
+        // and counts a recovery.
         if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
-            self.recover(how == Acquired::FromDead);
+            self.recover();
         }
         if self.frozen() {
             // frozen while we waited: this lock must not change anything
@@ -725,12 +727,10 @@ impl Core {
     /// was doing. Every mutation publishes with one atomic store, so the
     /// primary state (table descriptor, slots, block headers) is always
     /// consistent; the derived state is rebuilt here.
-    fn recover(&mut self, from_dead: bool) {
+    fn recover(&mut self) {
         let hdr = self.hdr();
-        if from_dead {
-            hdr.stat_recoveries.fetch_add(1, Relaxed);
-            crate::fault::point();
-        }
+        hdr.stat_recoveries.fetch_add(1, Relaxed);
+        crate::fault::point();
         let pending_batch = hdr.batch_log.load(Relaxed) != 0;
         if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
             // The holder died between changes: every multi-store change runs
