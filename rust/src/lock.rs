@@ -86,8 +86,6 @@ pub struct Stalled {
     pub what: WaitFor,
     /// The process slot that holds it.
     pub slot: u32,
-    /// How long the wait saw no progress.
-    pub waited: Duration,
 }
 
 impl Stalled {
@@ -144,16 +142,15 @@ impl<T: PartialEq> Watch<T> {
         self.since = Instant::now();
     }
 
-    /// Note the state now seen. `Some(waited)` once it has been the same
-    /// for `limit`; a changed state restarts the clock.
-    pub fn stalled(&mut self, state: T, limit: Duration) -> Option<Duration> {
+    /// Note the state now seen. True once it has been the same for
+    /// `limit`; a changed state restarts the clock.
+    pub fn stalled(&mut self, state: T, limit: Duration) -> bool {
         if state != self.seen {
             self.seen = state;
             self.progress();
-            return None;
+            return false;
         }
-        let waited = self.since.elapsed();
-        (waited >= limit).then_some(waited)
+        self.since.elapsed() >= limit
     }
 }
 
@@ -498,11 +495,10 @@ fn lock_slow(
                 {
                     return Ok((Acquired::FromDead, want));
                 }
-            } else if let Some(waited) = watch.stalled(state(), limit) {
+            } else if watch.stalled(state(), limit) {
                 return Err(Stalled {
                     what: WaitFor::WriterLock,
                     slot,
-                    waited,
                 });
             }
         }
@@ -585,11 +581,10 @@ fn wait_indicator(
         if clear_if_orphan(fd, hdr, slots, me, s, seen) {
             continue;
         }
-        if let Some(waited) = watch.stalled((seen, ps.gen.load(Acquire)), limit) {
+        if watch.stalled((seen, ps.gen.load(Acquire)), limit) {
             return Err(Stalled {
                 what: WaitFor::CounterFlag,
                 slot: s,
-                waited,
             });
         }
         backoff.sleep();

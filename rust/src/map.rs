@@ -844,9 +844,11 @@ impl Core {
                 break;
             };
             let w = watch.get_or_insert_with(|| lock::Watch::new(word));
-            if let Some(waited) = w.stalled(word, self.wait_timeout) {
-                let what = lock::WaitFor::Change;
-                let e = lock::Stalled { what, slot, waited };
+            if w.stalled(word, self.wait_timeout) {
+                let e = lock::Stalled {
+                    what: lock::WaitFor::Change,
+                    slot,
+                };
                 return Err(Error::stalled(self.path(), &e, self.wait_timeout));
             }
             backoff.sleep();
