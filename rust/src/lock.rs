@@ -375,7 +375,11 @@ pub enum Acquired {
 /// Is `word` (a held lock word) one that no live process can have written?
 /// It names a slot beyond the table, generation 0 (never claimed), a
 /// generation the slot does not have now, or the asking process itself.
-/// Reads memory only (no system call).
+/// Reads memory only (no system call). A live owner's word carries the
+/// generation its claim stored before the owner ever locked (a claim
+/// happens when a handle opens or first locks after `fork`, and the
+/// claiming `fetch_add` is ordered before its later stores on x86 and by
+/// the open's many system calls elsewhere), so a mismatch means garbage.
 fn is_garbage(slots: Slots, me: &Me, word: u64) -> bool {
     let (slot, gen) = (owner_slot(word).unwrap_or(u32::MAX), owner_gen(word));
     slot as usize >= NSLOTS
