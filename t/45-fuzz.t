@@ -105,6 +105,10 @@ fuzz_run(iters => $iters, jobs => 2, alarm => 10, label => 't/45-fuzz', seed => 
 }
 
 
+# Read / write raw bytes of a map file (the mapping sees them at once).
+my $peek = sub { my ($path, $off, $fmt, $n) = @_; open my $fh, '<:raw', $path or die; sysseek $fh, $off, 0; my $b; sysread $fh, $b, $n; unpack $fmt, $b };
+my $poke = sub { my ($path, $off, $bytes) = @_; open my $fh, '+<:raw', $path or die; sysseek $fh, $off, 0; syswrite $fh, $bytes or die; close $fh };
+
 # ---- hostile words in the shared state ---------------------------------------
 # The words that processes coordinate through -- the writer lock word, seq,
 # slot_hwm, each process slot's generation and counter flag -- are input like
@@ -122,8 +126,6 @@ fuzz_run(iters => $iters, jobs => 2, alarm => 10, label => 't/45-fuzz', seed => 
         $m->put('b', 2);
         return $path;
     };
-    my $peek = sub { my ($path, $off, $fmt, $n) = @_; open my $fh, '<:raw', $path or die; sysseek $fh, $off, 0; my $b; sysread $fh, $b, $n; unpack $fmt, $b };
-    my $poke = sub { my ($path, $off, $bytes) = @_; open my $fh, '+<:raw', $path or die; sysseek $fh, $off, 0; syswrite $fh, $bytes or die; close $fh };
     my $gen0   = sub { $peek->($_[0], $OFF{slots}, 'L<', 4) };
     my $active = sub { my ($path, $slot, $val) = @_; $poke->($path, $OFF{slots} + $slot * $OFF{slot_size} + 4, pack 'L<', $val) };
 
@@ -208,8 +210,6 @@ fuzz_run(iters => $iters, jobs => 2, alarm => 10, label => 't/45-fuzz', seed => 
 {
     my $v = variant('SI');
     my %OFF = (lock => 256, seq => 320, table => 384, slots => 4096, slot_size => 64);
-    my $peek = sub { my ($path, $off, $fmt, $n) = @_; open my $fh, '<:raw', $path or die; sysseek $fh, $off, 0; my $b; sysread $fh, $b, $n; unpack $fmt, $b };
-    my $poke = sub { my ($path, $off, $bytes) = @_; open my $fh, '+<:raw', $path or die; sysseek $fh, $off, 0; syswrite $fh, $bytes or die; close $fh };
     my $gen    = sub { my ($path, $slot) = @_; $peek->($path, $OFF{slots} + $slot * $OFF{slot_size}, 'L<', 4) };
     my $setgen = sub { my ($path, $slot, $g) = @_; $poke->($path, $OFF{slots} + $slot * $OFF{slot_size}, pack 'L<', $g) };
     my $flag   = sub { my ($path, $slot, $val) = @_; $poke->($path, $OFF{slots} + $slot * $OFF{slot_size} + 4, pack 'L<', $val) };
