@@ -138,6 +138,11 @@ int dhms_open_source(const dhms_source *src, uint32_t variant, const dhms_params
 int dhms_freeze(dhms_map *map);
 /* msync the whole map (every shard); DHMS_ERROR on failure. */
 int dhms_sync(dhms_map *map);
+/* The handle's wait timeout in seconds: how long a wait on another live
+ * process may see no progress before the operation fails (DHMS_ERROR). Set:
+ * above 0, at most 86400 (every shard of a sharded map); DHMS_ERROR if not. */
+double dhms_wait_timeout(const dhms_map *map);
+int dhms_set_wait_timeout(dhms_map *map, double secs);
 /* which: 0 the memfd descriptor (-1 unless a memfd map), 1 frozen, 2 read-only. */
 int dhms_handle_info(const dhms_map *map, int which);
 

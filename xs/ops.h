@@ -117,6 +117,7 @@
     X(stats,           1, 1, OPF_METHOD,        "$map")                 \
     X(verify,          1, 1, OPF_METHOD,        "$map")                 \
     X(path,            1, 1, OPF_METHOD,        "$map")                 \
+    X(wait_timeout,    1, 2, OPF_METHOD,        "$map [, $seconds]")   \
     X(unlink,          1, 2, OPF_NOMAP,         "$map | $class, $path")
 
 #endif /* DHMS_OPS_H */

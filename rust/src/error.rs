@@ -43,6 +43,17 @@ impl Error {
         self.1
     }
 
+    /// A wait on a live process that saw no progress for `limit` (the
+    /// handle's `wait_timeout`): names what it waited for and who holds it.
+    pub fn stalled(path: &str, s: &crate::lock::Stalled, limit: std::time::Duration) -> Self {
+        Self::new(format!(
+            "{path}: timed out after {} s waiting for {} (alive but making no progress; \
+             see wait_timeout)",
+            limit.as_secs_f64(),
+            s.describe()
+        ))
+    }
+
     /// `what(PATH): strerror(errno)` for the last OS error.
     pub fn os(what: &str, path: &str) -> Self {
         let e = std::io::Error::last_os_error();

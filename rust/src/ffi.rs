@@ -115,6 +115,14 @@ pub trait AnyMap: Send {
     fn sync(&self) -> Result<()> {
         self.core_ref().sync()
     }
+    /// See [`Core::wait_timeout`].
+    fn wait_timeout(&self) -> std::time::Duration {
+        self.core_ref().wait_timeout()
+    }
+    /// See [`Core::set_wait_timeout`].
+    fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        self.core().set_wait_timeout(d)
+    }
     /// See [`Core::memfd`].
     fn memfd(&self) -> i32 {
         self.core_ref().memfd()
@@ -971,6 +979,25 @@ export!(
         map.freeze().map(|_| 0)
     }
 );
+export!(
+    /// Set the handle's wait timeout in seconds (fractions allowed; above
+    /// 0, at most one day).
+    fn dhms_set_wait_timeout(map, secs: f64) {
+        map.set_wait_timeout(crate::map::wait_timeout_from_secs(secs)?)
+            .map(|_| 0)
+    }
+);
+
+/// The handle's wait timeout in seconds.
+///
+/// # Safety
+/// `m` is a valid handle.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_wait_timeout(m: *const DhmsMap) -> f64 {
+    // SAFETY: per the contract.
+    unsafe { m.as_ref() }.map_or(0.0, |h| h.map.wait_timeout().as_secs_f64())
+}
+
 export!(
     /// msync the whole map (every shard).
     fn dhms_sync(map) {

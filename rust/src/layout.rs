@@ -184,7 +184,8 @@ pub struct ProcSlot {
     /// Incremented by every claimant; the lock word records it, so a
     /// reused slot is never mistaken for the dead owner.
     pub gen: AtomicU32,
-    /// 1 while the owner is inside a lock-free counter operation.
+    /// The owner's generation while it is inside a lock-free counter
+    /// operation, else 0 (any other value is garbage: see `lock.rs`).
     pub active: AtomicU32,
     _pad: [u64; 7],
 }

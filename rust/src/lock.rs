@@ -13,13 +13,30 @@
 //! sleeping; the high half is the owner's slot generation. Waiters spin
 //! briefly, then sleep on the *shared* futex with a timeout; after each
 //! timeout they check the owner's liveness and take the lock over from a
-//! dead owner (the caller then runs recovery).
+//! dead owner (the caller then runs recovery). A word that no live process
+//! can have written — it names a slot beyond the table, or a generation the
+//! slot does not have — is taken over at once, without sleeping.
 //!
 //! **Counter indicators.** Counter operations on an existing key do not take
-//! the writer lock: they set their slot's `active` flag, check that no writer
-//! holds the lock (Dekker-style, both sides `SeqCst`), and update the value
-//! word atomically. A writer, once it holds the lock, waits for every other
-//! slot's flag to drop (clearing the flags of dead processes).
+//! the writer lock: they set their slot's `active` flag to their slot
+//! generation, check that no writer holds the lock (Dekker-style, both sides
+//! `SeqCst`), and update the value word atomically. A writer, once it holds
+//! the lock, waits for every other slot's flag to drop. A flag that is not
+//! its slot's current generation was not written by the slot's owner
+//! (garbage from a damaged file, or a claimant long gone): it is cleared at
+//! once; so is the flag of a dead owner. Each clear counts in
+//! `stat_recoveries`.
+//!
+//! **Every wait ends.** After a short spin every wait sleeps: on the futex
+//! for the lock, with a backoff from [`BACKOFF_MIN`] to [`BACKOFF_MAX`] for a
+//! counter flag (and, in `map.rs`, for a sequence left odd). A wait on a live
+//! process that sees no progress for the handle's wait timeout
+//! ([`DEFAULT_WAIT_TIMEOUT`] unless set) gives up with [`Stalled`]; a wait
+//! that gives up while holding the writer lock lets it go first, having
+//! changed nothing. Progress is: for the lock, another owner, a futex
+//! wake-up (an unlock) or the sequence moving; for a counter flag, another
+//! value or generation; for an odd sequence, the sequence or the lock word
+//! changing.
 
 use crate::futex;
 use crate::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
@@ -27,7 +44,7 @@ use crate::region::{ofd_held_by_other, ofd_lock};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Once;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bit 31 of the futex word: a waiter may be sleeping.
 const WAITERS: u64 = 1 << 31;
@@ -37,6 +54,105 @@ const OWNER_MASK: u64 = 0xffff;
 const WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Spins before sleeping.
 const SPINS: u32 = 200;
+/// Spins on a counter flag before sleeping (a counter operation lasts
+/// well under a microsecond).
+const FLAG_SPINS: u32 = 1000;
+/// How long a wait on another live process may see no progress before it
+/// gives up, unless the handle sets another (`wait_timeout`). Long enough
+/// for a holder descheduled on a loaded machine, or briefly stopped
+/// (SIGSTOP, a debugger); short enough that a stuck process is reported
+/// while someone still looks.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// First sleep of a backoff wait.
+pub const BACKOFF_MIN: Duration = Duration::from_micros(50);
+/// Longest sleep of a backoff wait.
+pub const BACKOFF_MAX: Duration = Duration::from_millis(2);
+
+/// What a wait that gave up waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// The writer lock.
+    WriterLock,
+    /// Another process's counter operation (its counter flag).
+    CounterFlag,
+    /// The end of a change in progress (the sequence stayed odd).
+    Change,
+}
+
+/// A wait on a live process that saw no progress for the whole timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled {
+    /// What was waited for.
+    pub what: WaitFor,
+    /// The process slot that holds it.
+    pub slot: u32,
+}
+
+impl Stalled {
+    /// What was waited for, in words, naming the slot.
+    pub fn describe(&self) -> String {
+        let s = self.slot;
+        match self.what {
+            WaitFor::WriterLock => format!("the writer lock held by process slot {s}"),
+            WaitFor::CounterFlag => {
+                format!("the counter operation of process slot {s} to finish")
+            }
+            WaitFor::Change => format!(
+                "the change in progress by process slot {s} (the writer lock holder) to finish"
+            ),
+        }
+    }
+}
+
+/// Sleeps of a wait that has no futex to sleep on: [`BACKOFF_MIN`],
+/// doubling up to [`BACKOFF_MAX`].
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(BACKOFF_MIN)
+    }
+}
+
+impl Backoff {
+    /// Sleep once, then lengthen the next sleep.
+    pub fn sleep(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Tracks progress of a wait: the last state seen and since when.
+pub struct Watch<T: PartialEq> {
+    seen: T,
+    since: Instant,
+}
+
+impl<T: PartialEq> Watch<T> {
+    /// Start watching `state` now.
+    pub fn new(state: T) -> Self {
+        Watch {
+            seen: state,
+            since: Instant::now(),
+        }
+    }
+
+    /// Note progress of another kind (a wake-up): the clock restarts.
+    pub fn progress(&mut self) {
+        self.since = Instant::now();
+    }
+
+    /// Note the state now seen. True once it has been the same for
+    /// `limit`; a changed state restarts the clock.
+    pub fn stalled(&mut self, state: T, limit: Duration) -> bool {
+        if state != self.seen {
+            self.seen = state;
+            self.progress();
+            return false;
+        }
+        self.since.elapsed() >= limit
+    }
+}
 
 /// True if the lock word says the lock is held.
 #[inline(always)]
@@ -252,28 +368,78 @@ fn futex_word(lock: &AtomicU64) -> &AtomicU32 {
 pub enum Acquired {
     /// Taken normally.
     Clean,
-    /// Taken over from a dead owner: the caller must run recovery.
+    /// Taken over from a dead owner, or from a word no live process can
+    /// have written: the caller must run recovery.
     FromDead,
 }
 
+/// Is `word` (a held lock word) one that no live process can have written?
+/// It names a slot beyond the table, generation 0 (never claimed), a
+/// generation the slot does not have now, or the asking process itself.
+/// Reads memory only (no system call). A live owner's word carries the
+/// generation its claim stored before the owner ever locked (a claim
+/// happens when a handle opens or first locks after `fork`, and the
+/// claiming `fetch_add` is ordered before its later stores on x86 and by
+/// the open's many system calls elsewhere), so a mismatch means garbage.
+fn is_garbage(slots: Slots, me: &Me, word: u64) -> bool {
+    let (slot, gen) = (owner_slot(word).unwrap_or(u32::MAX), owner_gen(word));
+    slot as usize >= NSLOTS
+        || gen == 0
+        || (slot == me.slot && gen == me.gen)
+        || slots.get(slot).gen.load(Acquire) != gen
+}
+
 /// Acquire the writer lock for `me`, then wait for counter indicators.
+/// Gives up with [`Stalled`] after `limit` without progress on a live
+/// holder; then it does not hold the lock, and nothing has changed.
 #[inline]
-pub fn lock(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
-    let how = if hdr
+pub fn lock(
+    fd: RawFd,
+    hdr: &Header,
+    slots: Slots,
+    me: &Me,
+    limit: Duration,
+) -> Result<Acquired, Stalled> {
+    let (how, prev) = if hdr
         .lock
         .compare_exchange(0, me.word(), Acquire, Relaxed)
         .is_ok()
     {
-        Acquired::Clean
+        (Acquired::Clean, 0)
     } else {
-        lock_slow(fd, hdr, slots, me)
+        lock_slow(fd, hdr, slots, me, limit)?
     };
-    drain_indicators(fd, hdr, slots, me);
-    how
+    if let Err(e) = drain_indicators(fd, hdr, slots, me, limit) {
+        give_back(hdr, how, prev);
+        return Err(e);
+    }
+    Ok(how)
 }
 
+/// Let go of a lock whose waits for counter flags gave up, before anything
+/// changed: a clean lock is released; one taken from a dead holder gets the
+/// dead holder's word back, so that the next taker still runs recovery.
 #[cold]
-fn lock_slow(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
+fn give_back(hdr: &Header, how: Acquired, prev: u64) {
+    match how {
+        Acquired::Clean => unlock(hdr),
+        Acquired::FromDead => {
+            hdr.lock.store(prev | WAITERS, Release);
+            futex::wake(futex_word(&hdr.lock), 1);
+        }
+    }
+}
+
+/// The contended path: spin, then sleep on the futex. Returns how the lock
+/// was taken and the word it replaced.
+#[cold]
+fn lock_slow(
+    fd: RawFd,
+    hdr: &Header,
+    slots: Slots,
+    me: &Me,
+    limit: Duration,
+) -> Result<(Acquired, u64), Stalled> {
     for _ in 0..SPINS {
         let cur = hdr.lock.load(Relaxed);
         if !is_locked(cur)
@@ -282,10 +448,14 @@ fn lock_slow(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
                 .compare_exchange(cur, me.word(), Acquire, Relaxed)
                 .is_ok()
         {
-            return Acquired::Clean;
+            return Ok((Acquired::Clean, cur));
         }
         std::hint::spin_loop();
     }
+    // Progress: another owner, a wake-up, or the holder's changes moving
+    // the sequence.
+    let state = || (hdr.lock.load(Relaxed) & !WAITERS, hdr.seq.load(Relaxed));
+    let mut watch = Watch::new(state());
     loop {
         let cur = hdr.lock.load(Relaxed);
         if !is_locked(cur) {
@@ -295,9 +465,17 @@ fn lock_slow(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
                 .compare_exchange(cur, me.word() | WAITERS, Acquire, Relaxed)
                 .is_ok()
             {
-                return Acquired::Clean;
+                return Ok((Acquired::Clean, cur));
             }
             continue;
+        }
+        if is_garbage(slots, me, cur)
+            && hdr
+                .lock
+                .compare_exchange(cur, me.word() | WAITERS, Acquire, Relaxed)
+                .is_ok()
+        {
+            return Ok((Acquired::FromDead, cur));
         }
         let want = cur | WAITERS;
         if cur != want
@@ -308,17 +486,25 @@ fn lock_slow(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Acquired {
         {
             continue;
         }
-        futex::wait(futex_word(&hdr.lock), want as u32, WAIT_SLICE);
+        if futex::wait(futex_word(&hdr.lock), want as u32, WAIT_SLICE) {
+            watch.progress(); // woken by an unlock, or the word moved
+        }
         if hdr.lock.load(Relaxed) == want {
             // Still the same owner after a whole slice: is it alive?
             let slot = owner_slot(want).unwrap_or(u32::MAX);
-            if !is_alive(fd, slots, me, slot, owner_gen(want))
-                && hdr
+            if !is_alive(fd, slots, me, slot, owner_gen(want)) {
+                if hdr
                     .lock
                     .compare_exchange(want, me.word() | WAITERS, Acquire, Relaxed)
                     .is_ok()
-            {
-                return Acquired::FromDead;
+                {
+                    return Ok((Acquired::FromDead, want));
+                }
+            } else if watch.stalled(state(), limit) {
+                return Err(Stalled {
+                    what: WaitFor::WriterLock,
+                    slot,
+                });
             }
         }
     }
@@ -335,36 +521,78 @@ pub fn unlock(hdr: &Header) {
 
 /// Wait until no other slot is inside a counter operation.
 #[inline]
-fn drain_indicators(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) {
+fn drain_indicators(
+    fd: RawFd,
+    hdr: &Header,
+    slots: Slots,
+    me: &Me,
+    limit: Duration,
+) -> Result<(), Stalled> {
     let hwm = (hdr.slot_hwm.load(Acquire) as usize).min(NSLOTS);
     for s in 0..hwm {
         let ps = slots.get(s as u32);
         if ps.active.load(SeqCst) != 0 && s as u32 != me.slot {
-            wait_indicator(fd, slots, me, s as u32, ps);
+            wait_indicator(fd, hdr, slots, me, s as u32, limit)?;
         }
     }
+    Ok(())
+}
+
+/// Clear slot `s`'s counter flag `seen` if no live owner can have set it:
+/// it is not the slot's generation (only the owner writes its generation
+/// there), or the owner is dead (it died inside a counter operation, whose
+/// single atomic update happened or not). Counts a clear in
+/// `stat_recoveries`. True if the flag is (now) cleared.
+fn clear_if_orphan(fd: RawFd, hdr: &Header, slots: Slots, me: &Me, s: u32, seen: u32) -> bool {
+    let ps = slots.get(s);
+    let gen = ps.gen.load(Acquire);
+    if seen == gen && is_alive(fd, slots, me, s, gen) {
+        return false;
+    }
+    if ps.active.compare_exchange(seen, 0, SeqCst, Relaxed).is_ok() {
+        hdr.stat_recoveries.fetch_add(1, Relaxed);
+    }
+    true
 }
 
 #[cold]
-fn wait_indicator(fd: RawFd, slots: Slots, me: &Me, s: u32, ps: &ProcSlot) {
-    let mut spins: u64 = 0;
-    while ps.active.load(SeqCst) != 0 {
-        spins += 1;
-        if spins < 1000 {
-            std::hint::spin_loop();
+fn wait_indicator(
+    fd: RawFd,
+    hdr: &Header,
+    slots: Slots,
+    me: &Me,
+    s: u32,
+    limit: Duration,
+) -> Result<(), Stalled> {
+    let ps = slots.get(s);
+    let first = ps.active.load(SeqCst);
+    if first != 0 && first != ps.gen.load(Acquire) {
+        // Not written by the slot's owner: garbage, cleared at once.
+        clear_if_orphan(fd, hdr, slots, me, s, first);
+    }
+    for _ in 0..FLAG_SPINS {
+        if ps.active.load(SeqCst) == 0 {
+            return Ok(());
+        }
+        std::hint::spin_loop();
+    }
+    let mut watch = Watch::new((ps.active.load(SeqCst), ps.gen.load(Acquire)));
+    let mut backoff = Backoff::default();
+    loop {
+        let seen = ps.active.load(SeqCst);
+        if seen == 0 {
+            return Ok(());
+        }
+        if clear_if_orphan(fd, hdr, slots, me, s, seen) {
             continue;
         }
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
-        if spins.is_multiple_of(256) {
-            let seen = ps.active.load(SeqCst);
-            if !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
-                // The owner died inside a counter operation (its single
-                // atomic update either happened or not), or the word is
-                // garbage from a damaged file: clear it for them.
-                let _ = ps.active.compare_exchange(seen, 0, SeqCst, Relaxed);
-            }
+        if watch.stalled((seen, ps.gen.load(Acquire)), limit) {
+            return Err(Stalled {
+                what: WaitFor::CounterFlag,
+                slot: s,
+            });
         }
+        backoff.sleep();
     }
 }
 
@@ -373,7 +601,7 @@ fn wait_indicator(fd: RawFd, slots: Slots, me: &Me, s: u32, ps: &ProcSlot) {
 #[inline(always)]
 pub fn enter_counter(hdr: &Header, slots: Slots, me: &Me) -> bool {
     let ps = slots.get(me.slot);
-    ps.active.store(1, SeqCst);
+    ps.active.store(me.gen, SeqCst);
     if is_locked(hdr.lock.load(SeqCst)) {
         ps.active.store(0, Release);
         return false;
@@ -388,12 +616,13 @@ pub fn leave_counter(slots: Slots, me: &Me) {
     ps.active.store(0, Release);
 }
 
-/// Is the writer lock held by an owner that is dead? Used by readers that
-/// see the seqlock stuck odd.
-pub fn holder_is_dead(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> bool {
+/// Who holds the writer lock, for a reader that sees the sequence stuck
+/// odd: `None` if the lock is free, or its word names no live process
+/// (a dead owner, or garbage); `Some((word, slot))` if a live process holds
+/// it.
+pub fn live_holder(fd: RawFd, hdr: &Header, slots: Slots, me: &Me) -> Option<(u64, u32)> {
     let w = hdr.lock.load(Acquire);
-    match owner_slot(w) {
-        None => false,
-        Some(s) => !is_alive(fd, slots, me, s, owner_gen(w)),
-    }
+    let s = owner_slot(w)?;
+    (!is_garbage(slots, me, w) && is_alive(fd, slots, me, s, owner_gen(w)))
+        .then_some((w & !WAITERS, s))
 }

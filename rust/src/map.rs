@@ -24,8 +24,23 @@ pub const DEFAULT_ARENA_RESERVE: u64 = 256 << 30;
 pub const MAX_ARENA_CAP: u64 = 1 << 44;
 /// Arena bytes allocated when a map is created.
 const INITIAL_ARENA: u64 = 64 << 10;
-/// Reader spins on an odd sequence before checking the writer's liveness.
+/// Reader spins on an odd sequence before it sleeps (`reader_stuck`).
 const READ_SPINS: u32 = 20_000;
+/// Largest `wait_timeout` (one day).
+pub const MAX_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// A `wait_timeout` of `secs` seconds: above 0 (at least a nanosecond), at
+/// most [`MAX_WAIT_TIMEOUT`]; fractions allowed.
+pub fn wait_timeout_from_secs(secs: f64) -> Result<std::time::Duration> {
+    match std::time::Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() && d <= MAX_WAIT_TIMEOUT => Ok(d),
+        _ => Err(Error::new(format!(
+            "wait_timeout must be a number of seconds above 0 and at most {} \
+             (fractions allowed, e.g. 0.5), got {secs}",
+            MAX_WAIT_TIMEOUT.as_secs()
+        ))),
+    }
+}
 
 /// The ten variants, numbered as in `xs/dhms.h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +283,8 @@ pub struct Core {
     pub(crate) readonly: bool,
     /// `each`: the hash of the last entry returned (None: at the start).
     iter: Option<u64>,
+    /// How long a wait on another live process may see no progress.
+    wait_timeout: std::time::Duration,
 }
 
 // SAFETY: a Core is used by one thread at a time (the glue's contract); its
@@ -555,6 +572,7 @@ impl Core {
             variant,
             me,
             iter: None,
+            wait_timeout: lock::DEFAULT_WAIT_TIMEOUT,
         })
     }
 
@@ -639,11 +657,15 @@ impl Core {
     pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
         self.writable()?;
         self.ensure_me()?;
-        let how = lock::lock(self.region.lock_fd(), self.hdr(), self.slots(), &self.me);
-        // A dead holder, or a change left half-done with the lock free (a
-        // damaged file): either way the next holder repairs.
+        let (fd, limit) = (self.region.lock_fd(), self.wait_timeout);
+        let how = lock::lock(fd, self.hdr(), self.slots(), &self.me, limit)
+            .map_err(|e| Error::stalled(self.path(), &e, limit))?;
+        // A dead holder (or a lock word no live process wrote), or a change
+        // left half-done with the lock free (a damaged file, or a panic that
+        // unwound through the guard): either way the next holder repairs,
+        // and counts a recovery.
         if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
-            self.recover(how == Acquired::FromDead);
+            self.recover();
         }
         if self.frozen() {
             // frozen while we waited: this lock must not change anything
@@ -744,12 +766,10 @@ impl Core {
     /// was doing. Every mutation publishes with one atomic store, so the
     /// primary state (table descriptor, slots, block headers) is always
     /// consistent; the derived state is rebuilt here.
-    fn recover(&mut self, from_dead: bool) {
+    fn recover(&mut self) {
         let hdr = self.hdr();
-        if from_dead {
-            hdr.stat_recoveries.fetch_add(1, Relaxed);
-            crate::fault::point();
-        }
+        hdr.stat_recoveries.fetch_add(1, Relaxed);
+        crate::fault::point();
         let pending_batch = hdr.batch_log.load(Relaxed) != 0;
         if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
             // The holder died between changes: every multi-store change runs
@@ -841,8 +861,10 @@ impl Core {
         Ok(())
     }
 
-    /// A reader found the sequence odd for a long time: if the writer died,
-    /// take the lock (which recovers) and let go.
+    /// A reader found the sequence odd for a long time: wait (sleeping)
+    /// until it moves; if nobody live is changing the map (the writer died,
+    /// or the lock word is garbage), take the lock, which recovers, and let
+    /// go. Gives up after `wait_timeout` without progress.
     #[cold]
     fn reader_stuck(&mut self) -> Result<()> {
         if self.frozen() {
@@ -853,12 +875,39 @@ impl Core {
             )));
         }
         self.ensure_me()?;
-        let free = !lock::is_locked(self.hdr().lock.load(Acquire));
-        if free || lock::holder_is_dead(self.region.lock_fd(), self.hdr(), self.slots(), &self.me) {
-            // Taking the lock repairs a change that nobody is finishing.
-            drop(self.write_lock()?);
+        let seq = self.hdr().seq.load(Acquire);
+        let mut watch = None;
+        let mut backoff = lock::Backoff::default();
+        while self.hdr().seq.load(Acquire) == seq && seq & 1 == 1 {
+            let fd = self.region.lock_fd();
+            let Some((word, slot)) = lock::live_holder(fd, self.hdr(), self.slots(), &self.me)
+            else {
+                // Taking the lock repairs a change that nobody is finishing.
+                drop(self.write_lock()?);
+                break;
+            };
+            let w = watch.get_or_insert_with(|| lock::Watch::new(word));
+            if w.stalled(word, self.wait_timeout) {
+                let e = lock::Stalled {
+                    what: lock::WaitFor::Change,
+                    slot,
+                };
+                return Err(Error::stalled(self.path(), &e, self.wait_timeout));
+            }
+            backoff.sleep();
         }
-        std::thread::yield_now();
+        Ok(())
+    }
+
+    /// How long a wait on another live process may see no progress before
+    /// it croaks (this handle only).
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        self.wait_timeout
+    }
+
+    /// Set [`Core::wait_timeout`]: more than 0, at most [`MAX_WAIT_TIMEOUT`].
+    pub fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        self.wait_timeout = wait_timeout_from_secs(d.as_secs_f64())?;
         Ok(())
     }
 

@@ -335,6 +335,11 @@ impl AnyMap for Sharded {
     fn sync(&self) -> Result<()> {
         self.shards.iter().try_for_each(|s| s.sync())
     }
+    fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        self.shards
+            .iter_mut()
+            .try_for_each(|s| s.set_wait_timeout(d))
+    }
     fn memfd(&self) -> i32 {
         -1
     }

@@ -616,6 +616,7 @@ sub fuzz_ops {
     };
     my $m;
     $step->(new => sub { $m = $v->{class}->new($path, 100) }) or return (0, $croaks, \@msgs);
+    $m->wait_timeout(0.3);    # no process is alive in there: no wait may last
     my @k = map { fuzz_key($v, $_) } 0, 1, 2, 3, 5, 7, 10, 14, 35, 55, 70, 72, 77, 1510;
     my $bounded = sub { my ($next) = @_; my $n = 0; while (my @kv = $next->()) { last if ++$n > 10_000 } $n };
     $step->(get => sub { $m->get($_) for @k });

@@ -746,7 +746,8 @@ C<$n> exceeds C<max_entries>.
     shm_xx_arena_cap $map         $map->arena_cap        its cap (0: none)
     shm_xx_stat_evictions $map    $map->stat_evictions   LRU evictions so far
     shm_xx_stat_expired $map      $map->stat_expired     expired entries removed so far
-    shm_xx_stat_recoveries $map   $map->stat_recoveries  recoveries after a process died mid-operation
+    shm_xx_stat_recoveries $map   $map->stat_recoveries  recoveries after a process died mid-operation,
+                                                         and shared words found forged and cleared
 
 The counters live in the file and count for all processes.
 
@@ -946,6 +947,38 @@ L</verify> passes, and writes resume once space is freed. A file size limit
 off and discarded during the engine's own calls, so it does not kill the
 process. Only a file shortened by someone else is reported as truncated.
 
+=item No call waits without end.
+
+Every wait sleeps after a short spin (for the writer lock on the futex;
+for another process's counter operation, or for a change in progress that
+a reader sees, with sleeps growing from 50 microseconds to 2 milliseconds),
+so waiting costs no CPU. A wait on a live process that shows no progress --
+the lock still held by the same holder with no unlock and no change made,
+the counter still running, the change still unfinished -- for
+L</wait_timeout> (10 seconds unless set) croaks, naming what it waited for
+and the process slot that holds it:
+
+    Data::HashMap::Shared::SS: /tmp/cache.shm: timed out after 10 s waiting
+    for the writer lock held by process slot 3 (alive but making no
+    progress; see wait_timeout) at app.pl line 12.
+
+Nothing was changed by the call that croaks, and it holds no lock
+afterwards: catch the error and retry, or find the stuck process (a process
+stopped under a debugger or with SIGSTOP for longer than the timeout, or
+one that holds the lock in a single call that long, such as a
+C<set_multi> of many millions of entries: raise the timeout for such
+workloads). A process that dies is not waited for (above).
+
+=item Forged words are cleared.
+
+The words that processes coordinate through live in the file, so a
+damaged or hostile file can hold any value there. A word that no live
+process can have written -- a writer lock word naming a slot beyond the
+slot table, or a generation that slot does not have; a counter flag that
+does not hold its slot's generation (only the slot's owner writes its
+generation there) -- is cleared at once rather than waited for, and counted
+in C<stat_recoveries>, as is the flag or lock of a process that died.
+
 =item Fork and threads.
 
 A handle survives C<fork>; the child may keep using it. A handle belongs to
@@ -953,6 +986,22 @@ the interpreter thread that opened it: in a new thread (L<threads>) a
 cloned handle croaks when used; open the map again in that thread.
 
 =back
+
+=head2 wait_timeout
+
+    my $secs = $map->wait_timeout;        # method only; 10 unless set
+    $map->wait_timeout(0.5);              # set; returns the new value
+
+How long, in seconds, a call on this handle waits for another live process
+that shows no progress before it croaks (see L</"No call waits without
+end.">): for the writer lock, for another process's counter operation, or
+for a change in progress. Fractions are allowed; the value must be above 0
+and at most 86400 (one day), else the call croaks (C<0> does not mean
+"forever": every wait ends). The default, 10 seconds, rides out a holder
+descheduled on a loaded machine or briefly stopped, and still reports a
+stuck process while someone looks. The setting belongs to this handle (and
+to its copy in a forked child), not to the file; on a sharded map it
+applies to every shard.
 
 A damaged or hostile file makes C<new>, or the operation that meets the
 damage, croak; it never makes the process read or write outside the

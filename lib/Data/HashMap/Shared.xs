@@ -1618,6 +1618,30 @@ DHMS_BODY(sync)
     return args;
 }
 
+/* wait_timeout: a number of seconds, fractions allowed; the engine checks
+ * the range. */
+#define WAIT_TIMEOUT_RULE "a number of seconds above 0 and at most 86400 (fractions allowed, e.g. 0.5)"
+DHMS_BODY(wait_timeout)
+{
+    if (nargs > 1) {
+        SV *sv = args[1];
+        int st;
+        SvGETMAGIC(sv);
+        if (!SvOK(sv))
+            Perl_croak(aTHX_ "%s: wait_timeout must be " WAIT_TIMEOUT_RULE ", got undef",
+                       v->package);
+        if (SvROK(sv) || !looks_like_number(sv))
+            Perl_croak(aTHX_ "%s: wait_timeout must be " WAIT_TIMEOUT_RULE ", got '%" SVf "'",
+                       v->package, SVfARG(shown(sv)));
+        st = dhms_set_wait_timeout(m, (double)SvNV_nomg(sv));
+        if (st != DHMS_OK)
+            croak_status(v, st);
+    }
+    sv_setnv(targ, (NV)dhms_wait_timeout(m));
+    args[0] = targ;
+    return args;
+}
+
 DHMS_BODY(memfd)
 {
     args[0] = ret_iv(targ, dhms_handle_info(m, 0));
