@@ -282,6 +282,13 @@ impl Core {
             return Err(StoreError::Full);
         }
         if end > self.arena_off + self.arena_reserve {
+            if end <= self.arena_off + self.arena_limit {
+                // Room in the arena, not in this handle's mapping: answer
+                // "full" (the caller changes nothing) and let the operation
+                // run again once the mapping has grown (no pointer into the
+                // mapping may be held while it moves).
+                self.remap_want = end;
+            }
             return Err(StoreError::Full);
         }
         if end > hdr.arena_alloc.load(Relaxed) {
@@ -339,7 +346,7 @@ impl Core {
         let used = cur.saturating_sub(self.arena_off);
         let step = (used / 4).max(1 << 20);
         let mut new = (need.max(cur + step)).div_ceil(4096) * 4096;
-        new = new.min(self.arena_off + self.arena_reserve).max(need);
+        new = new.min(self.arena_off + self.arena_limit).max(need);
         self.region.truncate(new)?;
         hdr.file_size.store(new, Release);
         crate::fault::point();

@@ -149,6 +149,21 @@ pub trait AnyMap: Send {
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
 }
 
+/// Run an operation that may store strings; if a store found this
+/// handle's mapping too small (the operation then answered "full" and
+/// changed nothing), grow the mapping and run it again.
+fn again<K: Codec, V: Codec, R>(
+    m: &mut Map<K, V>,
+    mut op: impl FnMut(&mut Map<K, V>) -> Result<R>,
+) -> Result<R> {
+    loop {
+        let r = op(m);
+        if !Map::core(m).remap_pending()? {
+            return r;
+        }
+    }
+}
+
 impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     fn core(&mut self) -> &mut Core {
         Map::core(self)
@@ -157,7 +172,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         Map::core_ref(self)
     }
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
-        Map::put(self, k, v)
+        again(self, |m| Map::put(m, k, v))
     }
     fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
         Map::get(self, k, out)
@@ -172,10 +187,10 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         Map::take(self, k, out)
     }
     fn get_or_set(&mut self, k: &Item, d: &Item, out: &mut Out) -> Result<Status> {
-        Map::get_or_set(self, k, d, out)
+        again(self, |m| Map::get_or_set(m, k, d, out))
     }
     fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
-        Map::incr_by(self, k, delta, result)
+        again(self, |m| Map::incr_by(m, k, delta, result))
     }
     fn each(&mut self, k: &mut Out, v: &mut Out) -> Result<Status> {
         Map::each(self, k, v)
@@ -184,7 +199,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         Map::snapshot(self)
     }
     fn put_ttl(&mut self, k: &Item, v: &Item, secs: u64) -> Result<Status> {
-        Map::put_ttl(self, k, v, secs)
+        again(self, |m| Map::put_ttl(m, k, v, secs))
     }
     fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {
         Map::get_with_ttl(self, k, out, ttl)
@@ -215,36 +230,40 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         ttl: Option<u64>,
         present: bool,
     ) -> Result<Status> {
-        if present {
-            Map::update(self, k, v, ttl)
-        } else {
-            Map::add(self, k, v, ttl)
-        }
+        again(self, |m| {
+            if present {
+                Map::update(m, k, v, ttl)
+            } else {
+                Map::add(m, k, v, ttl)
+            }
+        })
     }
     fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status> {
-        Map::swap(self, k, v, out)
+        again(self, |m| Map::swap(m, k, v, out))
     }
     fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status> {
-        Map::cas(self, k, expected, desired)
+        again(self, |m| Map::cas(m, k, expected, desired))
     }
     fn cas_take(&mut self, k: &Item, expected: &Item, out: &mut Out) -> Result<Status> {
         Map::cas_take(self, k, expected, out)
     }
     fn extreme(&mut self, k: &Item, d: i64, want_max: bool, result: &mut i64) -> Result<Status> {
-        if want_max {
-            Map::max(self, k, d, result)
-        } else {
-            Map::min(self, k, d, result)
-        }
+        again(self, |m| {
+            if want_max {
+                Map::max(m, k, d, result)
+            } else {
+                Map::min(m, k, d, result)
+            }
+        })
     }
     fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64> {
-        Map::set_multi(self, pairs)
+        again(self, |m| Map::set_multi(m, pairs))
     }
     fn get_multi(&mut self, keys: &[Item]) -> Result<Vec<Option<Entry>>> {
         Map::get_multi(self, keys)
     }
     fn remove_multi(&mut self, keys: &[Item]) -> Result<u64> {
-        Map::remove_multi(self, keys)
+        again(self, |m| Map::remove_multi(m, keys))
     }
     fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
         Map::take_ends(self, n, end)

@@ -17,9 +17,20 @@ use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
-/// Virtual address space reserved for the arena when no `arena_cap` is
-/// given (the file itself grows only as strings arrive).
+/// How far the arena may grow when no `arena_cap` is given (the file
+/// itself grows only as strings arrive, and each process maps only what the
+/// arena holds, with room to spare: see [`arena_map_len`]).
 pub const DEFAULT_ARENA_RESERVE: u64 = 256 << 30;
+/// The least arena address space a handle maps: arenas below it never
+/// need a remap.
+const MIN_ARENA_MAP: u64 = 64 << 20;
+
+/// Arena bytes to map for an arena of `bytes`: four times that (so that a
+/// growing arena is remapped O(log n) times), at least [`MIN_ARENA_MAP`],
+/// at most the arena's `limit`.
+fn arena_map_len(bytes: u64, limit: u64) -> u64 {
+    bytes.saturating_mul(4).max(MIN_ARENA_MAP).min(limit)
+}
 /// Largest `arena_cap` (its address space is reserved in every process).
 pub const MAX_ARENA_CAP: u64 = 1 << 44;
 /// Arena bytes allocated when a map is created.
@@ -264,7 +275,15 @@ pub struct Core {
     pub(crate) geo: Geometry,
     pub(crate) arena_off: u64,
     pub(crate) arena_cap: u64,
+    /// Arena bytes this handle maps now (it grows by remapping, see
+    /// [`Core::cover_arena`]).
     pub(crate) arena_reserve: u64,
+    /// How far the arena may grow (`arena_cap`, or the default).
+    pub(crate) arena_limit: u64,
+    /// An arena end that a store needed beyond the mapping: the operation
+    /// answered "full" having changed nothing, and is run again once the
+    /// mapping covers it (see [`Core::remap_pending`]).
+    pub(crate) remap_want: u64,
     seed: u64,
     max_entries: u64,
     variant: Variant,
@@ -372,7 +391,7 @@ impl Core {
         Ok(core)
     }
 
-    /// Address space reserved for the arena (the mapping never moves).
+    /// How far the arena may grow: `arena_cap`, else [`DEFAULT_ARENA_RESERVE`].
     fn reserve_for(arena_cap: u64) -> u64 {
         if arena_cap == 0 {
             DEFAULT_ARENA_RESERVE
@@ -390,7 +409,9 @@ impl Core {
         // (the slot page is allocated by the claim, the arena as it grows).
         region.allocate(0, HEADER_SIZE as u64)?;
         allocate_table(&region, &geo, 0, MIN_CAP_LOG2)?;
-        let reserve = region.map_reserving(size, geo.arena_off + reserve)? - geo.arena_off;
+        let limit = reserve;
+        let want = geo.arena_off + arena_map_len(size - geo.arena_off, limit);
+        let reserve = region.map_reserving(size, want)? - geo.arena_off;
         // SAFETY: the mapping starts with a header page inside the file.
         let h = unsafe { &*(region.base() as *const Header) };
         h.version.store(VERSION, Relaxed);
@@ -419,7 +440,7 @@ impl Core {
         h.fixed_sum.store(h.fixed_sum(), Relaxed);
         h.magic.store(pending, Relaxed);
         h.magic.store(MAGIC, Release);
-        Core::finish(region, variant, geo, reserve)
+        Core::finish(region, variant, geo, reserve, limit)
     }
 
     fn attach(mut region: Region, variant: Variant) -> Result<Core> {
@@ -520,11 +541,19 @@ impl Core {
                  cannot be read without the writer protocol)",
             ));
         }
-        let reserve = region.map_reserving(recorded, geo.arena_off + reserve)? - geo.arena_off;
-        Core::finish(region, variant, geo, reserve)
+        let limit = reserve;
+        let want = geo.arena_off + arena_map_len(recorded - geo.arena_off, limit);
+        let reserve = region.map_reserving(recorded, want)? - geo.arena_off;
+        Core::finish(region, variant, geo, reserve, limit)
     }
 
-    fn finish(mut region: Region, variant: Variant, geo: Geometry, reserve: u64) -> Result<Core> {
+    fn finish(
+        mut region: Region,
+        variant: Variant,
+        geo: Geometry,
+        reserve: u64,
+        limit: u64,
+    ) -> Result<Core> {
         let base = region.base();
         // SAFETY: the header page is mapped and inside the file.
         let h = unsafe { &*(base as *const Header) };
@@ -566,6 +595,8 @@ impl Core {
             arena_off: geo.arena_off,
             arena_cap: h.arena_cap.load(Relaxed),
             arena_reserve: reserve,
+            arena_limit: limit,
+            remap_want: 0,
             base,
             geo,
             region,
@@ -591,6 +622,45 @@ impl Core {
         // SAFETY: the slot table is mapped for the life of `self`, and the
         // Slots value never outlives the call it is made for.
         unsafe { Slots::new(self.base.add(SLOTS_OFF as usize) as *const ProcSlot) }
+    }
+
+    /// Map the whole arena as far as its shared top, if other processes
+    /// grew it past this handle's mapping (one load of a header word that
+    /// the read already needs in cache). Call only where no pointer into
+    /// the mapping is held: the mapping may move.
+    #[inline(always)]
+    pub(crate) fn cover_arena(&mut self) -> Result<()> {
+        let top = self.hdr().arena_top.load(Acquire);
+        if top > self.arena_off + self.arena_reserve {
+            self.grow_mapping(top)?;
+        }
+        Ok(())
+    }
+
+    /// Remap so that the arena up to `end` is mapped (bounded by the file
+    /// size and the arena's limit).
+    #[cold]
+    fn grow_mapping(&mut self, end: u64) -> Result<()> {
+        let end = end.min(self.arena_off + self.arena_limit);
+        let want = arena_map_len(end - self.arena_off, self.arena_limit).max(end - self.arena_off);
+        if want <= self.arena_reserve {
+            return Ok(());
+        }
+        self.region.remap(self.arena_off + want)?;
+        self.base = self.region.base();
+        self.arena_reserve = want;
+        Ok(())
+    }
+
+    /// After an operation: if a store found the mapping too small (and so
+    /// changed nothing), grow it and say that the operation must run again.
+    pub fn remap_pending(&mut self) -> Result<bool> {
+        if self.remap_want == 0 {
+            return Ok(false);
+        }
+        let want = std::mem::take(&mut self.remap_want);
+        self.grow_mapping(want)?;
+        Ok(true)
     }
 
     /// Pointer to an absolute offset (must be inside the mapping).
@@ -660,6 +730,12 @@ impl Core {
         let (fd, limit) = (self.region.lock_fd(), self.wait_timeout);
         let how = lock::lock(fd, self.hdr(), self.slots(), &self.me, limit)
             .map_err(|e| Error::stalled(self.path(), &e, limit))?;
+        // Strings that other writers stored may lie past this handle's
+        // mapping: map them before reading anything (recovery included).
+        if let Err(e) = self.cover_arena() {
+            lock::unlock(self.hdr());
+            return Err(e);
+        }
         // A dead holder (or a lock word no live process wrote), or a change
         // left half-done with the lock free (a damaged file, or a panic that
         // unwound through the guard): either way the next holder repairs,
@@ -682,6 +758,7 @@ impl Core {
     /// the writer lock, or nothing on a frozen map, which cannot change.
     pub(crate) fn view_lock(&mut self) -> Result<WriteGuard<'_>> {
         if self.frozen() {
+            self.cover_arena()?;
             return Ok(WriteGuard {
                 core: self,
                 locked: false,
@@ -916,6 +993,7 @@ impl Core {
     fn read<R>(&mut self, mut f: impl FnMut(&Core) -> R) -> Result<R> {
         let mut spins = 0u32;
         loop {
+            self.cover_arena()?;
             if let Some(s) = read_begin(&self.hdr().seq) {
                 let r = f(self);
                 if read_valid(&self.hdr().seq, s) {

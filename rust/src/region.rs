@@ -384,6 +384,34 @@ impl Region {
         }
     }
 
+    /// Grow (or shrink) the mapping to `len` bytes; it may move, so no
+    /// pointer into the old mapping may be held across this call. Running
+    /// out of address space is an error that says so.
+    pub fn remap(&mut self, len: u64) -> Result<()> {
+        let len = usize::try_from(len).map_err(|_| Error::new("map too large"))?;
+        if self.base.is_null() {
+            return self.map(len as u64);
+        }
+        // SAFETY: base/len describe a mapping we made; MREMAP_MAYMOVE lets
+        // the kernel move it, and the caller holds no pointer into it.
+        let p = unsafe { libc::mremap(self.base.cast(), self.len, len, libc::MREMAP_MAYMOVE) };
+        if p == libc::MAP_FAILED {
+            return Err(Error::new(format!(
+                "{}: out of address space: cannot map {len} bytes of it ({}); \
+                 close handles or maps this process no longer needs",
+                self.path,
+                std::io::Error::last_os_error()
+            )));
+        }
+        if let Some(w) = self.watch.take() {
+            crate::sigbus::unregister(w);
+        }
+        self.base = p.cast();
+        self.len = len;
+        self.watch = crate::sigbus::register(p as usize, len);
+        Ok(())
+    }
+
     fn unmap(&mut self) {
         if let Some(w) = self.watch.take() {
             crate::sigbus::unregister(w);

@@ -14,34 +14,6 @@ use hashmap_shared::ffi::{open_any, AnyMap};
 use hashmap_shared::map::{Item, Params, Status, Variant};
 use std::ffi::CString;
 
-/// The tests of this file fork: one at a time, so that no other test
-/// thread holds a lock (malloc's) at the instant of a fork.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Run `f` in a forked child under an alarm; the child's exit status is its
-/// verdict (0 = pass), so a panic or a signal there fails the test here.
-fn in_child(f: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: the tests of this binary run one at a time (ONE_AT_A_TIME),
-    // so the child's copy of this thread is the only one that runs.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: alarm has no preconditions.
-        unsafe { libc::alarm(60) };
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: leaving the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        1000 + libc::WTERMSIG(status)
-    }
-}
-
 fn set_fsize_limit(bytes: u64) {
     let lim = libc::rlimit {
         rlim_cur: bytes,
@@ -89,7 +61,7 @@ fn fill_until_refused(m: &mut dyn AnyMap, from: u64, len: usize) -> u64 {
 
 #[test]
 fn file_size_limit_refuses_a_put_and_loses_nothing() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let t = Tmp::new("fsize");
     let path = t.1.clone();
     let mut m = open_any(&t.0, Variant::SS, &Params::new(1_000_000)).unwrap();
@@ -182,7 +154,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn full_tmpfs_refuses_table_growth_and_arena_growth() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     let Some(fs) = Tmpfs::mount("4m") else {
         return;
     };

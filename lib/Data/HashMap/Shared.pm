@@ -1017,10 +1017,11 @@ mapping.
 croak.
 
 =item * C<$arena_cap>: at most 16 TiB. Without a cap, string storage may
-grow to 256 GiB per map (that much address space is reserved, not used).
-Where the system refuses that much address space (under valgrind, or with
-a tight C<ulimit -v>), a process reserves less; strings stored beyond its
-reservation by other processes then read as errors in that process.
+grow to 256 GiB per map. A handle maps only what the storage holds, with
+room to grow (four times that, at least 64 MiB of address space), and maps
+more when the storage grows, in this process or another: a process can keep
+thousands of handles and maps open. If the system refuses address space
+(C<ulimit -v>), the operation croaks C<out of address space>.
 
 =item * String storage of a map grows with the data, up to C<$arena_cap>
 when one is set.

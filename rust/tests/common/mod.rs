@@ -109,3 +109,36 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// Tests that fork take this first (see [`one_at_a_time`]), one at a time, so that no other test
+/// thread holds a lock (malloc's) at the instant of a fork.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Run `f` in a forked child under an alarm; the child's exit status is its
+/// verdict (0 = pass), so a panic or a signal there fails the test here.
+pub fn in_child(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the tests of this binary run one at a time (ONE_AT_A_TIME),
+    // so the child's copy of this thread is the only one that runs.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm has no preconditions.
+        unsafe { libc::alarm(60) };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        1000 + libc::WTERMSIG(status)
+    }
+}
+
+/// Hold while a test forks (see [`in_child`]).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
