@@ -5,6 +5,11 @@
 #   perl -Mblib bench/memory.pl [--dir DIR] [--scale F]
 #
 # Measured, each in a fresh child process:
+#   every variant at N = 20,000, 30,000, 40,000, 50,000 and 60,000 entries
+#   (one fresh map of max_entries N each; integer keys -30000+i, integer
+#   values the key, string keys "key:%016d" (20 bytes), string values
+#   "val:%012d" (16 bytes)), and the average of the five: the figure
+#   DESIGN.md's budgets are written in ("--variants" runs only this part)
 #   II, 1,000,000 entries (keys 1..N, values the key)
 #   SS, 100,000 entries (20-byte keys "key:%016d", 100-byte values)
 #   SS created for 10,000,000 entries that holds 100 (DESIGN.md: "memory
@@ -24,10 +29,12 @@ use Getopt::Long qw(GetOptions);
 use POSIX ();
 
 my %opt = (dir => undef, scale => 1);
-GetOptions(\%opt, 'dir=s', 'scale=f', 'help') or die "usage: perl -Mblib $0 [--dir DIR] [--scale F]\n";
-if ($opt{help}) { print "usage: perl -Mblib $0 [--dir DIR] [--scale F]\n"; exit 0 }
+GetOptions(\%opt, 'dir=s', 'scale=f', 'variants', 'help')
+    or die "usage: perl -Mblib $0 [--dir DIR] [--scale F] [--variants]\n";
+if ($opt{help}) { print "usage: perl -Mblib $0 [--dir DIR] [--scale F] [--variants]\n"; exit 0 }
 
-for my $v (qw(II SS)) {
+my @ALL = qw(I16 I32 II I16S I32S IS SI16 SI32 SI SS);
+for my $v (@ALL) {
     eval "require Data::HashMap::Shared::$v; 1"
       or die "cannot load Data::HashMap::Shared::$v: $@Build first and run: perl -Mblib $0\n";
 }
@@ -46,6 +53,18 @@ my %DATA = (
             value => sub { sprintf '%-100.100s', "value:$_[0]:" . ('x' x 100) }, data => 120,
             title => 'SS (20-byte keys, 100-byte values)' },
 );
+
+# Every variant's keys and values for the per-variant table: integer keys
+# and values -30000+i (they fit int16 up to 60,000 entries), string keys of
+# 20 bytes, string values of 16.
+my %KINDS = (I16 => 'ii', I32 => 'ii', II => 'ii', I16S => 'is', I32S => 'is', IS => 'is',
+             SI16 => 'si', SI32 => 'si', SI => 'si', SS => 'ss');
+my %VDATA = map {
+    my ($k, $v) = split //, $KINDS{$_};
+    ($_ => { key   => $k eq 's' ? sub { sprintf 'key:%016d', $_[0] } : sub { $_[0] - 30_000 },
+             value => $v eq 's' ? sub { sprintf 'val:%012d', $_[0] } : sub { $_[0] - 30_000 } })
+} @ALL;
+my @SIZES = map { n($_) } 20_000, 30_000, 40_000, 50_000, 60_000;
 
 my @CASES = (
     { name => 'II, 1M entries',         variant => 'II', max => n(1_000_000),  entries => n(1_000_000) },
@@ -100,7 +119,7 @@ sub in_child {
 
 sub measure_map {
     my ($c) = @_;
-    my $d = $DATA{ $c->{variant} };
+    my $d = $c->{data} // $DATA{ $c->{variant} };
     my $path = "$DIR/$c->{variant}-$c->{max}.map";
     my $out = in_child(sub {
         my $map = "Data::HashMap::Shared::$c->{variant}"->new($path, $c->{max});
@@ -146,10 +165,28 @@ sub cpu_model {
     return 'unknown cpu';
 }
 
+# The per-variant table: bytes of the mapping resident per entry.
+sub variant_table {
+    printf "%-6s %s %9s\n", 'variant', join('', map { sprintf '%9s', commify($_) } @SIZES), 'average';
+    for my $v (@ALL) {
+        my @per = map {
+            my $m = measure_map({ variant => $v, max => $_, entries => $_, data => $VDATA{$v} });
+            $m->{rss} / $_;
+        } @SIZES;
+        my $avg = 0;
+        $avg += $_ / @per for @per;
+        printf "%-6s  %s %9.1f\n", $v, join('', map { sprintf '%9.1f', $_ } @per), $avg;
+    }
+    print "  resident bytes of the map's mapping per entry (fresh map of max_entries N, filled to N)\n";
+    print "  integer keys -30000+i; string keys 20 bytes, string values 16 bytes\n\n";
+}
+
 my $fs = do { my $t = `stat -f -c %T \Q$DIR\E 2>/dev/null`; chomp $t; $t || '?' };
 printf "Data::HashMap::Shared %s: memory per entry; perl %s, %s; files in %s (%s)%s\n\n",
     $Data::HashMap::Shared::VERSION // '?', $^V, cpu_model(), $DIR =~ s{/[^/]*$}{}r, $fs,
     $opt{scale} != 1 ? "; SCALE $opt{scale}: not the documented sizes" : '';
+variant_table();
+exit 0 if $opt{variants};
 printf "%-22s %10s %11s %9s %11s %9s %11s %9s %7s\n",
     'map', 'entries', 'map RSS', '/entry', 'disk', '/entry', 'Perl hash', '/entry', 'map/Perl';
 for my $c (@CASES) {

@@ -35,8 +35,8 @@ pub const PROC_SLOT_SIZE: usize = 64;
 pub const SLOTS_OFF: u64 = HEADER_SIZE as u64;
 /// Bytes per table slot.
 pub const SLOT_SIZE: usize = 24;
-/// Smallest table capacity (slots), log2.
-pub const MIN_CAP_LOG2: u32 = 4;
+/// Smallest table capacity (slots).
+pub const MIN_CAP: u64 = 16;
 /// Number of arena size classes (see `arena::class_size`).
 pub const NCLASSES: usize = 112;
 
@@ -75,8 +75,8 @@ pub struct Header {
     pub file_mode: AtomicU64,
     /// Per-file hash seed.
     pub seed: AtomicU64,
-    /// log2 of the largest table capacity.
-    pub max_cap_log2: AtomicU64,
+    /// The largest table capacity (slots; any number, not a power of two).
+    pub max_cap: AtomicU64,
     /// Offsets of the two table regions.
     pub region_off: [AtomicU64; 2],
     /// Offset of the arena.
@@ -93,7 +93,7 @@ pub struct Header {
     pub seq: AtomicU64,
     _pad2: [u64; 7],
     // ---- mutable state (changed under the writer lock) ------------ @384
-    /// Active table: `region << 8 | log2(capacity)`; one store publishes.
+    /// Active table: `capacity << 1 | region`; one store publishes.
     pub table: AtomicU64,
     /// Live entries.
     pub size: AtomicU64,
@@ -165,7 +165,7 @@ impl Header {
             self.arena_cap.load(Relaxed),
             self.file_mode.load(Relaxed),
             self.seed.load(Relaxed),
-            self.max_cap_log2.load(Relaxed),
+            self.max_cap.load(Relaxed),
             self.region_off[0].load(Relaxed),
             self.region_off[1].load(Relaxed),
             self.arena_off.load(Relaxed),
@@ -247,20 +247,20 @@ pub fn is_full(meta: u64) -> bool {
     meta & 3 == FULL
 }
 
-/// Table descriptor helpers: `region << 8 | log2cap`.
+/// Table descriptor helpers: `capacity << 1 | region`.
 #[inline(always)]
-pub fn table_desc(region: u64, log2: u32) -> u64 {
-    (region << 8) | log2 as u64
+pub fn table_desc(region: u64, cap: u64) -> u64 {
+    (cap << 1) | region
 }
 /// Region index of a descriptor.
 #[inline(always)]
 pub fn desc_region(d: u64) -> usize {
-    ((d >> 8) & 1) as usize
+    (d & 1) as usize
 }
-/// log2 capacity of a descriptor.
+/// Capacity (slots) of a descriptor.
 #[inline(always)]
-pub fn desc_log2(d: u64) -> u32 {
-    (d & 0xff) as u32
+pub fn desc_cap(d: u64) -> u64 {
+    d >> 1
 }
 
 /// A fingerprint of the layout: sizes and offsets that must agree between
@@ -288,17 +288,21 @@ pub fn fingerprint() -> u64 {
     crate::hash::hash_bytes(0x5eed_f1a9, &bytes)
 }
 
-/// log2 of the table capacity needed for `max_entries` at load <= 3/4.
-pub fn max_cap_log2(max_entries: u64) -> u32 {
-    let need = max_entries + max_entries / 3 + 2;
-    (need.next_power_of_two().trailing_zeros()).max(MIN_CAP_LOG2)
+/// The table capacity that holds `n` entries at a load of at most 3/4.
+pub fn cap_for(n: u64) -> u64 {
+    (n + n / 3 + 2).max(MIN_CAP)
+}
+
+/// The largest table capacity of a map for `max_entries`.
+pub fn max_cap(max_entries: u64) -> u64 {
+    cap_for(max_entries)
 }
 
 /// Where each part of a file with these parameters lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
-    /// log2 of the largest capacity.
-    pub max_cap_log2: u32,
+    /// The largest capacity (slots).
+    pub max_cap: u64,
     /// Bytes per table slot: 24, or 32 with the extension word (LRU or TTL).
     pub stride: usize,
     /// True if the regions carry an LRU link array after the slots.
@@ -325,13 +329,13 @@ impl Geometry {
     /// The geometry of a map for `max_entries`, with LRU and/or TTL.
     /// A region holds `max_cap` slots, then (LRU) `max_cap` links.
     pub fn new(max_entries: u64, lru: bool, ttl: bool) -> Geometry {
-        let l = max_cap_log2(max_entries);
+        let l = max_cap(max_entries);
         let stride = if lru || ttl { SLOT_SIZE + 8 } else { SLOT_SIZE };
         let per_slot = stride as u64 + if lru { size_of::<Link>() as u64 } else { 0 };
-        let region = page_up((1u64 << l) * per_slot);
+        let region = page_up(l * per_slot);
         let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
         Geometry {
-            max_cap_log2: l,
+            max_cap: l,
             stride,
             lru,
             region_off: [a, a + region],
@@ -341,7 +345,7 @@ impl Geometry {
 
     /// Offset of the link array inside a region (after the slots).
     pub fn links_off(&self) -> u64 {
-        (self.stride as u64) << self.max_cap_log2
+        self.stride as u64 * self.max_cap
     }
 
     /// Bytes in one table region.

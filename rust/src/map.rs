@@ -5,8 +5,8 @@ use crate::arena::{inline_same_bytes, inline_word, is_inline, StoreError};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::layout::{
-    self, desc_log2, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
-    HEADER_SIZE, MAGIC, MIN_CAP_LOG2, SLOTS_OFF, TOMB, VERSION,
+    self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
+    HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
 };
 use crate::lock::{self, Acquired, Me, Slots};
 use crate::region::{Kind, Opened, Region, Source};
@@ -329,11 +329,10 @@ fn random_seed() -> u64 {
 /// Claim a process slot for a new handle (or a forked child), allocating
 /// the slot table's file blocks a page at a time before any slot on them is
 /// written, so that a full file system fails the open, not a later store.
-/// Allocate the file blocks of a table of `2^log2` slots in region `r`
+/// Allocate the file blocks of a table of `cap` slots in region `r`
 /// (and of its LRU links) before it is built there.
-fn allocate_table(region: &Region, geo: &Geometry, r: usize, log2: u32) -> Result<()> {
+fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
-    let cap = 1u64 << log2;
     region.allocate(off, cap * geo.stride as u64)?;
     if geo.lru {
         let link = std::mem::size_of::<layout::Link>() as u64;
@@ -408,7 +407,7 @@ impl Core {
         // The header and the first table are written now: allocate them
         // (the slot page is allocated by the claim, the arena as it grows).
         region.allocate(0, HEADER_SIZE as u64)?;
-        allocate_table(&region, &geo, 0, MIN_CAP_LOG2)?;
+        allocate_table(&region, &geo, 0, MIN_CAP)?;
         let limit = reserve;
         let want = geo.arena_off + arena_map_len(size - geo.arena_off, limit);
         let reserve = region.map_reserving(size, want)? - geo.arena_off;
@@ -424,11 +423,11 @@ impl Core {
         h.arena_cap.store(p.arena_cap, Relaxed);
         h.file_mode.store(p.file_mode as u64, Relaxed);
         h.seed.store(random_seed(), Relaxed);
-        h.max_cap_log2.store(geo.max_cap_log2 as u64, Relaxed);
+        h.max_cap.store(geo.max_cap, Relaxed);
         h.region_off[0].store(geo.region_off[0], Relaxed);
         h.region_off[1].store(geo.region_off[1], Relaxed);
         h.arena_off.store(geo.arena_off, Relaxed);
-        h.table.store(table_desc(0, MIN_CAP_LOG2), Relaxed);
+        h.table.store(table_desc(0, MIN_CAP), Relaxed);
         h.file_size.store(size, Relaxed);
         h.arena_top.store(geo.arena_off, Relaxed);
         h.arena_alloc.store(geo.arena_off, Relaxed);
@@ -507,7 +506,7 @@ impl Core {
             return corrupt(e.0);
         }
         let geo = Geometry::new(p.max_entries, p.max_size > 0, p.ttl > 0);
-        if h.max_cap_log2.load(Relaxed) != geo.max_cap_log2 as u64
+        if h.max_cap.load(Relaxed) != geo.max_cap
             || h.region_off[0].load(Relaxed) != geo.region_off[0]
             || h.region_off[1].load(Relaxed) != geo.region_off[1]
             || h.arena_off.load(Relaxed) != geo.arena_off
@@ -529,7 +528,7 @@ impl Core {
             return corrupt(format!("arena top {top} is out of range"));
         }
         let d = h.table.load(Relaxed);
-        if !(MIN_CAP_LOG2..=geo.max_cap_log2).contains(&desc_log2(d)) || d >> 9 != 0 {
+        if !(MIN_CAP..=geo.max_cap).contains(&desc_cap(d)) {
             return corrupt(format!("table descriptor {d:#x} is invalid"));
         }
         if h.size.load(Relaxed) > p.max_entries {
@@ -922,8 +921,8 @@ impl Core {
         let region_bytes = self.geo.region_bytes();
         self.region
             .punch(self.geo.region_off[other as usize], region_bytes);
-        allocate_table(&self.region, &self.geo, other as usize, MIN_CAP_LOG2)?;
-        hdr.table.store(table_desc(other, MIN_CAP_LOG2), Release);
+        allocate_table(&self.region, &self.geo, other as usize, MIN_CAP)?;
+        hdr.table.store(table_desc(other, MIN_CAP), Release);
         crate::fault::point();
         hdr.size.store(0, Relaxed);
         crate::fault::point();
@@ -1011,9 +1010,9 @@ impl Core {
 
     // ---- table maintenance (writer lock held) ----------------------------
 
-    /// Rebuild the table at `log2` slots in the other region and publish it.
+    /// Rebuild the table at `cap` slots in the other region and publish it.
     /// Fails, changing nothing, when the file system has no room for it.
-    fn resize(&mut self, log2: u32) -> Result<()> {
+    fn resize(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let old = self.table_of(d).expect("validated table");
@@ -1021,14 +1020,14 @@ impl Core {
         let rb = self.geo.region_bytes();
         self.region.punch(self.geo.region_off[other], rb);
         crate::fault::point();
-        if let Err(e) = allocate_table(&self.region, &self.geo, other, log2) {
+        if let Err(e) = allocate_table(&self.region, &self.geo, other, cap) {
             // Return whatever part of it was allocated: the disk is full.
             self.region.punch(self.geo.region_off[other], rb);
             return Err(e);
         }
         let new = self
-            .table_of(table_desc(other as u64, log2))
-            .expect("log2 within range");
+            .table_of(table_desc(other as u64, cap))
+            .expect("capacity within range");
         for i in 0..old.cap() {
             let s = old.slot(i);
             let m = s.meta.load(Relaxed);
@@ -1049,7 +1048,7 @@ impl Core {
         if self.lru_on {
             self.lru_rebuild(&new);
         }
-        hdr.table.store(table_desc(other as u64, log2), Release);
+        hdr.table.store(table_desc(other as u64, cap), Release);
         crate::fault::point();
         hdr.tombstones.store(0, Relaxed);
         crate::fault::point();
@@ -1067,12 +1066,12 @@ impl Core {
         if (size + tombs + 1) * 4 <= cap * 3 {
             return Ok(false);
         }
-        let log2 = if (size + 1) * 8 <= cap * 3 || t.log2 >= self.geo.max_cap_log2 {
-            t.log2 // mostly tombstones (or at the largest size): compact in place
+        let new = if (size + 1) * 8 <= cap * 3 || cap >= self.geo.max_cap {
+            cap // mostly tombstones (or at the largest size): compact in place
         } else {
-            t.log2 + 1
+            self.grown(cap, size)
         };
-        self.resize(log2)?;
+        self.resize(new)?;
         Ok(true)
     }
 
@@ -1083,15 +1082,14 @@ impl Core {
         let size = hdr.size.load(Relaxed);
         let tombs = hdr.tombstones.load(Relaxed);
         let cap = t.cap() as u64;
-        if t.log2 > MIN_CAP_LOG2 && size * 8 < cap {
-            let want = (size * 2 + 1)
-                .next_power_of_two()
-                .trailing_zeros()
-                .max(MIN_CAP_LOG2);
+        if cap > MIN_CAP && size * 4 < cap {
+            // Back to a load of 1/2: far from both the shrink and the grow
+            // threshold, so alternating inserts and removes cannot thrash.
+            let want = (size * 2 + 2).clamp(MIN_CAP, cap - 1);
             // On a full disk the table stays as it is: removals still work.
-            let _ = self.resize(want.min(t.log2 - 1));
+            let _ = self.resize(want);
         } else if tombs * 4 > cap {
-            let _ = self.resize(t.log2);
+            let _ = self.resize(cap);
         }
     }
 
@@ -1255,22 +1253,28 @@ impl Core {
     pub(crate) fn room_for(&mut self, n: u64) -> Result<()> {
         let t = self.active().ok_or_else(|| self.damaged())?;
         let hdr = self.hdr();
-        let want = self.log2_for(
+        let want = self.cap_for(
             (hdr.size.load(Relaxed) + hdr.tombstones.load(Relaxed))
                 .saturating_add(n)
                 .min(self.max_entries + hdr.tombstones.load(Relaxed)),
         );
-        if want > t.log2 {
+        if want > t.cap() as u64 {
             self.resize(want)?;
         }
         Ok(())
     }
 
-    fn log2_for(&self, n: u64) -> u32 {
-        let need = n + n / 3 + 2;
-        need.next_power_of_two()
-            .trailing_zeros()
-            .clamp(MIN_CAP_LOG2, self.geo.max_cap_log2)
+    /// The capacity for `n` entries (load at most 3/4), within the map's.
+    fn cap_for(&self, n: u64) -> u64 {
+        cap_for(n).min(self.geo.max_cap)
+    }
+
+    /// The capacity a full table of `cap` slots holding `size` entries grows
+    /// to: twice as large while small, then half as large again, so that
+    /// the load stays between 1/2 and 3/4 and memory follows the data.
+    fn grown(&self, cap: u64, size: u64) -> u64 {
+        let step = if cap < 4096 { cap * 2 } else { cap + cap / 2 };
+        step.max(cap_for(size + 1)).min(self.geo.max_cap)
     }
 
     // ---- whole-map operations (codec-independent) ------------------------
@@ -1304,8 +1308,8 @@ impl Core {
         let g = self.write_lock()?;
         let t = g.core.active().ok_or_else(|| g.core.damaged())?;
         let tombs = g.core.hdr().tombstones.load(Relaxed);
-        let want = g.core.log2_for(n + tombs);
-        if want > t.log2 {
+        let want = g.core.cap_for(n + tombs);
+        if want > t.cap() as u64 {
             g.core.seq_begin();
             let r = g.core.resize(want);
             g.core.seq_end();
@@ -1401,6 +1405,15 @@ impl Info {
     pub fn from_i32(n: i32) -> Option<Info> {
         Self::ALL.get(usize::try_from(n).ok()?).copied()
     }
+}
+
+/// `flush_pos` holds a slot number in its low bits and, above them, a tag
+/// of the table descriptor the pass runs over (a pass restarts when the
+/// table was rebuilt since).
+const FLUSH_SLOT_BITS: u32 = 35;
+
+fn flush_tag(desc: u64) -> u64 {
+    desc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> FLUSH_SLOT_BITS
 }
 
 fn peek(r: &Region, m: &mut [u8; 8]) -> bool {
@@ -2123,10 +2136,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let d = hdr.table.load(Relaxed);
         let t = core.active().ok_or_else(|| core.damaged())?;
         let pos = hdr.flush_pos.load(Relaxed);
-        let mut i = if limit == u64::MAX || pos >> 32 != d {
+        let mut i = if limit == u64::MAX || pos >> FLUSH_SLOT_BITS != flush_tag(d) {
             0
         } else {
-            (pos & 0xffff_ffff) as usize
+            (pos & ((1 << FLUSH_SLOT_BITS) - 1)) as usize
         };
         let end = (i as u64).saturating_add(limit).min(t.cap() as u64) as usize;
         let mut removed = 0;
@@ -2139,9 +2152,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             i += 1;
         }
         let done = i >= t.cap();
-        core.hdr()
-            .flush_pos
-            .store((d << 32) | if done { 0 } else { i as u64 }, Relaxed);
+        core.hdr().flush_pos.store(
+            (flush_tag(d) << FLUSH_SLOT_BITS) | if done { 0 } else { i as u64 },
+            Relaxed,
+        );
         if done {
             core.maybe_shrink();
         }

@@ -1,5 +1,6 @@
-//! The open-addressing table: linear probing from a home slot taken from
-//! the *high* bits of the hash, tombstones for removals, and two regions so
+//! The open-addressing table: linear probing from a home slot that is
+//! monotone in the hash (`hash * cap >> 64`, so any capacity keeps hash
+//! order), tombstones for removals, and two regions so
 //! that a resize builds the new table beside the old one and publishes it
 //! with one atomic store of the table descriptor.
 
@@ -12,7 +13,8 @@ use std::sync::atomic::Ordering::*;
 #[derive(Clone, Copy)]
 pub struct Table {
     pub(crate) slots: *const u8,
-    pub(crate) log2: u32,
+    /// Number of slots (any number from `MIN_CAP` to the map's `max_cap`).
+    pub(crate) cap: usize,
     /// Bytes per slot (24, or 32 with the extension word).
     pub(crate) stride: usize,
     /// The LRU link array (null without LRU).
@@ -35,13 +37,36 @@ impl Table {
     /// Number of slots.
     #[inline(always)]
     pub fn cap(&self) -> usize {
-        1 << self.log2
+        self.cap
     }
 
-    /// The home slot of `hash`.
+    /// The home slot of `hash`: `hash * cap / 2^64`, monotone in the hash
+    /// for any capacity, so hash order is the same in every table.
     #[inline(always)]
     pub fn home(&self, hash: u64) -> usize {
-        (hash >> (64 - self.log2)) as usize
+        // Only the 62 bits a slot's meta keeps: a hash and its meta word
+        // must have the same home (a carry from the low bits could move it).
+        (((hash & !3) as u128 * self.cap as u128) >> 64) as usize
+    }
+
+    /// The slot after `i`, wrapping at the end.
+    #[inline(always)]
+    pub fn next(&self, i: usize) -> usize {
+        if i + 1 == self.cap {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    /// The slot before `i`, wrapping at the start.
+    #[inline(always)]
+    fn prev(&self, i: usize) -> usize {
+        if i == 0 {
+            self.cap - 1
+        } else {
+            i - 1
+        }
     }
 
     /// Slot `i` (`i < cap`).
@@ -80,7 +105,6 @@ impl Table {
     #[inline(always)]
     pub fn probe(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
         let want = full_meta(hash);
-        let mask = self.cap() - 1;
         let mut i = self.home(hash);
         let mut vacant = usize::MAX;
         for _ in 0..self.cap() {
@@ -96,7 +120,7 @@ impl Table {
             } else if m == TOMB && vacant == usize::MAX {
                 vacant = i;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         if vacant == usize::MAX {
             Probe::NoRoom
@@ -117,7 +141,6 @@ impl Table {
     /// The entries whose home is bucket `b` all lie in the run of full or
     /// tombstone slots that starts at `b`, so each bucket is one short scan.
     pub fn next_after(&self, after: Option<u64>) -> Option<usize> {
-        let mask = self.cap() - 1;
         let first = after.map_or(0, |h| self.home(h));
         for b in first..self.cap() {
             let mut best: Option<(u64, usize)> = None;
@@ -135,7 +158,7 @@ impl Table {
                 {
                     best = Some((h, i));
                 }
-                i = (i + 1) & mask;
+                i = self.next(i);
             }
             if let Some((_, i)) = best {
                 return Some(i);
@@ -148,7 +171,6 @@ impl Table {
     /// to be absent); `ext` is the extension word (ignored without one).
     /// Returns the slot, or None if there is no empty slot.
     pub fn place(&self, meta: u64, key: u64, val: u64, ext: u64) -> Option<usize> {
-        let mask = self.cap() - 1;
         let mut i = self.home(meta);
         for _ in 0..self.cap() {
             let s = self.slot(i);
@@ -165,7 +187,7 @@ impl Table {
                 crate::fault::point();
                 return Some(i);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         None
     }
@@ -175,8 +197,7 @@ impl Table {
     /// Each step keeps every remaining key reachable. Returns the change in
     /// the tombstone count.
     pub fn vacate(&self, i: usize) -> i64 {
-        let mask = self.cap() - 1;
-        let next = self.slot((i + 1) & mask).meta.load(Relaxed);
+        let next = self.slot(self.next(i)).meta.load(Relaxed);
         if next != EMPTY {
             self.slot(i).meta.store(TOMB, Release);
             crate::fault::point();
@@ -185,12 +206,12 @@ impl Table {
         self.slot(i).meta.store(EMPTY, Release);
         crate::fault::point();
         let mut freed = 0;
-        let mut j = i.wrapping_sub(1) & mask;
+        let mut j = self.prev(i);
         while j != i && self.slot(j).meta.load(Relaxed) == TOMB {
             self.slot(j).meta.store(EMPTY, Release);
             crate::fault::point();
             freed += 1;
-            j = j.wrapping_sub(1) & mask;
+            j = self.prev(j);
         }
         -freed
     }
@@ -213,15 +234,14 @@ impl Core {
     /// lookups a third of their time).
     #[inline(always)]
     pub(crate) fn table_as<const EXT: bool>(&self, desc: u64) -> Option<Table> {
-        let log2 = crate::layout::desc_log2(desc);
-        if !(crate::layout::MIN_CAP_LOG2..=self.geo.max_cap_log2).contains(&log2) || desc >> 9 != 0
-        {
+        let cap = crate::layout::desc_cap(desc);
+        if !(crate::layout::MIN_CAP..=self.geo.max_cap).contains(&cap) {
             return None;
         }
         let off = self.geo.region_off[crate::layout::desc_region(desc)];
         Some(Table {
             slots: self.ptr_at(off),
-            log2,
+            cap: cap as usize,
             stride: if EXT {
                 crate::layout::SLOT_SIZE + 8
             } else {
