@@ -1,0 +1,14 @@
+-- One HSCAN step for each and cursors. ARGV: 5 the scan cursor, 6 COUNT.
+-- {next cursor, key, key UTF-8 flag, value, ...} (expired entries skipped).
+local r = redis.call('HSCAN', D, ARGV[5], 'COUNT', ARGV[6])
+local out = {r[1]}
+local kv = r[2]
+for i = 1, #kv, 2 do
+  local k = kv[i]
+  if not is_expired(k) then
+    out[#out + 1] = k
+    out[#out + 1] = kflag_of(k)
+    out[#out + 1] = kv[i + 1]
+  end
+end
+return out
