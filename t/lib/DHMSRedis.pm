@@ -95,6 +95,7 @@ sub restart_server {
 
 my $MAIN = $$;
 END {
+    local $?;    # waitpid must not change the exit status of the test
     if ($$ == $MAIN) { stop_server($_) for @OWN }
 }
 
