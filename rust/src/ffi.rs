@@ -117,6 +117,15 @@ pub trait AnyMap: Send {
     }
     /// Record (or check) that this map is shard `i` of `n`.
     fn claim_shard(&mut self, n: u32, i: u32) -> Result<()>;
+    /// The codec-independent part of a local map (None on a server; a
+    /// sharded map gives its first shard's).
+    fn local_core(&self) -> Option<&crate::map::Core> {
+        None
+    }
+    /// The same, mutable.
+    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+        None
+    }
     /// Forget the state of a cursor position (remote walks keep their
     /// de-duplication set in the handle).
     fn cursor_release(&mut self, _pos: CursorPos) {}
@@ -126,7 +135,27 @@ pub trait AnyMap: Send {
     fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>>;
 }
 
+impl<'a> dyn AnyMap + 'a {
+    /// The codec-independent part of a local map, for tests and tools that
+    /// look inside. Panics for a map on a server, which has none.
+    pub fn core_ref(&self) -> &crate::map::Core {
+        self.local_core()
+            .expect("core_ref: this map is not a local map (it has no Core)")
+    }
+    /// The same, mutable.
+    pub fn core(&mut self) -> &mut crate::map::Core {
+        self.local_core_mut()
+            .expect("core: this map is not a local map (it has no Core)")
+    }
+}
+
 impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
+    fn local_core(&self) -> Option<&crate::map::Core> {
+        Some(self.core_ref())
+    }
+    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+        Some(self.core())
+    }
     fn info(&self, which: Info) -> u64 {
         self.core_ref().info(which)
     }

@@ -316,6 +316,12 @@ impl AnyMap for Sharded {
     fn readonly(&self) -> bool {
         self.shards.iter().any(|s| s.readonly())
     }
+    fn local_core(&self) -> Option<&Core> {
+        self.shards[0].local_core()
+    }
+    fn local_core_mut(&mut self) -> Option<&mut Core> {
+        self.shards[0].local_core_mut()
+    }
     fn claim_shard(&mut self, _n: u32, _i: u32) -> Result<()> {
         Err(Error::new("a sharded map cannot be a shard of another"))
     }

@@ -923,7 +923,7 @@ impl AnyMap for Remote {
         if self.ttl == 0 {
             return Ok((0, true));
         }
-        let limit = limit.min(1 << 40).max(1);
+        let limit = limit.clamp(1, 1 << 40);
         let r = self.eval(S::Flush, &[limit.to_string().as_bytes()])?;
         let a = array(r);
         match (a.first().and_then(as_int), a.get(1).and_then(as_int)) {
