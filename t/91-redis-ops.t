@@ -72,6 +72,11 @@ subtest 'exact max_entries' => sub {
     is($m->set_multi(map { ("n$_", $_) } 1 .. 3), 0, 'set_multi stores nothing new when full');
     is($m->size, 5, 'size 5');
     $m->remove('k5');
+    is($m->set_multi(n1 => 1, n1 => 2, n2 => 3, k1 => 4), 3, 'set_multi near full: a key repeated in the batch takes one place; the rest is refused');
+    is($m->get('n1'), 2, '... the last value of the repeated key');
+    ok(!$m->exists('n2'), '... no room for the next new key');
+    is($m->get('k1'), 4, '... an existing key is still overwritten');
+    $m->remove('n1');
     ok($m->put('k6', 6), 'room again after a remove');
     $m->unlink;
 };

@@ -77,9 +77,10 @@ local function stamp(k, fresh, own)
     if fresh or redis.call('ZSCORE', E, k) then redis.call('ZADD', E, now() + TTL * 1000, k) end
   end
 end
+-- the UTF-8 flag of a key just inserted (a removed key's flag is removed
+-- with it, so a new key has none to clear)
 local function kflag(k, f)
-  if not KB then return end
-  if f == '1' then redis.call('HSET', U, k, '1') else redis.call('HDEL', U, k) end
+  if KB and f == '1' then redis.call('HSET', U, k, '1') end
 end
 local function kflag_of(k)
   if KB and redis.call('HEXISTS', U, k) == 1 then return '1' end
