@@ -17,7 +17,9 @@ use DHMSRedis;
 # - each and cursors return every entry present for the whole walk exactly
 #   once while another process inserts and removes thousands of keys (the
 #   server's hash table grows, HSCAN may repeat entries: the handle
-#   de-duplicates).
+#   de-duplicates);
+# - the cookbook's request counters (eg/request-counters.pl) given a
+#   location instead of a file: the same totals, with nothing else changed.
 
 redis_base();
 require Data::HashMap::Shared::SI;
@@ -105,5 +107,14 @@ my ($cst, $cout) = finish_child($churn);
 is($cst, 0, 'the churning process ended well');
 like($cout, qr/^ok:\d+/, "... after $cout writes");
 $s->unlink;
+
+# the cookbook recipe, moved to the server by one string
+my $rl = map_location('recipe');
+my @out = `$^X -Mblib eg/request-counters.pl '$rl' 2>&1`;
+is($?, 0, 'eg/request-counters.pl with a location exits 0') or diag @out;
+ok((grep { /^requests: 10000$/ } @out), 'the recipe counts 10,000 requests on the server') or diag @out;
+ok((grep { /^worker:4: 2500$/ } @out), '... per worker too');
+is(Data::HashMap::Shared::SI->new($rl, 1)->get('requests'), 10_000, 'the totals are on the server for any process');
+ok(Data::HashMap::Shared::SI->unlink($rl), 'removed');
 
 done_testing;
