@@ -384,12 +384,21 @@ impl Remote {
     /// Send one command. `idempotent`: a read, which is sent again once if
     /// a connection that had been idle turns out to be broken.
     fn exec(&mut self, cmd: &Cmd, idempotent: bool) -> Result<Value> {
+        self.exec_with(idempotent, |con| cmd.query::<Value>(con))
+    }
+
+    /// Send a request (one command or a pipeline) as [`Remote::exec`] does.
+    fn exec_with(
+        &mut self,
+        idempotent: bool,
+        send: impl Fn(&mut Connection) -> redis::RedisResult<Value>,
+    ) -> Result<Value> {
         self.pending = None;
         let mut retried = false;
         loop {
             let reused = self.ensure()?;
             let con = self.con.as_mut().expect("connected");
-            match cmd.query::<Value>(con) {
+            match send(con) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let server_said = e.code().is_some();
@@ -767,19 +776,12 @@ impl Remote {
                 for k in &self.keys {
                     p.cmd("MEMORY").arg("USAGE").arg(k);
                 }
-                self.pending = None;
-                self.ensure()?;
-                let con = self.con.as_mut().expect("connected");
-                let r: std::result::Result<Vec<Value>, RedisError> = p.query(con);
-                match r {
-                    Ok(v) => v.iter().filter_map(as_int).map(|n| n.max(0) as u64).sum(),
-                    Err(e) => {
-                        if e.code().is_none() {
-                            self.con = None;
-                        }
-                        return Err(self.fail("request failed", &e));
-                    }
-                }
+                let v = self.exec_with(true, |con| p.query::<Value>(con))?;
+                array(v)
+                    .iter()
+                    .filter_map(as_int)
+                    .map(|n| n.max(0) as u64)
+                    .sum()
             }
             w => self.info(w),
         })
