@@ -1009,7 +1009,10 @@ as a file's header is checked), C<new_sharded> (the shards are the maps
 C<MAP.0> .. C<MAP.N-1>, each its own hash tag, so a Redis Cluster can spread
 them over its slots), and C<< Class->unlink($location) >> (deletes the map
 from the server; false if it was not there or the server cannot be
-reached). C<< $map->path >> returns the location as given. C<rediss://> (TLS)
+reached; unlike a file, there is no unlinked copy left for open handles:
+a write through one of them stores its entry under the same name again,
+without the map's metadata, so stop using them). C<< $map->path >> returns
+the location as given. C<rediss://> (TLS)
 croaks "TLS support not built": this build's client has no TLS; reach a
 remote server over a trusted network or through a TLS tunnel. A build
 configured with C<perl Makefile.PL --no-redis> has no server support at all

@@ -887,7 +887,7 @@ DHMS_BODY(incr_by)
 #define DHMS_INFO_BODY(name, KEY)                                   \
     DHMS_BODY(name)                                                 \
     {                                                               \
-        args[0] = ret_iv(targ, (IV)info_of(v, m, KEY));              \
+        args[0] = ret_iv(targ, (IV)info_of(v, m, KEY));             \
         return args;                                                \
     }
 
