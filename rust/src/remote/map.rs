@@ -694,6 +694,34 @@ impl Remote {
         Ok(st)
     }
 
+    /// get_or_set and swap: a script that stores `v` and replies
+    /// `{status, value}`; the value goes to `out` when the status is Ok.
+    fn write_returning(
+        &mut self,
+        op: u8,
+        s: S,
+        k: &Item,
+        v: &Item,
+        out: &mut Out,
+    ) -> Result<Status> {
+        let key = self.key(k)?;
+        if let Some(st) = self.retry(op, &key, out, None)? {
+            return Ok(st);
+        }
+        let val = self.val(v)?;
+        let r = self.eval(s, &[&key, &val, self.kflag(k)])?;
+        let mut a = array(r).into_iter();
+        let st = self.status(&a.next().unwrap_or(Value::Nil))?;
+        if st != Status::Ok {
+            return Ok(st);
+        }
+        let raw = a
+            .next()
+            .and_then(bulk)
+            .ok_or_else(|| self.corrupt("a write without the value it returns"))?;
+        self.deliver(op, &key, raw, out, 0)
+    }
+
     fn triples(&self, r: Value) -> Result<Vec<Raw>> {
         let a = array(r);
         let mut out = Vec::with_capacity(a.len() / 3);
@@ -832,22 +860,7 @@ impl AnyMap for Remote {
         }
     }
     fn get_or_set(&mut self, k: &Item, d: &Item, out: &mut Out) -> Result<Status> {
-        let key = self.key(k)?;
-        if let Some(st) = self.retry(OP_GET_OR_SET, &key, out, None)? {
-            return Ok(st);
-        }
-        let dv = self.val(d)?;
-        let r = self.eval(S::GetOrSet, &[&key, &dv, self.kflag(k)])?;
-        let mut a = array(r).into_iter();
-        let st = self.status(&a.next().unwrap_or(Value::Nil))?;
-        if st != Status::Ok {
-            return Ok(st);
-        }
-        let raw = a
-            .next()
-            .and_then(bulk)
-            .ok_or_else(|| self.corrupt("get_or_set without its value"))?;
-        self.deliver(OP_GET_OR_SET, &key, raw, out, 0)
+        self.write_returning(OP_GET_OR_SET, S::GetOrSet, k, d, out)
     }
     fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
         if self.vb {
@@ -947,22 +960,7 @@ impl AnyMap for Remote {
         self.store(k, v, ttl, mode)
     }
     fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status> {
-        let key = self.key(k)?;
-        if let Some(st) = self.retry(OP_SWAP, &key, out, None)? {
-            return Ok(st);
-        }
-        let val = self.val(v)?;
-        let r = self.eval(S::Swap, &[&key, &val, self.kflag(k)])?;
-        let mut a = array(r).into_iter();
-        let st = self.status(&a.next().unwrap_or(Value::Nil))?;
-        if st != Status::Ok {
-            return Ok(st);
-        }
-        let raw = a
-            .next()
-            .and_then(bulk)
-            .ok_or_else(|| self.corrupt("swap without the old value"))?;
-        self.deliver(OP_SWAP, &key, raw, out, 0)
+        self.write_returning(OP_SWAP, S::Swap, k, v, out)
     }
     fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status> {
         let key = self.key(k)?;
