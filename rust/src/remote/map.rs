@@ -722,6 +722,17 @@ impl Remote {
         self.deliver(op, &key, raw, out, 0)
     }
 
+    /// touch / set_ttl / persist: false if missing or the map has no TTL.
+    fn lifetime(&mut self, k: &Item, op: &str, secs: u64) -> Result<bool> {
+        let key = self.key(k)?;
+        if self.ttl == 0 {
+            return Ok(false);
+        }
+        let secs = secs.to_string();
+        let r = self.eval(S::Ttl, &[&key, op.as_bytes(), secs.as_bytes()])?;
+        Ok(self.status(&r)? == Status::Ok)
+    }
+
     fn triples(&self, r: Value) -> Result<Vec<Raw>> {
         let a = array(r);
         let mut out = Vec::with_capacity(a.len() / 3);
@@ -911,28 +922,13 @@ impl AnyMap for Remote {
         Ok(self.read(&key, true)?.map(|(_, t)| t.max(0) as u64))
     }
     fn touch(&mut self, k: &Item) -> Result<bool> {
-        let key = self.key(k)?;
-        if self.ttl == 0 {
-            return Ok(false);
-        }
-        let r = self.eval(S::Ttl, &[&key, b"touch", b""])?;
-        Ok(self.status(&r)? == Status::Ok)
+        self.lifetime(k, "touch", 0)
     }
     fn set_ttl(&mut self, k: &Item, secs: u64) -> Result<bool> {
-        let key = self.key(k)?;
-        if self.ttl == 0 {
-            return Ok(false);
-        }
-        let r = self.eval(S::Ttl, &[&key, b"set", secs.to_string().as_bytes()])?;
-        Ok(self.status(&r)? == Status::Ok)
+        self.lifetime(k, "set", secs)
     }
     fn persist(&mut self, k: &Item) -> Result<bool> {
-        let key = self.key(k)?;
-        if self.ttl == 0 {
-            return Ok(false);
-        }
-        let r = self.eval(S::Ttl, &[&key, b"persist", b""])?;
-        Ok(self.status(&r)? == Status::Ok)
+        self.lifetime(k, "persist", 0)
     }
     fn flush_expired_partial(&mut self, limit: u64) -> Result<(u64, bool)> {
         if self.ttl == 0 {
