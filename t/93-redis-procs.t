@@ -18,12 +18,15 @@ use DHMSRedis;
 #   once while another process inserts and removes thousands of keys (the
 #   server's hash table grows, HSCAN may repeat entries: the handle
 #   de-duplicates);
+# - 4 processes draining one map with pop and drain take every entry
+#   exactly once (a work queue across hosts);
 # - the cookbook's request counters (eg/request-counters.pl) given a
 #   location instead of a file: the same totals, with nothing else changed.
 
 redis_base();
 require Data::HashMap::Shared::SI;
 require Data::HashMap::Shared::SS;
+require Data::HashMap::Shared::IS;
 
 my $loc = map_location('counters');
 my $m = Data::HashMap::Shared::SI->new($loc, 1000);
@@ -107,6 +110,33 @@ my ($cst, $cout) = finish_child($churn);
 is($cst, 0, 'the churning process ended well');
 like($cout, qr/^ok:\d+/, "... after $cout writes");
 $s->unlink;
+
+# a work queue: 4 processes drain one map, every entry taken exactly once
+my $ql = map_location('queue');
+my $q = Data::HashMap::Shared::IS->new($ql, 10_000);
+is($q->set_multi(map { ($_ => "job$_") } 1 .. 2000), 2000, '2,000 jobs queued');
+pipe(my $jr, my $jw) or die $!;
+children_ok(4, sub {
+    my ($i) = @_;
+    close $jr;
+    my $h = $i % 2 ? Data::HashMap::Shared::IS->new($ql, 1) : $q;
+    my @got;
+    while (1) {
+        my @kv = $i % 2 ? $h->drain(7) : $h->pop;
+        last unless @kv;
+        push @got, $kv[ 2 * $_ ] . '=' . $kv[ 2 * $_ + 1 ] for 0 .. @kv / 2 - 1;
+    }
+    syswrite $jw, join('', map { "$_\n" } @got);
+}, '4 processes draining', alarm => 120);
+close $jw;
+my @taken = map { chomp; $_ } <$jr>;
+my %count;
+$count{$_}++ for @taken;
+is(scalar @taken, 2000, 'pop and drain took 2,000 entries in all');
+is(scalar(grep { $count{"$_=job$_"} != 1 } grep { $count{"$_=job$_"} } 1 .. 2000) + scalar(grep { !$count{"$_=job$_"} } 1 .. 2000), 0,
+    '... every job exactly once, with its value');
+is($q->size, 0, 'the queue is empty');
+$q->unlink;
 
 # the cookbook recipe, moved to the server by one string
 my $rl = map_location('recipe');
