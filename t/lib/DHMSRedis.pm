@@ -6,7 +6,8 @@ package DHMSRedis;
 #   - $ENV{DHMS_TEST_REDIS} when set (e.g. redis+unix:///tmp/x/s.sock; .ci/run
 #     starts a server on a unix socket and sets it);
 #   - otherwise a server of our own, started from redis-server (or
-#     valkey-server) on PATH on a unix socket in a temporary directory, with
+#     valkey-server; DHMS_TEST_SERVER=valkey-server picks it) on PATH, on a
+#     unix socket in a temporary directory, with
 #     no TCP port and nothing saved, stopped when the test ends;
 #   - otherwise the whole test is skipped, saying why.
 # own_server() always starts a server of our own (the restart test kills it).
@@ -26,7 +27,10 @@ our @EXPORT = qw(redis_base own_server map_location server_binary server_version
 my @OWN;    # servers started by this process: { pid, dir, sock }
 
 sub server_binary {
-    for my $b (qw(redis-server valkey-server)) {
+    # DHMS_TEST_SERVER=valkey-server picks the program of our own servers
+    my @progs = $ENV{DHMS_TEST_SERVER} ? ($ENV{DHMS_TEST_SERVER}) : qw(redis-server valkey-server);
+    for my $b (@progs) {
+        return $b if $b =~ m{/} && -x $b;
         for my $d (split /:/, $ENV{PATH} // '', -1) {
             my $p = ($d eq '' ? '.' : $d) . "/$b";
             return $p if -x $p && !-d $p;
