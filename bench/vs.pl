@@ -871,7 +871,7 @@ sub redis_section {
     my $n = $smoke ? 200 : 2_000;
     my $tag = "bench-$$";
     printf "\n%-20s %12s %12s %9s %9s %9s   server %s %s at %s\n", 'redis (one client)', 'Redis::Fast', 'Shared', 'us/op', 'us/op',
-        'overhead', $info->{redis_version} ? 'Redis' : '?', $info->{redis_version} // '?', $base;
+        'overhead', $info->{valkey_version} ? ('Valkey', $info->{valkey_version}) : ('Redis', $info->{redis_version} // '?'), $base;
     for my $row (@REDIS_ROWS) {
         my ($fast, $ours) = isolated(sub { redis_row($row, $base, \%conn, $n, $tag) });
         printf "%-20s %12s %12s %9.1f %9.1f %+8.1f%s\n", $row->{op}, commify($fast), commify($ours), 1e6 / $fast, 1e6 / $ours,
