@@ -1117,11 +1117,11 @@ variant, max_entries, ttl, counters), C<dhms:{MAP}:data> (a hash of the
 entries), C<dhms:{MAP}:exp> (a sorted set of expiry deadlines) and
 C<dhms:{MAP}:utf8> (the string keys whose UTF-8 flag is on). The scripts
 need Redis 6.2 or later, or Valkey (tested with Redis 7.0.15 and Valkey
-8.0.1); hash-field
-expiry commands are not used. This build talks to one server (a standalone server, or a primary); it does
-not follow Cluster redirections. The command-line tool F<hashmap-shared>
-reads map files only; C<redis-cli> shows a map's keys on a server. Tied
-hashes work over a location like over a file.
+8.0.1); hash-field expiry commands are not used. This build talks to one
+server (a standalone server, or a primary); it does not follow Cluster
+redirections. The command-line tool F<hashmap-shared> reads map files
+only; C<redis-cli> shows a map's keys on a server. Tied hashes work over a
+location like over a file.
 
 To run a private server for tests or development, with no TCP port and
 nothing saved:
