@@ -1038,8 +1038,8 @@ and croaks on any location, saying how to get it.
     keys values items to_hash  consistent copy           consistent copy (one script)
     each, cursors              exactly once              exactly once (HSCAN, plus a
                                                          set of the keys returned)
-    cursor_seek k              walk goes on after k      k next, then every entry not
-                                                         returned yet
+    cursor_seek k              walk goes on after k      k next, then a new walk of
+                                                         every other entry (once each)
     pop shift drain            LRU ends, or any entry    any entries (no recency order)
     UTF-8 flag of keys/values  round-tripped             round-tripped
     stats                      all counters              size, max_entries, ttl,
