@@ -184,6 +184,21 @@ subtest 'variant recorded; refusals' => sub {
     ok(!Data::HashMap::Shared::SS->unlink('redis://127.0.0.1:1#nothing'), 'unlink never dies (unreachable: false)');
 };
 
+subtest 'cursor_seek on a server' => sub {
+    my $m = Data::HashMap::Shared::SS->new(map_location('seek'), 1000);
+    my %want = map { ("k$_" => "v$_") } 1 .. 700;
+    $m->set_multi(%want);
+    my $c = $m->cursor;
+    my @first = map { [ $c->next ] } 1 .. 100;
+    ok($c->seek('k500'), 'seek a present key mid-walk');
+    my $pairs = walk_pairs(sub { $c->next }, 5000);
+    is($pairs->[0][0], 'k500', 'the next step returns it');
+    exactly_once_ok($pairs, \%want, 'then every other entry, each once (a new walk from k)');
+    ok(!$c->seek('nope'), 'seek of a missing key is false');
+    is_deeply([ $c->next ], [], '... and leaves the cursor where it was (at the end)');
+    $m->unlink;
+};
+
 subtest 'verify finds foreign data' => sub {
     my $loc = map_location('verify');
     my $m = Data::HashMap::Shared::II->new($loc, 10);
@@ -193,7 +208,8 @@ subtest 'verify finds foreign data' => sub {
     my $sock = $base =~ m{^redis\+unix://([^?#]+)} ? $1 : undef;
     SKIP: {
         skip 'needs the unix socket of the server for redis-cli', 1 unless $sock && `redis-cli -v 2>/dev/null`;
-        system('redis-cli', '-s', $sock, 'HSET', "dhms:{$name}:data", 'x', 'y') == 0 or die "redis-cli failed";
+        my $out = `redis-cli -s '$sock' HSET 'dhms:{$name}:data' x y 2>&1`;
+        $? == 0 or die "redis-cli failed: $out";
         like(croak_msg(sub { $m->verify }), qr/verify: key is not an integer: x/, 'verify names the problem');
     }
     $m->unlink;
