@@ -268,7 +268,7 @@ my %WORK = (    # workload -> contender statement, state before each pass
 # ---- options -------------------------------------------------------------
 
 my %opt = (time => undef, smoke => 0);
-GetOptions(\%opt, 'smoke', 'time=f', 'help') or usage(2);
+GetOptions(\%opt, 'smoke', 'time=f', 'help', 'redis:s') or usage(2);
 usage(0) if $opt{help};
 if (@ARGV && $ARGV[0] =~ /^[0-9][0-9_]*$/) {
     ($N = shift @ARGV) =~ tr/_//d;
@@ -284,7 +284,7 @@ my $CROSS_TIME = $opt{time} // ($smoke ? 0.1 : 1.0);     # seconds per cross run
 my $CROSS_RUNS = $smoke ? 1 : 3;                          # best of
 
 my @sections = map { lc } @ARGV;
-my %known = map { $_ => 1 } 'cross', 'remove', 'lru', 'ttl', 'budget', 'vs', (map { "vs-$_->{name}" } @DATASETS),
+my %known = map { $_ => 1 } 'cross', 'remove', 'lru', 'ttl', 'budget', 'vs', 'redis', (map { "vs-$_->{name}" } @DATASETS),
     (map { $_->{op} } @OPS), (map { lc } @VARIANTS),
     map { my $v = $_; map { lc "$v $_->{op}" } @OPS } @VARIANTS;
 $known{$_} or usage(2, "unknown section '$_'") for @sections;
@@ -302,12 +302,18 @@ usage: perl -Mblib $0 [--smoke] [--time SEC] [N] [section ...]
            @{[ map { "vs-$_->{name}" } @DATASETS ]}; default: all
   --smoke  short measurements (implied by N <= 5000): a run takes seconds
   --time   seconds each side is timed for (default 0.3; cross: 1 per run)
+  --redis[=LOCATION]  also run the server section (this module over Redis
+           beside Redis::Fast on the same server); LOCATION such as
+           redis+unix:///tmp/r/s.sock or redis://host:6379/0; without one,
+           DHMS_BENCH_REDIS or DHMS_TEST_REDIS, else a private redis-server
+           on a unix socket. The section "redis" alone runs only that.
 USAGE
     exit $status;
 }
 
 sub selected {
     my ($variant, $op) = @_;
+    return 0 if @sections && !grep { $_ ne 'redis' } @sections;
     return 1 unless @sections;
     return 0 if grep { $_ eq 'lru' || $_ eq 'ttl' } @sections and !grep { $_ eq lc $variant || $_ eq $op || $_ eq 'budget' } @sections;
     for my $s (@sections) {
@@ -819,6 +825,131 @@ sub cross_section {
           "  each process opens its own handle after fork.\n";
 }
 
+# ---- a server: this module over Redis beside Redis::Fast ------------------
+
+# The same operations on the same local server, in the same run: through a
+# map at a location (keywords and methods of this module) and through
+# Redis::Fast sending the plain commands to a hash of its own. The
+# difference per operation is this module's layer: argument checks, the
+# Lua script a write runs (max_entries, TTL, UTF-8 flags) and decoding.
+my @REDIS_ROWS = (
+    { op => 'SS get',   ours => '$x = shm_ss_get $m, $k',        fast => '$x = $r->hget($h, $k)' },
+    { op => 'SS put',   ours => 'shm_ss_put $m, $k, $v',         fast => '$r->hset($h, $k, $v)' },
+    { op => 'SS exists', ours => '$x = shm_ss_exists $m, $k',    fast => '$x = $r->hexists($h, $k)' },
+    { op => 'SI incr',  ours => 'shm_si_incr $m, $k',            fast => '$r->hincrby($h, $k, 1)', int => 1 },
+    { op => 'SI cas',   ours => '$x = shm_si_cas $m, $k, 1, 1',  fast => '$x = $r->evalsha($cas, 1, $h, $k, 1, 1)', int => 1 },
+    { op => 'SS get_multi x100', batch => 100, ours => '$x = () = $m->get_multi(@$b)', fast => '$x = () = $r->hmget($h, @$b)' },
+    { op => 'SS set_multi x100', batch => 100, ours => '$m->set_multi(map { ($_ => $v) } @$b)', fast => '$r->hset($h, map { ($_ => $v) } @$b)' },
+);
+my $CAS_LUA = "local v = redis.call('HGET', KEYS[1], ARGV[1]) if v == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end return 0";
+
+sub redis_section {
+    unless (eval { require Redis::Fast; 1 }) {
+        print "\nredis: skipped (Redis::Fast is not installed; Debian: libredis-fast-perl)\n";
+        return;
+    }
+    my ($base, $server) = ($opt{redis} || $ENV{DHMS_BENCH_REDIS} || $ENV{DHMS_TEST_REDIS});
+    if (!$base) {
+        my ($bin) = grep { -x } map { ("$_/redis-server", "$_/valkey-server") } split(/:/, $ENV{PATH} // ''), '/usr/bin', '/usr/sbin';
+        unless ($bin) { print "\nredis: skipped (no server: give --redis=LOCATION or install redis-server)\n"; return }
+        my $d = File::Temp::tempdir('dhms-bench-redis-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            open STDOUT, '>', "$d/log"; open STDERR, '>&', \*STDOUT;
+            exec $bin, '--port', '0', '--unixsocket', "$d/s.sock", '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', $d
+                or POSIX::_exit(127);
+        }
+        for (1 .. 200) { last if -S "$d/s.sock"; select undef, undef, undef, 0.025 }
+        $server = $pid;
+        $base = "redis+unix://$d/s.sock";
+    }
+    my %conn = $base =~ m{^redis\+unix://([^?#]+)} ? (sock => $1)
+             : $base =~ m{^redis://(?:[^@/]*@)?([^/?#]+)} ? (server => ($1 =~ /:/ ? $1 : "$1:6379"))
+             : die "bench: cannot use '$base' for Redis::Fast (use redis:// or redis+unix://)\n";
+    my $r = Redis::Fast->new(%conn, reconnect => 0);
+    my $info = $r->info('server');
+    my $n = $smoke ? 200 : 2_000;
+    my $tag = "bench-$$";
+    printf "\n%-20s %12s %12s %9s %9s %9s   server %s %s at %s\n", 'redis (one client)', 'Redis::Fast', 'Shared', 'us/op', 'us/op',
+        'overhead', $info->{valkey_version} ? ('Valkey', $info->{valkey_version}) : ('Redis', $info->{redis_version} // '?'), $base;
+    for my $row (@REDIS_ROWS) {
+        my ($fast, $ours) = isolated(sub { redis_row($row, $base, \%conn, $n, $tag) });
+        printf "%-20s %12s %12s %9.1f %9.1f %+8.1f%s\n", $row->{op}, commify($fast), commify($ours), 1e6 / $fast, 1e6 / $ours,
+            1e6 / $ours - 1e6 / $fast, $row->{batch} ? ' (per batch)' : '';
+    }
+    my ($fast, $ours) = isolated(sub { redis_walk($base, \%conn, $n, $tag) });
+    printf "%-20s %12s %12s %9.1f %9.1f %+8.1f (per entry)\n", "SS each ($n)", commify($fast), commify($ours), 1e6 / $fast, 1e6 / $ours,
+        1e6 / $ours - 1e6 / $fast;
+    print "  ops/s of one process, best of $MIN_PASSES passes over $n keys; us/op = 1e6 / ops/s; overhead: Shared's\n",
+          "  us/op minus Redis::Fast's. Redis::Fast sends the bare commands (HGET, HSET, HEXISTS, HINCRBY,\n",
+          "  EVALSHA of a 1-line cas, HMGET, variadic HSET, HSCAN) to a hash of its own; this module adds\n",
+          "  a Lua script to every write (exact max_entries, TTL, flags) and the exactly-once walk.\n";
+    if ($server) { kill 'TERM', $server; waitpid $server, 0 }
+}
+
+sub redis_row {
+    my ($row, $base, $conn, $n, $tag) = @_;
+    my $variant = $row->{int} ? 'SI' : 'SS';
+    my $class = "Data::HashMap::Shared::$variant";
+    my $loc = "$base#$tag-$variant-" . ($row->{op} =~ s/\W+/-/gr);
+    my $m = $class->new($loc, 10 * $n);
+    my $r = Redis::Fast->new(%$conn, reconnect => 0);
+    my $h = "$tag-plain-" . ($row->{op} =~ s/\W+/-/gr);
+    my @keys = map { "key:$_" } 1 .. $n;
+    my $v = $row->{int} ? 1 : 'value-of-20-bytes-ok';
+    $m->set_multi(map { ($_ => $v) } @keys);
+    $r->hset($h, map { ($_ => $v) } @keys);
+    my $cas = $r->script_load($CAS_LUA);
+    my @items = $row->{batch} ? map { [ @keys[ $_ * $row->{batch} .. $_ * $row->{batch} + $row->{batch} - 1 ] ] } 0 .. int($n / $row->{batch}) - 1 : @keys;
+    my $mk = sub {
+        my ($stmt) = @_;
+        my $src = "use strict; use warnings; use Data::HashMap::Shared::$variant;\n"
+            . 'sub { my ($m, $r, $h, $v, $cas, $items) = @_; my $x; return sub { for my $'
+            . ($row->{batch} ? 'b' : 'k') . " (\@\$items) { $stmt; } return } }";
+        (eval $src || die "compiling <<$stmt>>: $@")->($m, $r, $h, $v, $cas, \@items);
+    };
+    my ($pf, $po) = ($mk->($row->{fast}), $mk->($row->{ours}));
+    my ($best_f, $best_o) = (0, 0);
+    for (1 .. $MIN_PASSES) {
+        for my $side ([ $pf, \$best_f ], [ $po, \$best_o ]) {
+            my $t0 = now();
+            $side->[0]->();
+            my $rate = @items / max(now() - $t0, 1e-9);
+            ${ $side->[1] } = $rate if $rate > ${ $side->[1] };
+        }
+    }
+    $m->unlink;
+    $r->del($h);
+    return ($best_f, $best_o);
+}
+
+sub redis_walk {
+    my ($base, $conn, $n, $tag) = @_;
+    my $m = Data::HashMap::Shared::SS->new("$base#$tag-walk", 10 * $n);
+    my $r = Redis::Fast->new(%$conn, reconnect => 0);
+    my $h = "$tag-plain-walk";
+    my @keys = map { "key:$_" } 1 .. $n;
+    $m->set_multi(map { ($_ => 'value-of-20-bytes-ok') } @keys);
+    $r->hset($h, map { ($_ => 'value-of-20-bytes-ok') } @keys);
+    my ($best_f, $best_o) = (0, 0);
+    for (1 .. $MIN_PASSES) {
+        my $t0 = now();
+        my ($c, $seen) = (0, 0);
+        do { my ($next, $kv) = $r->hscan($h, $c, 'COUNT', 512); $c = $next; $seen += @$kv / 2 } while $c;
+        my $rate = $seen / max(now() - $t0, 1e-9);
+        $best_f = $rate if $rate > $best_f;
+        $t0 = now();
+        $m->iter_reset;
+        $seen = 0;
+        $seen++ while my ($k, $x) = $m->each;
+        $rate = $seen / max(now() - $t0, 1e-9);
+        $best_o = $rate if $rate > $best_o;
+    }
+    $m->unlink;
+    $r->del($h);
+    return ($best_f, $best_o);
+}
+
 # ---- report --------------------------------------------------------------
 
 sub commify { my $n = sprintf '%.0f', shift; 1 while $n =~ s/^(\d+)(\d{3})/$1,$2/; $n }
@@ -855,6 +986,7 @@ print "\nbelow budget: ", join(', ', @below), "\n" if @below;
 vs_section() if !@sections || grep { /^vs/ || $VARIANT{ uc $_ } } @sections;
 policy_section() if !@sections || grep { $_ eq 'lru' || $_ eq 'ttl' } @sections;
 cross_section() if !@sections || grep { $_ eq 'cross' } @sections;
+redis_section() if defined $opt{redis} || grep { $_ eq 'redis' } @sections;
 {
     my $end = do { open my $fh, '<', '/proc/loadavg'; $fh ? (split ' ', <$fh>)[0] : '?' };
     printf "\nload %s at the start, %s at the end (%d cpus): with a load near or above the cpu count,\n"

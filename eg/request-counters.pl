@@ -12,7 +12,10 @@ my $WORKERS  = 4;
 my $REQUESTS = 2_500;    # per worker
 
 my $dir   = File::Temp->newdir(-d '/dev/shm' ? (DIR => '/dev/shm') : ());
-my $stats = Data::HashMap::Shared::SI->new("$dir/requests.map", 1_000);
+# The map's location: a file here, or the first argument, such as
+# redis://db.internal:6379/0#requests (see "More than one host" below).
+my $where = shift // "$dir/requests.map";
+my $stats = Data::HashMap::Shared::SI->new($where, 1_000);
 
 my @pids;
 for my $w (1 .. $WORKERS) {

@@ -154,7 +154,8 @@ void dhms_close(dhms_map *map);
 const char *dhms_path(const dhms_map *map);
 
 /* unlink(2) of the map's file / of `path`: DHMS_OK if removed, else DHMS_FALSE.
- * The mapping stays usable. */
+ * The mapping stays usable. For a map on a server (a location such as
+ * redis://host#MAP): its keys are deleted. */
 int dhms_unlink(const dhms_map *map);
 int dhms_unlink_path(const char *path);
 
@@ -249,6 +250,10 @@ int dhms_take_ends(dhms_map *map, uint64_t n, int newest, dhms_snapshot **out);
 int dhms_cursor_next(dhms_map *map, uint64_t pos[2], dhms_out *key, dhms_out *val);
 /* OK: *pos set so that the next step returns key; FALSE: key missing. */
 int dhms_cursor_seek(dhms_map *map, const dhms_item *key, uint64_t pos[2]);
+/* Forget what the engine keeps for a position (a map on a server keeps each
+ * walk's de-duplication set): call before a position is reset, replaced or
+ * dropped. Never fails; a no-op for local maps. */
+void dhms_cursor_release(dhms_map *map, const uint64_t pos[2]);
 
 /* ---- verification --------------------------------------------------------- */
 
@@ -260,6 +265,9 @@ int dhms_verify(dhms_map *map);
 /* ---- whole map ------------------------------------------------------- */
 
 uint64_t dhms_info(const dhms_map *map, int which);
+/* The same, asking the server for a map on one (size, stat_expired,
+ * mmap_size): DHMS_OK with the value in *out, or DHMS_ERROR. */
+int dhms_info_try(dhms_map *map, int which, uint64_t *out);
 /* OK: capacity now fits n entries; FALSE: n > max_entries. */
 int dhms_reserve(dhms_map *map, uint64_t n);
 /* Removes every entry; the stat counters survive. */

@@ -5,7 +5,7 @@
 
 use crate::codec::{Bytes, Codec, I16, I32, I64};
 use crate::error::{Error, Result};
-use crate::map::{Core, Entry, Info, Item, Map, Out, Params, Status, Variant};
+use crate::map::{Entry, Info, Item, Map, Out, Params, Status, Variant};
 use crate::ops::End;
 use crate::region::Source;
 use std::cell::RefCell;
@@ -20,10 +20,6 @@ pub const DHMS_ENOSPC: c_int = 6;
 
 /// The operations of a map whatever its codecs: what a handle dispatches to.
 pub trait AnyMap: Send {
-    /// Codec-independent part.
-    fn core(&mut self) -> &mut Core;
-    /// Codec-independent part (shared).
-    fn core_ref(&self) -> &Core;
     /// See [`Map::put`].
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status>;
     /// See [`Map::get`].
@@ -84,65 +80,75 @@ pub trait AnyMap: Send {
     /// The position from which the next step returns `k` (see [`Map::seek`]).
     fn seek(&mut self, k: &Item) -> Result<Option<CursorPos>>;
 
-    // ---- whole-map operations: one map's by default; a sharded map
-    // aggregates or fans out ----
+    // ---- whole-map operations: a local map asks its `crate::map::Core`; a sharded
+    // map aggregates or fans out; a remote map asks its server ----
 
-    /// A diagnostic value.
-    fn info(&self, which: Info) -> u64 {
-        self.core_ref().info(which)
+    /// A diagnostic value (what the handle knows without a round trip).
+    fn info(&self, which: Info) -> u64;
+    /// A diagnostic value, asking the server if need be.
+    fn info_try(&mut self, which: Info) -> Result<u64> {
+        Ok(self.info(which))
     }
-    /// See [`Core::reserve`].
-    fn reserve(&mut self, n: u64) -> Result<bool> {
-        self.core().reserve(n)
-    }
-    /// See [`Core::clear`].
-    fn clear(&mut self) -> Result<()> {
-        self.core().clear()
-    }
+    /// See [`crate::map::Core::reserve`].
+    fn reserve(&mut self, n: u64) -> Result<bool>;
+    /// See [`crate::map::Core::clear`].
+    fn clear(&mut self) -> Result<()>;
     /// Restart `each`.
-    fn iter_reset(&mut self) {
-        self.core().iter_reset()
+    fn iter_reset(&mut self);
+    /// See [`crate::map::Core::truncated`].
+    fn truncated(&self) -> bool;
+    /// See [`crate::map::Core::freeze`].
+    fn freeze(&mut self) -> Result<()>;
+    /// See [`crate::map::Core::sync`].
+    fn sync(&self) -> Result<()>;
+    /// See [`crate::map::Core::memfd`].
+    fn memfd(&self) -> i32;
+    /// See [`crate::map::Core::frozen`].
+    fn frozen(&self) -> bool;
+    /// See [`crate::map::Core::readonly`].
+    fn readonly(&self) -> bool;
+    /// The file path or location (None for anonymous and memfd maps).
+    fn file_path(&self) -> Option<String>;
+    /// The name used in messages (a location with its password masked).
+    fn display_path(&self) -> String;
+    /// Remove the map's file (or its keys on the server): true if removed.
+    fn unlink_map(&mut self) -> bool {
+        match self.file_path().and_then(|p| CString::new(p).ok()) {
+            Some(p) => unlink_cstr(&p) == 0,
+            None => false,
+        }
     }
-    /// See [`Core::truncated`].
-    fn truncated(&self) -> bool {
-        self.core_ref().truncated()
+    /// Record (or check) that this map is shard `i` of `n`.
+    fn claim_shard(&mut self, n: u32, i: u32) -> Result<()>;
+    /// The codec-independent part of a local map (None on a server; a
+    /// sharded map gives its first shard's).
+    fn local_core(&self) -> Option<&crate::map::Core> {
+        None
     }
-    /// See [`Core::freeze`].
-    fn freeze(&mut self) -> Result<()> {
-        self.core().freeze()
+    /// The same, mutable.
+    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+        None
     }
-    /// See [`Core::sync`].
-    fn sync(&self) -> Result<()> {
-        self.core_ref().sync()
-    }
-    /// See [`Core::wait_timeout`].
+    /// See [`crate::map::Core::wait_timeout`]; a map on a server waits on
+    /// no other process (its timeouts are in its location): the default.
     fn wait_timeout(&self) -> std::time::Duration {
-        self.core_ref().wait_timeout()
+        self.local_core()
+            .map_or(crate::lock::DEFAULT_WAIT_TIMEOUT, |c| c.wait_timeout())
     }
-    /// See [`Core::set_wait_timeout`].
+    /// See [`crate::map::Core::set_wait_timeout`].
     fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
-        self.core().set_wait_timeout(d)
+        match self.local_core_mut() {
+            Some(c) => c.set_wait_timeout(d),
+            None => Err(Error::new(format!(
+                "{}: wait_timeout is for maps in files; a map on a server takes its \
+                 timeouts from its location (?connect_timeout=S&timeout=S)",
+                self.display_path()
+            ))),
+        }
     }
-    /// See [`Core::memfd`].
-    fn memfd(&self) -> i32 {
-        self.core_ref().memfd()
-    }
-    /// See [`Core::frozen`].
-    fn frozen(&self) -> bool {
-        self.core_ref().frozen()
-    }
-    /// See [`Core::readonly`].
-    fn readonly(&self) -> bool {
-        self.core_ref().readonly()
-    }
-    /// The file path (None for anonymous and memfd maps).
-    fn file_path(&self) -> Option<String> {
-        self.core_ref().file_path().map(String::from)
-    }
-    /// The name used in messages.
-    fn display_path(&self) -> String {
-        self.core_ref().path().to_string()
-    }
+    /// Forget the state of a cursor position (remote walks keep their
+    /// de-duplication set in the handle).
+    fn cursor_release(&mut self, _pos: CursorPos) {}
     /// See [`Map::verify`].
     fn verify(&mut self) -> Result<()>;
     /// See [`Map::snapshot`].
@@ -164,12 +170,65 @@ fn again<K: Codec, V: Codec, R>(
     }
 }
 
-impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
-    fn core(&mut self) -> &mut Core {
-        Map::core(self)
+impl<'a> dyn AnyMap + 'a {
+    /// The codec-independent part of a local map, for tests and tools that
+    /// look inside. Panics for a map on a server, which has none.
+    pub fn core_ref(&self) -> &crate::map::Core {
+        self.local_core()
+            .expect("core_ref: this map is not a local map (it has no Core)")
     }
-    fn core_ref(&self) -> &Core {
-        Map::core_ref(self)
+    /// The same, mutable.
+    pub fn core(&mut self) -> &mut crate::map::Core {
+        self.local_core_mut()
+            .expect("core: this map is not a local map (it has no Core)")
+    }
+}
+
+impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
+    fn local_core(&self) -> Option<&crate::map::Core> {
+        Some(self.core_ref())
+    }
+    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+        Some(self.core())
+    }
+    fn info(&self, which: Info) -> u64 {
+        self.core_ref().info(which)
+    }
+    fn reserve(&mut self, n: u64) -> Result<bool> {
+        self.core().reserve(n)
+    }
+    fn clear(&mut self) -> Result<()> {
+        self.core().clear()
+    }
+    fn iter_reset(&mut self) {
+        self.core().iter_reset()
+    }
+    fn truncated(&self) -> bool {
+        self.core_ref().truncated()
+    }
+    fn freeze(&mut self) -> Result<()> {
+        self.core().freeze()
+    }
+    fn sync(&self) -> Result<()> {
+        self.core_ref().sync()
+    }
+    fn memfd(&self) -> i32 {
+        self.core_ref().memfd()
+    }
+    fn frozen(&self) -> bool {
+        self.core_ref().frozen()
+    }
+    fn readonly(&self) -> bool {
+        self.core_ref().readonly()
+    }
+    fn file_path(&self) -> Option<String> {
+        self.core_ref().file_path().map(String::from)
+    }
+    fn display_path(&self) -> String {
+        self.core_ref().path().to_string()
+    }
+    fn claim_shard(&mut self, n: u32, i: u32) -> Result<()> {
+        self.core().claim_shard(n, i)
     }
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
         again(self, |m| Map::put(m, k, v))
@@ -296,6 +355,19 @@ pub fn open_any(path: &CStr, variant: Variant, p: &Params) -> Result<Box<dyn Any
 
 /// Open a map from any [`Source`] as `variant`, boxed behind [`AnyMap`].
 pub fn open_source(src: &Source<'_>, variant: Variant, p: &Params) -> Result<Box<dyn AnyMap>> {
+    match src {
+        Source::Path(path) if is_location(path) => {
+            return crate::remote::open(&path.to_string_lossy(), variant, p);
+        }
+        Source::ReadOnly(path) if is_location(path) => {
+            return Err(crate::remote::refuse(
+                &path.to_string_lossy(),
+                "new_readonly needs a frozen map file; a map on a server cannot be frozen \
+                 (use new, and the server's ACLs to keep writers out)",
+            ));
+        }
+        _ => {}
+    }
     fn boxed<K: Codec, V: Codec>(src: &Source<'_>, p: &Params) -> Result<Box<dyn AnyMap>> {
         Ok(Box::new(Map::<K, V>::open_source(src, p)?))
     }
@@ -311,6 +383,11 @@ pub fn open_source(src: &Source<'_>, variant: Variant, p: &Params) -> Result<Box
         Variant::SI => boxed::<Bytes, I64>(src, p),
         Variant::SS => boxed::<Bytes, Bytes>(src, p),
     }
+}
+
+/// True if a path is a server location (`redis://…#MAP`).
+fn is_location(p: &CStr) -> bool {
+    crate::remote::is_location(&p.to_string_lossy())
 }
 
 /// The handle C holds.
@@ -528,17 +605,17 @@ fn unlink_cstr(p: &CStr) -> c_int {
     }
 }
 
-/// unlink(2) the handle's file.
+/// unlink(2) the handle's file (for a map on a server: delete its keys).
 ///
 /// # Safety
-/// `m` is a valid handle.
+/// `m` is a valid handle used by this thread only.
 #[no_mangle]
 pub unsafe extern "C" fn dhms_unlink(m: *const DhmsMap) -> c_int {
-    // SAFETY: per the contract.
-    match unsafe { m.as_ref() }.and_then(|h| h.path.as_ref()) {
-        Some(p) => unlink_cstr(p),
-        None => 1,
-    }
+    // SAFETY: per the contract (the handle is not shared: see xs/dhms.h).
+    let Some(h) = (unsafe { (m as *mut DhmsMap).as_mut() }) else {
+        return 1;
+    };
+    catch_unwind(AssertUnwindSafe(|| yes(h.map.unlink_map()))).unwrap_or(1)
 }
 
 /// unlink(2) a path.
@@ -551,7 +628,12 @@ pub unsafe extern "C" fn dhms_unlink_path(path: *const c_char) -> c_int {
         return 1;
     }
     // SAFETY: per the contract.
-    unlink_cstr(unsafe { CStr::from_ptr(path) })
+    let p = unsafe { CStr::from_ptr(path) };
+    if is_location(p) {
+        let loc = p.to_string_lossy();
+        return catch_unwind(|| yes(crate::remote::unlink(&loc))).unwrap_or(1);
+    }
+    unlink_cstr(p)
 }
 
 /// Run `f` on the handle's map inside `guard`.
@@ -898,6 +980,49 @@ pub unsafe extern "C" fn dhms_info(m: *const DhmsMap, which: c_int) -> u64 {
         return 0;
     };
     Info::from_i32(which).map_or(0, |w| h.map.info(w))
+}
+
+/// A diagnostic value, asking the server for a map on one: DHMS_OK with
+/// the value in *out, or DHMS_ERROR (an unknown key gives 0).
+///
+/// # Safety
+/// `m` is a valid handle used by this thread only; `out` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_info_try(m: *mut DhmsMap, which: c_int, out: *mut u64) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with(m, |map| {
+            let v = match Info::from_i32(which) {
+                Some(w) => map.info_try(w)?,
+                None => 0,
+            };
+            *arg_mut(out)? = v;
+            Ok(0)
+        })
+    }
+}
+
+/// Forget what the engine keeps for a cursor position (call before the
+/// position is reset or dropped). Never fails.
+///
+/// # Safety
+/// `m` is a valid handle used by this thread only; `pos` points at 2 words.
+#[no_mangle]
+pub unsafe extern "C" fn dhms_cursor_release(m: *mut DhmsMap, pos: *const u64) {
+    // SAFETY: per the contract.
+    let (Some(h), false) = (unsafe { m.as_mut() }, pos.is_null()) else {
+        return;
+    };
+    // SAFETY: per the contract: pos[0] shard, pos[1] position.
+    let pos = unsafe { std::slice::from_raw_parts(pos, 2) };
+    if pos[1] == POS_START || pos[1] == POS_END {
+        return;
+    }
+    let p = CursorPos {
+        shard: pos[0] as u32,
+        after: Some(pos[1]),
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| h.map.cursor_release(p)));
 }
 
 /// Restart `each`.

@@ -18,6 +18,7 @@
 //! * [`ops`] — the rest of the operation set: conditional writes, batches,
 //!   removal from the ends, cursors.
 //! * [`verify`] — the whole-map consistency check.
+//! * [`remote`] — maps on a Redis or Valkey server (`redis://host#MAP`).
 //! * [`ffi`] — the C ABI used by the Perl glue (`xs/dhms.h`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod lru;
 pub mod map;
 pub mod ops;
 pub mod region;
+pub mod remote;
 pub mod seqlock;
 pub mod sharded;
 pub mod sigbus;

@@ -48,7 +48,7 @@ impl Sharded {
             let c = CString::new(path.clone())
                 .map_err(|_| Error::new("the prefix contains a NUL byte"))?;
             let mut m = open_source(&Source::Path(&c), variant, &sp)?;
-            m.core().claim_shard(n, i)?;
+            m.claim_shard(n, i)?;
             shards.push(m);
         }
         Ok(Sharded {
@@ -126,12 +126,6 @@ impl Core {
 }
 
 impl AnyMap for Sharded {
-    fn core(&mut self) -> &mut Core {
-        self.shards[0].core()
-    }
-    fn core_ref(&self) -> &Core {
-        self.shards[0].core_ref()
-    }
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
         self.shard(k).put(k, v)
     }
@@ -312,6 +306,33 @@ impl AnyMap for Sharded {
             Ttl | LruSkip | Variant => self.shards[0].info(which),
         }
     }
+    fn info_try(&mut self, which: Info) -> Result<u64> {
+        use Info::*;
+        match which {
+            Ttl | LruSkip | Variant => self.shards[0].info_try(which),
+            _ => self.shards.iter_mut().map(|s| s.info_try(which)).sum(),
+        }
+    }
+    fn readonly(&self) -> bool {
+        self.shards.iter().any(|s| s.readonly())
+    }
+    fn local_core(&self) -> Option<&Core> {
+        self.shards[0].local_core()
+    }
+    fn local_core_mut(&mut self) -> Option<&mut Core> {
+        self.shards[0].local_core_mut()
+    }
+    fn claim_shard(&mut self, _n: u32, _i: u32) -> Result<()> {
+        Err(Error::new("a sharded map cannot be a shard of another"))
+    }
+    fn cursor_release(&mut self, pos: CursorPos) {
+        if let Some(s) = self.shards.get_mut(pos.shard as usize) {
+            s.cursor_release(CursorPos {
+                shard: 0,
+                after: pos.after,
+            });
+        }
+    }
     fn reserve(&mut self, n: u64) -> Result<bool> {
         let per = n.div_ceil(self.shards.len() as u64);
         let mut ok = true;
@@ -350,6 +371,10 @@ impl AnyMap for Sharded {
         None
     }
     fn display_path(&self) -> String {
-        format!("{}.* ({} shards)", self.prefix, self.shards.len())
+        format!(
+            "{}.* ({} shards)",
+            crate::remote::location::mask(&self.prefix),
+            self.shards.len()
+        )
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use hashmap_shared::ffi::AnyMap;
 use hashmap_shared::map::{Entry, Info, Status, Variant};
 use std::collections::HashMap;
 
@@ -80,7 +81,11 @@ fn ident(k: &Entry) -> Entry {
 fn run_model(v: Variant, seed: u64, steps: usize) {
     let t = Tmp::new("model");
     let max = 150u64;
-    let mut m = open(&t, v, max);
+    run_model_on(open(&t, v, max), v, max, seed, steps);
+}
+
+/// The model run on any map of `max` entries (a file, or a server).
+fn run_model_on(mut m: Box<dyn AnyMap>, v: Variant, max: u64, seed: u64, steps: usize) {
     let mut model: HashMap<Entry, Entry> = HashMap::new();
     let mut r = Rng(seed);
     let int_vals = bits(v).1 != 0;
@@ -168,7 +173,7 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
                 }
             }
             97 if r.below(20) == 0 => {
-                m.core().clear().unwrap();
+                m.clear().unwrap();
                 model.clear();
             }
             _ => {
@@ -183,7 +188,7 @@ fn run_model(v: Variant, seed: u64, steps: usize) {
             }
         }
         assert_eq!(
-            m.core_ref().info(Info::Size),
+            m.info_try(Info::Size).unwrap(),
             model.len() as u64,
             "size at step {step}"
         );
@@ -308,4 +313,85 @@ fn arena_cap_limits_string_storage() {
         Status::Ok,
         "inline strings need no arena"
     );
+}
+
+/// A private redis-server (or valkey-server) on a unix socket in a fresh
+/// directory, with no TCP port and nothing saved; stopped on drop.
+#[cfg(feature = "redis")]
+struct Server {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+#[cfg(feature = "redis")]
+impl Server {
+    /// None when no server program is installed.
+    fn start() -> Option<Server> {
+        use std::process::{Command, Stdio};
+        let bin = ["redis-server", "valkey-server"].into_iter().find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok()
+        })?;
+        let dir = std::env::temp_dir().join(format!("dhms-model-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("s.sock");
+        let child = Command::new(bin)
+            .args([
+                "--port",
+                "0",
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--unixsocket")
+            .arg(&sock)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let srv = Server { child, dir };
+        for _ in 0..400 {
+            if sock.exists() {
+                return Some(srv);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("{bin} did not start");
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The same model on a map on a server (SPEC section 9): every variant,
+/// with the 4-byte first buffer of `read_out` exercising the retry of
+/// take and get_or_set (which must not run twice).
+#[cfg(feature = "redis")]
+#[test]
+fn model_on_a_server() {
+    let Some(srv) = Server::start() else {
+        eprintln!("model_on_a_server: skipped, no redis-server or valkey-server installed");
+        return;
+    };
+    for (i, v) in Variant::ALL.iter().enumerate() {
+        let loc = format!("redis+unix://{}/s.sock#model-{i}", srv.dir.display());
+        let loc = std::ffi::CString::new(loc).unwrap();
+        let m = hashmap_shared::ffi::open_any(&loc, *v, &hashmap_shared::map::Params::new(150))
+            .unwrap();
+        run_model_on(m, *v, 150, 7919 + i as u64, 2500);
+    }
 }

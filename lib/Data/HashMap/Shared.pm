@@ -238,7 +238,9 @@ A map lives in a file (L</new>), in no file at all (C<new(undef, ...)>,
 shared with fork children), in a memfd passed between processes as a
 descriptor (L</new_memfd>, L</new_from_fd>), or in several files that split
 the keys between them (L</new_sharded>). A frozen map can be opened
-read-only (L</new_readonly>). Every constructor is a class method only
+read-only (L</new_readonly>). Where a path goes, a location such as
+C<redis://host:6379/0#sessions> puts the map on a Redis or Valkey server,
+shared by every host (L</MORE THAN ONE HOST>). Every constructor is a class method only
 (there are no constructor keywords) and returns a handle of the invocant's
 class; all operations work the same on every kind of map.
 
@@ -1035,6 +1037,172 @@ through F</proc/self/fd> for its kernel lock.
 =item * Linux only, 64-bit Perl only.
 
 =back
+
+=head1 MORE THAN ONE HOST
+
+When processes on several machines must share a map (counters, rate
+limits, caches, feature flags behind a load balancer), put it on a Redis or
+Valkey server: give the constructor a location instead of a path. Nothing
+else changes: the same classes, methods and keywords, C<shm_ss_get $map, $k>
+included.
+
+    my $hits = Data::HashMap::Shared::SI->new(
+        'redis://app:s3cret@db.internal:6379/0#hits', 100_000);
+    shm_si_incr $hits, "page:$path";
+
+=head2 Locations
+
+    redis://[user:pass@]host[:port][/db][?options]#MAP
+    rediss://[user:pass@]host[:port][/db][?options]#MAP
+    redis+unix:///path/to/redis.sock[?db=N&pass=PASSWORD&options]#MAP
+
+C<valkey://>, C<valkeys://> and C<valkey+unix://> are the same. C<MAP> names
+the map within the database; it is required. The options:
+
+=over
+
+=item C<connect_timeout=SECONDS>
+
+How long opening a connection may take (decimals allowed). Default 5.
+
+=item C<timeout=SECONDS>
+
+How long the server may take to answer one request, and to accept one.
+Default 10.
+
+=back
+
+Every constructor that takes a path takes a location: C<new> (creates the
+map on the server if absent, else attaches to it and checks its variant,
+as a file's header is checked), C<new_sharded> (the shards are the maps
+C<MAP.0> .. C<MAP.N-1>, each its own hash tag, so a Redis Cluster can spread
+them over its slots), and C<< Class->unlink($location) >> (deletes the map
+from the server; false if it was not there or the server cannot be
+reached; unlike a file, there is no unlinked copy left for open handles:
+a write through one of them stores its entry under the same name again,
+without the map's metadata, so stop using them). C<< $map->path >> returns
+the location as given. C<rediss://> (TLS)
+croaks "TLS support not built": this build's client has no TLS; reach a
+remote server over a trusted network or through a TLS tunnel. A build
+configured with C<perl Makefile.PL --no-redis> has no server support at all
+and croaks on any location, saying how to get it.
+
+=head2 What holds on a server, and what does not
+
+    operation                  local map                 map on a server
+    -------------------------  ------------------------  ---------------------------
+    max_entries                exact                     exact (checked in a script)
+    int16/int32 ranges         croak, nothing stored     same (values checked before
+                                                         sending, counters in a script)
+    add update swap cas        atomic                    atomic: one Lua script each
+    cas_take get_or_set take
+    incr decr incr_by max min  atomic                    atomic (HINCRBY, or a script
+                                                         for int16/int32 and max/min)
+    per-key TTL, ttl_remaining exact to the second       same (deadlines in ms of the
+    touch persist set_ttl                                server's clock)
+    flush_expired_partial(n)   scans n slots             removes up to n expired entries
+    set_multi get_multi        one lock                  one round trip (one script)
+    remove_multi
+    size                       exact                     exact
+    keys values items to_hash  consistent copy           consistent copy (one script)
+    each, cursors              exactly once              exactly once (HSCAN, plus a
+                                                         set of the keys returned)
+    cursor_seek k              walk goes on after k      k next, then a new walk of
+                                                         every other entry (once each)
+    pop shift drain            LRU ends, or any entry    any entries (no recency order)
+    UTF-8 flag of keys/values  round-tripped             round-tripped
+    stats                      all counters              size, max_entries, ttl,
+                                                         stat_expired; mmap_size = bytes
+                                                         the map's keys take on the
+                                                         server; the rest 0
+    max_size (LRU per map)     yes                       refused at open: use a TTL or
+                                                         the server's maxmemory-policy
+    arena_cap                  yes                       refused at open: use maxmemory
+    file_mode                  applied                   ignored: use the server's ACLs
+    lru_skip                   yes                       ignored (no LRU)
+    freeze                     seals the file            croaks: use the server's ACLs
+    new_readonly               frozen files              refused at open
+    memfd                      descriptor or -1          -1
+    sync                       msync                     true (durability is the
+                                                         server's configuration)
+    verify                     whole-file check          checks the map's keys on the
+                                                         server (metadata, every key
+                                                         and value, expiry and flag
+                                                         entries)
+    reserve n                  pre-sizes                 true if n <= max_entries
+
+The guarantees of L</CONCURRENCY> about crashes and locks become the
+server's: every operation runs atomically on the server, so a client killed
+at any instant leaves each entry either written or not. A value read by
+C<each> or a cursor is the value when its batch of 512 entries was read.
+A map's entries are only as durable as the server's persistence settings
+make them: a restart of a server that saves nothing loses the map, and the
+next call re-creates its (empty) metadata.
+
+=head2 Failures
+
+A failure is never a miss. A network error, a timeout, a server restart or
+a script error croaks with C<< Data::HashMap::Shared::X: <location>: ... >>,
+the location's password (and any C<pass=> option) shown as C<***>. After
+a network failure or a timeout the handle drops its connection; the next
+call connects again, so once the server is back the program carries on. A read (get, exists, size,
+keys, each, ...) on a connection that turns out to have been closed while
+idle is sent once more on a new connection; a write is never sent twice.
+
+Handles are safe across C<fork>: a handle remembers the process that
+connected, and a child that uses its parent's handle opens its own
+connection (a socket shared by two processes would mix their replies).
+
+=head2 Costs
+
+Every operation is one round trip: a single command (C<HGET>, C<HEXISTS>,
+C<HLEN>, C<HMGET>, C<DEL>), or C<EVALSHA> of one of the module's Lua scripts
+(writes, and reads of maps with a TTL). On a local Unix socket a round trip
+takes 10-30 microseconds; over a network, the network's round trip time
+dominates. C<set_multi>, C<get_multi> and C<remove_multi> are one round trip
+for the whole batch (per shard for a sharded map); C<each> and cursors read
+512 entries per round trip; C<keys>, C<values>, C<items> and C<to_hash>
+read the whole map in one. Measured by C<perl -Mblib bench/vs.pl redis>
+(one client, Redis 7.0.15 on a local Unix socket, a busy 2-cpu machine):
+
+    operation            Redis::Fast   this module   overhead
+    SS get                  14.1 us       13.3 us      -0.9 us
+    SS put (script)         14.2 us       20.8 us      +6.6 us
+    SI incr (script)        16.1 us       30.4 us     +14.3 us
+    SI cas (script)         23.8 us       27.4 us      +3.7 us
+    get_multi x100          53.1 us       62.7 us      +9.6 us
+    set_multi x100          43.8 us      114.3 us     +70.4 us
+    each, per entry          0.6 us        2.0 us      +1.4 us
+
+Redis::Fast sends the bare commands to a hash of its own; the module's
+writes run a Lua script that keeps C<max_entries> exact, the TTLs and the
+UTF-8 flags.
+
+=head2 On the server
+
+The map C<MAP> is four keys with the hash tag C<{MAP}> (one Cluster slot, so
+that every script is legal on a Cluster): C<dhms:{MAP}:meta> (a hash:
+variant, max_entries, ttl, counters), C<dhms:{MAP}:data> (a hash of the
+entries), C<dhms:{MAP}:exp> (a sorted set of expiry deadlines) and
+C<dhms:{MAP}:utf8> (the string keys whose UTF-8 flag is on). The scripts
+need Redis 6.2 or later, or Valkey (tested with Redis 7.0.15 and Valkey
+8.0.1); hash-field expiry commands are not used. This build talks to one
+server (a standalone server, or a primary); it does not follow Cluster
+redirections. The command-line tool F<hashmap-shared> reads map files
+only; C<redis-cli> shows a map's keys on a server. Tied hashes work over a
+location like over a file.
+
+To run a private server for tests or development, with no TCP port and
+nothing saved:
+
+    mkdir -p /tmp/r && redis-server --port 0 --unixsocket /tmp/r/s.sock \
+        --unixsocketperm 700 --save '' --appendonly no --dir /tmp/r &
+    perl -e '... ->new("redis+unix:///tmp/r/s.sock#test", 1000) ...'
+    redis-cli -s /tmp/r/s.sock shutdown nosave
+
+The test suite does this by itself when C<redis-server> is on the C<PATH>,
+or uses the server named by C<DHMS_TEST_REDIS> (a location without
+C<#MAP>, such as C<redis+unix:///tmp/r/s.sock>).
 
 =head1 TIED HASHES
 

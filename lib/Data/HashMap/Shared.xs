@@ -188,6 +188,18 @@ DHMS_NORETURN void S_croak_status(pTHX_ const struct dhms_variant_desc *v, int s
 }
 #define croak_status(v, st) S_croak_status(aTHX_ v, st)
 
+/* A diagnostic value. For a map on a server it may take a round trip,
+ * which may fail: then croak. */
+static uint64_t S_info_of(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, int which)
+{
+    uint64_t n = 0;
+    int st = dhms_info_try(m, which, &n);
+    if (st != DHMS_OK)
+        croak_status(v, st);
+    return n;
+}
+#define info_of(v, m, which) S_info_of(aTHX_ v, m, which)
+
 DHMS_NORETURN void S_croak_undef(pTHX_ const struct dhms_variant_desc *v, const char *what)
 {
     Perl_croak(aTHX_ "%s: %s is undef", v->package, what);
@@ -805,11 +817,11 @@ DHMS_NORETURN void S_croak_counter(pTHX_ const struct dhms_variant_desc *v, dhms
         Perl_croak(aTHX_ "%s: %s would overflow %s (value unchanged)", v->package, opname,
                    S_kinds[v->val_kind].name);
     if (st == DHMS_EFULL) {
-        uint64_t max = dhms_info(m, DHMS_INFO_MAX_ENTRIES);
-        if (dhms_info(m, DHMS_INFO_SIZE) < max)
+        uint64_t max = info_of(v, m, DHMS_INFO_MAX_ENTRIES);
+        if (info_of(v, m, DHMS_INFO_SIZE) < max)
             Perl_croak(aTHX_ "%s: string storage is full (arena_cap %" UVuf " bytes): "
                        "cannot insert key", v->package,
-                       (UV)dhms_info(m, DHMS_INFO_ARENA_CAP));
+                       (UV)info_of(v, m, DHMS_INFO_ARENA_CAP));
         Perl_croak(aTHX_ "%s: map is full (max_entries %" UVuf "): cannot insert key",
                    v->package, (UV)max);
     }
@@ -881,7 +893,7 @@ DHMS_BODY(incr_by)
 #define DHMS_INFO_BODY(name, KEY)                                   \
     DHMS_BODY(name)                                                 \
     {                                                               \
-        args[0] = ret_iv(targ, (IV)dhms_info(m, KEY));              \
+        args[0] = ret_iv(targ, (IV)info_of(v, m, KEY));             \
         return args;                                                \
     }
 
@@ -923,8 +935,8 @@ static dhms_snapshot *S_snapshot(pTHX_ const struct dhms_variant_desc *v, dhms_m
 static UV S_live_count(pTHX_ const struct dhms_variant_desc *v, dhms_map *m)
 {
     UV n;
-    if (dhms_info(m, DHMS_INFO_TTL) == 0)
-        return (UV)dhms_info(m, DHMS_INFO_SIZE);
+    if (info_of(v, m, DHMS_INFO_TTL) == 0)
+        return (UV)info_of(v, m, DHMS_INFO_SIZE);
     ENTER;
     n = dhms_snapshot_len(snapshot(v, m));
     LEAVE;
@@ -1061,10 +1073,10 @@ DHMS_BODY(update_ttl)
 DHMS_NORETURN void S_croak_full(pTHX_ const struct dhms_variant_desc *v, dhms_map *m,
                                 const char *opname)
 {
-    uint64_t max = dhms_info(m, DHMS_INFO_MAX_ENTRIES);
-    if (dhms_info(m, DHMS_INFO_SIZE) < max)
+    uint64_t max = info_of(v, m, DHMS_INFO_MAX_ENTRIES);
+    if (info_of(v, m, DHMS_INFO_SIZE) < max)
         Perl_croak(aTHX_ "%s: %s: string storage is full (arena_cap %" UVuf " bytes): "
-                   "cannot store", v->package, opname, (UV)dhms_info(m, DHMS_INFO_ARENA_CAP));
+                   "cannot store", v->package, opname, (UV)info_of(v, m, DHMS_INFO_ARENA_CAP));
     Perl_croak(aTHX_ "%s: %s: map is full (max_entries %" UVuf "): cannot insert key",
                v->package, opname, (UV)max);
 }
@@ -1300,6 +1312,9 @@ static int S_cursor_free(pTHX_ SV *sv, MAGIC *mg)
     struct dhms_cursor *c = (struct dhms_cursor *)mg->mg_ptr;
     PERL_UNUSED_ARG(sv);
     if (c) {
+        /* the map lives while the cursor does, except in global destruction */
+        if (PL_phase != PERL_PHASE_DESTRUCT)
+            dhms_cursor_release(c->m, c->pos);
         SvREFCNT_dec(c->map_rv);
         Safefree(c);
         mg->mg_ptr = NULL;
@@ -1404,6 +1419,7 @@ DHMS_BODY(cursor_next)
 DHMS_BODY(cursor_reset)
 {
     struct dhms_cursor *c = cursor_from(args[0], v);
+    dhms_cursor_release(c->m, c->pos);
     c->pos[0] = 0;
     c->pos[1] = DHMS_POS_START;
     args[0] = &PL_sv_yes;
@@ -1414,9 +1430,19 @@ DHMS_BODY(cursor_seek)
 {
     struct dhms_cursor *c = cursor_from(args[0], v);
     dhms_item key;
+    uint64_t pos[2];
+    int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    args[0] = ret_bool(v, dhms_cursor_seek(c->m, &key, c->pos));
+    pos[0] = c->pos[0];
+    pos[1] = c->pos[1];
+    st = dhms_cursor_seek(c->m, &key, pos);
+    if (st == DHMS_OK && (pos[0] != c->pos[0] || pos[1] != c->pos[1])) {
+        dhms_cursor_release(c->m, c->pos);
+        c->pos[0] = pos[0];
+        c->pos[1] = pos[1];
+    }
+    args[0] = ret_bool(v, st);
     return args;
 }
 
@@ -1695,7 +1721,7 @@ DHMS_BODY(stats)
 
     for (i = 0; i < sizeof S_info_names / sizeof S_info_names[0]; i++)
         (void)hv_store(hv, S_info_names[i].name, (I32)strlen(S_info_names[i].name),
-                       newSVuv((UV)dhms_info(m, S_info_names[i].key)), 0);
+                       newSVuv((UV)info_of(v, m, S_info_names[i].key)), 0);
     (void)hv_stores(hv, "frozen", newSViv(dhms_handle_info(m, 1)));
     (void)hv_stores(hv, "readonly", newSViv(dhms_handle_info(m, 2)));
     args[0] = sv_2mortal(newRV_noinc((SV *)hv));
