@@ -253,7 +253,7 @@ impl Region {
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::new(format!(
-                "{}: not a Data::HashMap::Shared file (not a regular file)",
+                "{}: not a Data::HashMap::Shared file (not a regular file, so no map magic)",
                 self.path
             )));
         }
