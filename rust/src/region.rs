@@ -450,6 +450,10 @@ fn reopen(fd: RawFd) -> std::result::Result<RawFd, ()> {
 impl Drop for Region {
     fn drop(&mut self) {
         self.unmap();
+        // A descriptor from new_from_fd shares its open file description
+        // with the caller's, which keeps OFD locks alive after our close:
+        // an open that failed must not leave the creation lock held.
+        self.finish_open();
         // SAFETY: the fds are ours; closing releases our OFD locks.
         unsafe {
             if self.lock_fd >= 0 {
