@@ -3,7 +3,7 @@ package Data::HashMap::Shared;
 use strict;
 use warnings;
 
-our $VERSION = '0.01';
+our $VERSION = '1.00';
 
 require XSLoader;
 XSLoader::load('Data::HashMap::Shared', $VERSION);
