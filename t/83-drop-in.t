@@ -309,7 +309,7 @@ subtest 'MIGRATING' => sub {
     ok(defined $sec, 'the POD has a MIGRATING section') or return;
     for my $topic (qr/max_entries/, qr/range/, qr/arena_cap/, qr/swap/, qr/freeze/, qr/new_readonly/,
                    qr/file format/i, qr/pending/, qr/recover/i, qr/full (?:disk|file system)/i, qr/redis/i,
-                   qr/new_sharded/, qr/permanent/, qr/readonly/, qr/reserve/) {
+                   qr/new_sharded/, qr/permanent/, qr/readonly/, qr/reserve/, qr/file_mode/, qr/symbolic link/) {
         like($sec, $topic, "MIGRATING mentions $topic");
     }
 };

@@ -1085,6 +1085,18 @@ progress for a documented time croaks, naming what it waited for
 (L</CONCURRENCY>). Where a process may hold a map's lock for long, be ready
 for that croak.
 
+=item New files are private unless C<$file_mode> says otherwise.
+
+A new map file gets mode 0600 (owner only), applied exactly whatever the
+umask. If processes of other users open your maps, pass C<$file_mode>
+(C<0660>, C<0644>) to the constructor that creates them.
+
+=item A symbolic link is refused as a path.
+
+Files are opened with C<O_NOFOLLOW>, so a path that is a symbolic link
+croaks (C<is a symbolic link (refused; give the real path)>). Give the path
+of the file itself.
+
 =item Reads of an LRU map take no lock.
 
 L</get> on an LRU map marks the entry as used instead of moving it under
