@@ -1015,8 +1015,9 @@ The deliberate differences, each with what you may need to change:
 
 A file written by the C implementation is refused (C<not a
 Data::HashMap::Shared file (no map magic number ...)>). Delete such files
-and let the maps be built again, or copy the data over once (read it with
-the C module, C<set_multi> it into a new file).
+and let the maps be built again; to keep their data, dump it with the C
+module before you upgrade (C<to_hash> and L<Storable>, say) and load it
+into a new file with C<set_multi> afterwards.
 
 =item C<max_entries> is exact.
 
