@@ -8,7 +8,8 @@ use DHMSTest;
 
 # Pins the expiry of SPEC sections 3, 5 and 6 on every variant, in both
 # calling styles: a map created with a TTL gives new entries that lifetime
-# (put_ttl its own, 0 = permanent; put on an existing key resets it); an
+# (put_ttl its own, 0 = permanent; put on an existing key resets it to the
+# default, but a permanent entry stays permanent); an
 # expired entry is invisible to every read at once but still counted by size
 # until a write that meets it, flush_expired or flush_expired_partial removes
 # it and counts it in stat_expired; ttl_remaining, touch, persist, set_ttl and
@@ -82,7 +83,10 @@ for_each_variant {
             remaining_ok($op->{ttl_remaining}->($m, $k[3]), 6, 100, '... resets it to the default');
             is($op->{get}->($m, $k[3]), $v[4], '... new value');
             ok($op->{put}->($m, $k[2], $v[5]), 'put of an existing permanent key');
-            remaining_ok($op->{ttl_remaining}->($m, $k[2]), 1, 100, '... gets the default TTL');
+            is($op->{ttl_remaining}->($m, $k[2]), 0, '... it stays permanent (put is no TTL write)');
+            is($op->{get}->($m, $k[2]), $v[5], '... new value');
+            ok($op->{put_ttl}->($m, $k[2], $v[2], 7), 'put_ttl 7 of an existing permanent key');
+            remaining_ok($op->{ttl_remaining}->($m, $k[2]), 1, 7, '... 1..7 s left');
             ok($op->{put_ttl}->($m, $k[2], $v[2], 0), 'put_ttl 0 of an existing key');
             is($op->{ttl_remaining}->($m, $k[2]), 0, '... makes it permanent');
             ok($op->{put_ttl}->($m, $k[2], $v[2], 7), 'put_ttl 7 of an existing key');

@@ -8,9 +8,11 @@ use DHMSTest;
 # Pins new_sharded (SPEC section 3, and section 5 on a sharded map):
 # - files "$prefix.0" .. "$prefix.(N-1)" and no other; path undef, memfd -1,
 #   unlink false; shards from 1 to 1024;
-# - max_entries, max_size and arena_cap are divided among the shards rounded
-#   up (each shard fills up on its own: a 4-shard map of 10 holds exactly
-#   12), ttl, lru_skip and file_mode apply to every shard;
+# - max_entries, max_size and arena_cap apply to each shard, as in the C
+#   implementation (4 shards of 1000 hold 4000 entries; each shard fills up
+#   on its own: a 4-shard map of 10 holds exactly 40), and max_entries,
+#   max_size, arena_cap, mmap_size and stats report the sums; ttl, lru_skip
+#   and file_mode apply to every shard;
 # - the shard count is recorded: attaching with another count croaks "shard
 #   count mismatch"; attaching with the same count ignores the other
 #   arguments;
@@ -55,7 +57,7 @@ for_each_variant {
     ok(!$m->unlink, 'unlink returns false');
     ok((grep { -f $_ } shard_files($prefix, 4)) == 4, '... and removes nothing');
     is($m->memfd, -1, 'memfd is -1');
-    is($m->max_entries, 1000, 'max_entries 1000 (4 x 250)');
+    is($m->max_entries, 4000, 'max_entries 4000 (4 shards x 1000)');
     ok($m->sync, 'sync returns true');
 
     $m->put(vkey($v, $_), vval($v, $_)) for 0 .. 399;
@@ -68,7 +70,7 @@ for_each_variant {
     is($m->tombstones, sum(map { $_->tombstones } @sh), 'tombstones is the sum');
     is($m->arena_used, sum(map { $_->arena_used } @sh), 'arena_used is the sum');
     is($m->mmap_size, sum(map { -s $_ } shard_files($prefix, 4)), 'mmap_size is the sum of the file sizes');
-    is_deeply([ map { $_->max_entries } @sh ], [ (250) x 4 ], 'each shard has max_entries 250');
+    is_deeply([ map { $_->max_entries } @sh ], [ (1000) x 4 ], 'each shard has max_entries 1000');
     my $st = $m->stats;
     is($st->{$_}, $m->$_, "stats $_ agrees") for qw(size capacity tombstones mmap_size arena_used arena_cap
         max_entries max_size ttl stat_evictions stat_expired stat_recoveries);
@@ -79,7 +81,7 @@ for_each_variant {
     croaks_ok($v, sub { $v->{class}->new_sharded($prefix, 5, 1000) }, qr/shard count mismatch/, 'attaching as 5 shards croaks');
     croaks_ok($v, sub { $v->{class}->new_sharded($prefix, 1, 1000) }, qr/shard count mismatch/, 'attaching as 1 shard croaks');
     my $again = $v->{class}->new_sharded($prefix, 4, 50, 10, 60);
-    is($again->max_entries, 1000, 'attaching with the same count ignores the sizes');
+    is($again->max_entries, 4000, 'attaching with the same count ignores the sizes');
     is($again->max_size, 0, '... max_size from the files');
     is($again->ttl, 0, '... ttl from the files');
     is($again->size, 400, '... and sees the entries');
@@ -90,24 +92,27 @@ for_each_variant {
     is($m->size, 0, 'clear');
     is_deeply([ map { $_->size } @sh ], [ 0, 0, 0, 0 ], '... empties every shard');
 
-    # Sizing is per shard, rounded up.
-    my $small = $v->{class}->new_sharded(tmp_path("small-$v->{name}"), 4, 10);
-    is($small->max_entries, 12, 'new_sharded(4 shards, 10): max_entries 12');
+    # Sizing is per shard, exact.
+    my $sp = tmp_path("small-$v->{name}");
+    my $small = $v->{class}->new_sharded($sp, 4, 10);
+    is($small->max_entries, 40, 'new_sharded(4 shards, 10): max_entries 40');
     my $stored = grep { $small->put(vkey($v, $_), vval($v, $_)) } 0 .. 399;
-    is($stored, 12, '... each shard fills up on its own: exactly 12 of 400 keys stored');
-    is($small->size, 12, '... size 12');
+    is($stored, 40, '... each shard fills up on its own: exactly 40 of 400 keys stored');
+    is($small->size, 40, '... size 40');
+    is_deeply([ map { $_->size } shards_of($v, $sp, 4) ], [ (10) x 4 ], '... 10 in every shard');
 
     my $p3 = tmp_path("args-$v->{name}");
     my $a = $v->{class}->new_sharded($p3, 3, 1000, 100, 60, 5, 1 << 20, 0640);
-    is($a->max_entries, 1002, '3 shards of 1000: max_entries 1002');
-    is($a->max_size, 102, '... max_size 102');
+    is($a->max_entries, 3000, '3 shards of 1000: max_entries 3000');
+    is($a->max_size, 300, '... max_size 300');
     is($a->ttl, 60, '... ttl 60');
-    is($a->arena_cap, 3 * 349526, '... arena_cap 3 x ceil(2**20 / 3)');
+    is($a->arena_cap, 3 << 20, '... arena_cap 3 x 2**20');
+    is($a->stats->{$_}, $a->$_, "... stats $_ is the sum too") for qw(max_entries max_size arena_cap mmap_size);
     is($a->stats->{lru_skip}, 5, '... lru_skip 5');
     is_deeply([ map { sprintf '%04o', (stat $_)[2] & 07777 } shard_files($p3, 3) ], [ ('0640') x 3 ], '... every file mode 0640');
     my @s3 = shards_of($v, $p3, 3);
     is_deeply([ map { [ $_->max_entries, $_->max_size, $_->ttl, $_->arena_cap ] } @s3 ],
-        [ ([ 334, 34, 60, 349526 ]) x 3 ], '... every shard: 334 entries, max_size 34, ttl 60, arena_cap 349526');
+        [ ([ 1000, 100, 60, 1 << 20 ]) x 3 ], '... every shard: 1000 entries, max_size 100, ttl 60, arena_cap 2**20');
 } only => \@SOME;
 
 subtest 'shard counts' => sub {
@@ -120,7 +125,7 @@ subtest 'shard counts' => sub {
     my $one = $v->{class}->new_sharded(tmp_path('one'), 1, 100);
     ok($one->put('a', 'b') && $one->get('a') eq 'b', '1 shard works');
     my $p = tmp_path('many');
-    my $many = $v->{class}->new_sharded($p, 64, 6400);
+    my $many = $v->{class}->new_sharded($p, 64, 100);
     $many->put("k$_", "v$_") for 1 .. 1000;
     is($many->size, 1000, '64 shards hold 1000 keys');
     ok(-e "$p.63" && !-e "$p.64", '... in 64 files');
@@ -142,8 +147,8 @@ for_each_variant {
 my $EXPIRY_PREFIX = {};
 for_each_variant {
     my ($v) = @_;
-    my $lru = $v->{class}->new_sharded(tmp_path("lru-$v->{name}"), 4, 100, 8);
-    is($lru->max_size, 8, 'LRU 4 shards, max_size 8');
+    my $lru = $v->{class}->new_sharded(tmp_path("lru-$v->{name}"), 4, 100, 2);
+    is($lru->max_size, 8, 'LRU 4 shards, max_size 2 each: max_size 8');
     $lru->put(vkey($v, $_), vval($v, $_)) for 0 .. 199;
     is($lru->size, 8, '200 inserts: size 8 (2 per shard)');
     is($lru->stat_evictions, 192, 'stat_evictions is the sum: 192');
@@ -212,7 +217,7 @@ sub walk_with_churn {
 
 for_each_variant {
     my ($v) = @_;
-    my $m = $v->{class}->new_sharded(tmp_path("walk-$v->{name}"), 4, 20_000);
+    my $m = $v->{class}->new_sharded(tmp_path("walk-$v->{name}"), 4, 5_000);
     $m->put(vkey($v, $_), vval($v, $_)) for 0 .. $BASE - 1;
     my $want = base_want($v);
     my $ops = kw_ops($v);
@@ -337,7 +342,7 @@ for_each_variant {
 for_each_variant {
     my ($v) = @_;
     my $prefix = tmp_path("writers-$v->{name}");
-    my $m = $v->{class}->new_sharded($prefix, 4, 10_000);
+    my $m = $v->{class}->new_sharded($prefix, 4, 2_500);
     children_ok(2, sub {
         my ($c) = @_;
         my $h = $c ? $v->{class}->new_sharded($prefix, 4, 1) : $m;

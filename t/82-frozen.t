@@ -11,8 +11,9 @@ use DHMSTest;
 # Files, 7):
 # - freeze needs a map in a file: anonymous and memfd maps croak "freeze
 #   needs a map in a file" and stay writable;
-# - freeze returns true (again when already frozen); afterwards frozen is
-#   true and stats->{frozen} 1 on every handle; every mutator, in both
+# - freeze returns true (again when already frozen); afterwards frozen and
+#   readonly are true and stats->{frozen} 1 on every handle, the one that
+#   froze it included; every mutator, in both
 #   calling styles, croaks "map is frozen" on this handle, on another handle
 #   of this process (opened before or after the freeze), on an inherited and
 #   on an own handle in another process, and on a handle opened later in a
@@ -190,11 +191,13 @@ for_each_variant {
     ok($m->freeze, 'freeze returns true');
     ok($m->frozen, 'frozen');
     is($m->stats->{frozen}, 1, 'stats frozen 1');
-    ok(!$m->readonly, 'not readonly');
-    is($m->stats->{readonly}, 0, 'stats readonly 0');
+    ok($m->readonly, 'readonly: the handle that froze it cannot change it either');
+    is($m->stats->{readonly}, 1, 'stats readonly 1');
     ok($before->frozen, 'a handle opened before the freeze sees it frozen');
+    ok($before->readonly, '... and readonly');
     my $after = $v->{class}->new($path, 1);
     ok($after->frozen, 'a handle opened after the freeze is frozen');
+    ok($after->readonly, '... and readonly');
     ok($m->freeze, 'freeze again returns true');
     ok($m->sync, 'sync of a frozen map returns true');
 
@@ -330,7 +333,7 @@ for_each_variant {
     is($r->stats->{frozen}, 1, 'stats frozen 1');
     is($r->path, $path, 'path');
     is($r->max_entries, 1000, 'max_entries');
-    ok(!$m->readonly, 'the writer handle is not readonly');
+    ok($m->readonly, 'the handle that froze it is readonly too');
     reads_ok($v, $r, $want, 'new_readonly');
     all_croak_ok($v, $r, $RO, 'new_readonly');
     my $fz = croak_msg(sub { $r->freeze });

@@ -104,8 +104,8 @@ impl Core {
                             self.str_free(old);
                         }
                     }
-                    if self.ttl_on {
-                        t.ext(i).store(expiry, Release);
+                    if let Some(e) = self.expiry_on_write(&t, i, now, None) {
+                        t.ext(i).store(e, Release);
                     }
                     if self.lru_on {
                         self.lru_promote(&t, i);

@@ -451,7 +451,10 @@ impl Core {
                 if fsize >= 8 && peek(&region, &mut m) && u64::from_le_bytes(m) == MAGIC {
                     format!("corrupt header: file is truncated ({fsize} bytes)")
                 } else {
-                    "not a Data::HashMap::Shared file".to_string()
+                    format!(
+                        "not a Data::HashMap::Shared file (too small: {fsize} bytes, a map \
+                         has at least {HEADER_SIZE})"
+                    )
                 },
             ));
         }
@@ -459,7 +462,9 @@ impl Core {
         // SAFETY: the header page is inside the file (checked above).
         let h = unsafe { &*(region.base() as *const Header) };
         if h.magic.load(Acquire) != MAGIC {
-            return Err(Error::new("not a Data::HashMap::Shared file"));
+            return Err(Error::new(
+                "not a Data::HashMap::Shared file (no map magic number at its start)",
+            ));
         }
         let v = h.version.load(Relaxed);
         if v != VERSION {
@@ -536,8 +541,8 @@ impl Core {
         }
         if region.kind() == Kind::ReadOnly && h.frozen.load(Acquire) != 1 {
             return Err(Error::new(
-                "new_readonly needs a frozen map: freeze it first (a map that can still change \
-                 cannot be read without the writer protocol)",
+                "new_readonly needs a frozen map, and this map is not frozen: freeze it first \
+                 (a map that can still change cannot be read without the writer protocol)",
             ));
         }
         let limit = reserve;
@@ -828,9 +833,10 @@ impl Core {
         }
     }
 
-    /// True for a read-only handle (`new_readonly`).
+    /// True when this handle cannot change the map: a `new_readonly`
+    /// handle, or any handle of a frozen map (the one that froze it too).
     pub fn readonly(&self) -> bool {
-        self.readonly
+        self.frozen()
     }
 
     /// The file's path (None for anonymous and memfd maps).
@@ -1301,7 +1307,10 @@ impl Core {
     }
 
     /// Pre-size the table for `n` entries; false if `n > max_entries`.
+    /// A mutator like any other: on a frozen map it fails with "map is
+    /// frozen" before anything else is checked.
     pub fn reserve(&mut self, n: u64) -> Result<bool> {
+        self.writable()?;
         if n > self.max_entries {
             return Ok(false);
         }
@@ -1729,7 +1738,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         } else {
             Err(Error::new(format!(
                 "{op} needs a map created with a TTL (the 4th argument of new, in seconds); \
-                 this map has none: use put, or create the map with a default TTL"
+                 this map has none: use put, or create the map with a default TTL to make it \
+                 TTL-enabled"
             )))
         }
     }
@@ -1751,10 +1761,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         ttl: Option<u64>,
         now: u32,
     ) -> Result<Status> {
-        let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
         match Self::find_live(core, key, now)? {
-            (t, Some(i)) => Self::overwrite(core, &t, i, v, Some(expiry)),
-            (_, None) => Self::insert_locked(core, key, k, v, expiry, now),
+            (t, Some(i)) => {
+                let expiry = core.expiry_on_write(&t, i, now, ttl);
+                Self::overwrite(core, &t, i, v, expiry)
+            }
+            (_, None) => {
+                let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
+                Self::insert_locked(core, key, k, v, expiry, now)
+            }
         }
     }
 
@@ -2078,13 +2093,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok(false);
         }
         self.with_live(k, |core, t, i, now| {
-            if core.ttl_on {
+            if let Some(ne) = core.expiry_on_write(t, i, now, None).filter(|&ne| ne != 0) {
                 let e = t.ext(i).load(Relaxed);
-                if e & layout::EXT_EXPIRY != 0 {
-                    let ne = crate::ttl::expiry_after(now, core.ttl_default);
-                    t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
-                    crate::fault::point();
-                }
+                t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
+                crate::fault::point();
             }
             if core.lru_on {
                 Self::promote(core, t, i);

@@ -50,10 +50,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
         match (Self::find_live(core, &key, now)?, present) {
-            ((t, Some(i)), true) => Self::overwrite(core, &t, i, v, Some(expiry)),
-            ((_, None), false) => Self::insert_locked(core, &key, k, v, expiry, now),
+            ((t, Some(i)), true) => {
+                let expiry = core.expiry_on_write(&t, i, now, ttl);
+                Self::overwrite(core, &t, i, v, expiry)
+            }
+            ((_, None), false) => {
+                let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
+                Self::insert_locked(core, &key, k, v, expiry, now)
+            }
             _ => Ok(Status::False),
         }
     }
@@ -67,7 +72,6 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let expiry = crate::ttl::expiry_after(now, core.ttl_default);
         match Self::find_live(core, &key, now)? {
             (t, Some(i)) => {
                 let w = t.slot(i).val.load(Acquire);
@@ -76,15 +80,19 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     Some(s) => return Ok(s),
                     None => return Err(Error::new("corrupt map: bad value reference")),
                 }
-                match Self::overwrite(core, &t, i, v, Some(expiry))? {
+                let expiry = core.expiry_on_write(&t, i, now, None);
+                match Self::overwrite(core, &t, i, v, expiry)? {
                     Status::Ok => Ok(Status::Ok),
                     s => Ok(s),
                 }
             }
-            (_, None) => match Self::insert_locked(core, &key, k, v, expiry, now)? {
-                Status::Ok => Ok(Status::False),
-                s => Ok(s),
-            },
+            (_, None) => {
+                let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+                match Self::insert_locked(core, &key, k, v, expiry, now)? {
+                    Status::Ok => Ok(Status::False),
+                    s => Ok(s),
+                }
+            }
         }
     }
 
@@ -112,8 +120,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         match Self::find_live(core, &key, now)? {
             (t, Some(i)) if Self::value_is(core, t.slot(i).val.load(Acquire), expected) => {
-                let expiry = crate::ttl::expiry_after(now, core.ttl_default);
-                Self::overwrite(core, &t, i, desired, Some(expiry))
+                let expiry = core.expiry_on_write(&t, i, now, None);
+                Self::overwrite(core, &t, i, desired, expiry)
             }
             _ => Ok(Status::False),
         }

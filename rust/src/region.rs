@@ -253,7 +253,7 @@ impl Region {
         }
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(Error::new(format!(
-                "{}: not a Data::HashMap::Shared file (not a regular file)",
+                "{}: not a Data::HashMap::Shared file (not a regular file, so no map magic)",
                 self.path
             )));
         }
@@ -553,6 +553,10 @@ fn reopen(fd: RawFd) -> std::result::Result<RawFd, ()> {
 impl Drop for Region {
     fn drop(&mut self) {
         self.unmap();
+        // A descriptor from new_from_fd shares its open file description
+        // with the caller's, which keeps OFD locks alive after our close:
+        // an open that failed must not leave the creation lock held.
+        self.finish_open();
         // SAFETY: the fds are ours; closing releases our OFD locks.
         unsafe {
             if self.lock_fd >= 0 {

@@ -28,26 +28,22 @@ pub struct Sharded {
 }
 
 impl Sharded {
-    /// Create or attach `prefix.0` .. `prefix.{n-1}`. `p` is for the whole
-    /// map: each shard gets `max_entries`, `max_size` and `arena_cap`
-    /// divided by `n` (rounded up).
+    /// Create or attach `prefix.0` .. `prefix.{n-1}`. `p` is for each
+    /// shard, as in the C implementation: every shard gets `max_entries`,
+    /// `max_size` and `arena_cap`, so the whole map holds `n` times as many
+    /// entries (and `info` reports the sums).
     pub fn open(prefix: &str, n: u32, variant: Variant, p: &Params) -> Result<Sharded> {
         if !(1..=1024).contains(&n) {
             return Err(Error::new(format!(
-                "the number of shards must be 1..1024 (got {n})"
+                "num_shards (the number of shards) must be 1..1024 (got {n})"
             )));
         }
-        let per = |x: u64| if x == 0 { 0 } else { x.div_ceil(n as u64) };
-        let mut sp = *p;
-        sp.max_entries = per(p.max_entries).max(1);
-        sp.max_size = per(p.max_size);
-        sp.arena_cap = per(p.arena_cap);
         let mut shards = Vec::with_capacity(n as usize);
         for i in 0..n {
             let path = format!("{prefix}.{i}");
             let c = CString::new(path.clone())
                 .map_err(|_| Error::new("the prefix contains a NUL byte"))?;
-            let mut m = open_source(&Source::Path(&c), variant, &sp)?;
+            let mut m = open_source(&Source::Path(&c), variant, p)?;
             m.claim_shard(n, i)?;
             shards.push(m);
         }
@@ -93,17 +89,20 @@ impl Core {
     /// Record (or check) that this file is shard `i` of `n`.
     pub(crate) fn claim_shard(&mut self, n: u32, i: u32) -> Result<()> {
         let want = ((n as u64) << 32) | i as u64;
+        let mismatch = |path: &str, have: u64| {
+            Err(Error::new(format!(
+                "{path}: shard count mismatch: this file is shard {} of {}, opened as shard {i} \
+                 of {n} (num_shards must be the count the files were created with)",
+                have & 0xffff_ffff,
+                have >> 32
+            )))
+        };
         let have = self.hdr().shard.load(std::sync::atomic::Ordering::Acquire);
         if have == want {
             return Ok(());
         }
         if have != 0 {
-            return Err(Error::new(format!(
-                "{}: shard count mismatch: this file is shard {} of {}, opened as shard {i} of {n}",
-                self.path(),
-                have & 0xffff_ffff,
-                have >> 32
-            )));
+            return mismatch(self.path(), have);
         }
         let g = self.write_lock()?;
         let h = g.core.hdr();
@@ -115,12 +114,7 @@ impl Core {
         ) {
             Ok(_) => Ok(()),
             Err(now) if now == want => Ok(()),
-            Err(now) => Err(Error::new(format!(
-                "{}: shard count mismatch: this file is shard {} of {}, opened as shard {i} of {n}",
-                g.core.path(),
-                now & 0xffff_ffff,
-                now >> 32
-            ))),
+            Err(now) => mismatch(g.core.path(), now),
         }
     }
 }
@@ -313,9 +307,6 @@ impl AnyMap for Sharded {
             _ => self.shards.iter_mut().map(|s| s.info_try(which)).sum(),
         }
     }
-    fn readonly(&self) -> bool {
-        self.shards.iter().any(|s| s.readonly())
-    }
     fn local_core(&self) -> Option<&Core> {
         self.shards[0].local_core()
     }
@@ -366,6 +357,9 @@ impl AnyMap for Sharded {
     }
     fn frozen(&self) -> bool {
         self.shards.iter().all(|s| s.frozen())
+    }
+    fn readonly(&self) -> bool {
+        self.frozen()
     }
     fn file_path(&self) -> Option<String> {
         None

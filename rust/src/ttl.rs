@@ -5,6 +5,8 @@
 
 use crate::layout::EXT_EXPIRY;
 use crate::map::Core;
+use crate::table::Table;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Wall-clock seconds now (the coarse clock: one vDSO read, no syscall).
 #[inline(always)]
@@ -30,6 +32,29 @@ pub fn expiry_after(now: u32, secs: u64) -> u64 {
 }
 
 impl Core {
+    /// The expiry an overwrite gives the live slot `i` of `t` at `now`
+    /// (SPEC section 5): a TTL write (`ttl` = its seconds) sets its own
+    /// lifetime; any other write refreshes the entry to the default
+    /// lifetime, except that a permanent entry stays permanent. `None`
+    /// (leave the word alone) on a map without TTL.
+    #[inline(always)]
+    pub(crate) fn expiry_on_write(
+        &self,
+        t: &Table,
+        i: usize,
+        now: u32,
+        ttl: Option<u64>,
+    ) -> Option<u64> {
+        if !self.ttl_on {
+            return None;
+        }
+        Some(match ttl {
+            Some(secs) => expiry_after(now, secs),
+            None if t.ext(i).load(Relaxed) & EXT_EXPIRY == 0 => 0,
+            None => expiry_after(now, self.ttl_default),
+        })
+    }
+
     /// True if an extension word says its entry has expired at `now`. The
     /// clock has whole seconds, so an entry lives through the second its
     /// expiry names: a lifetime of `t` seconds lasts at least `t` and less

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use hashmap_shared::ffi::open_any;
-use hashmap_shared::map::{Info, Params, Status, Variant};
+use hashmap_shared::map::{Info, Item, Out, Params, Status, Variant};
 use std::time::Duration;
 
 fn lru_map(
@@ -213,4 +213,71 @@ fn lru_with_ttl_evicts_expired_first_and_counts_them() {
     assert_eq!(get(&mut *m, Variant::II, &int(3)), Some(int(3)));
     assert_eq!(m.core_ref().info(Info::StatExpired), 1);
     assert_eq!(m.core_ref().info(Info::StatEvictions), 0);
+}
+
+#[test]
+fn a_permanent_entry_stays_permanent_under_writes_that_are_not_ttl_writes() {
+    let t = Tmp::new("permanent");
+    let mut m = lru_map(&t, Variant::II, 100, 0, 100);
+    let k = item(&int(1));
+    let mut buf = vec![0u8; 16];
+    let mut r = 0i64;
+    type Write = fn(&mut dyn hashmap_shared::ffi::AnyMap, &Item, &mut Vec<u8>, &mut i64);
+    let writes: [(&str, Write); 9] = [
+        ("put", |m, k, _, _| {
+            m.put(k, &Item::int(2)).unwrap();
+        }),
+        ("swap", |m, k, b, _| {
+            m.swap(k, &Item::int(3), &mut Out::with_vec(b)).unwrap();
+        }),
+        ("cas", |m, k, _, _| {
+            assert_eq!(m.cas(k, &Item::int(7), &Item::int(4)).unwrap(), Status::Ok);
+        }),
+        ("update", |m, k, _, _| {
+            assert_eq!(
+                m.conditional(k, &Item::int(5), None, true).unwrap(),
+                Status::Ok
+            );
+        }),
+        ("set_multi", |m, k, _, _| {
+            assert_eq!(m.set_multi(&[(*k, Item::int(6))]).unwrap(), 1);
+        }),
+        ("get_or_set", |m, k, b, _| {
+            m.get_or_set(k, &Item::int(9), &mut Out::with_vec(b))
+                .unwrap();
+        }),
+        ("incr_by", |m, k, _, r| {
+            m.incr_by(k, 2, r).unwrap();
+        }),
+        ("max", |m, k, _, r| {
+            m.extreme(k, 1000, true, r).unwrap();
+        }),
+        ("min", |m, k, _, r| {
+            m.extreme(k, -1000, false, r).unwrap();
+        }),
+    ];
+    for (name, w) in writes {
+        // permanent, by put_ttl 0 and by persist
+        for via_persist in [false, true] {
+            m.put_ttl(&k, &Item::int(7), if via_persist { 50 } else { 0 })
+                .unwrap();
+            if via_persist {
+                assert!(m.persist(&k).unwrap());
+            }
+            w(&mut *m, &k, &mut buf, &mut r);
+            assert_eq!(m.ttl_remaining(&k).unwrap(), Some(0), "{name}");
+        }
+    }
+    // An entry with a lifetime: put, swap, cas, update and set_multi restart
+    // it at the default.
+    for (name, w) in &writes[..5] {
+        m.put_ttl(&k, &Item::int(7), 5).unwrap();
+        w(&mut *m, &k, &mut buf, &mut r);
+        let left = m.ttl_remaining(&k).unwrap().unwrap();
+        assert!((90..=100).contains(&left), "{name}: {left} s left");
+    }
+    // The TTL writes change a lifetime.
+    m.persist(&k).unwrap();
+    m.put_ttl(&k, &Item::int(1), 7).unwrap();
+    assert!(matches!(m.ttl_remaining(&k).unwrap(), Some(1..=7)));
 }

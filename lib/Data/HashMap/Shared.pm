@@ -3,7 +3,7 @@ package Data::HashMap::Shared;
 use strict;
 use warnings;
 
-our $VERSION = '0.01';
+our $VERSION = '1.00';
 
 require XSLoader;
 XSLoader::load('Data::HashMap::Shared', $VERSION);
@@ -115,6 +115,10 @@ counters across pre-forked workers, an LRU and TTL cache, a rate limiter,
 a leaderboard, feature flags, a work queue, heartbeats, cross-process
 memoization. The command-line tool L<hashmap-shared> shows and edits a
 map file while programs use it (L</"COMMAND-LINE TOOL">).
+
+It replaces the C implementation of Data::HashMap::Shared (0.17 to 0.23)
+without changes to the code that uses it; L</MIGRATING> lists the
+deliberate differences and what each may ask of you.
 
 =head1 VARIANTS
 
@@ -359,11 +363,17 @@ C<"$prefix." . ($shards - 1)>, each an ordinary map file with its own
 writer lock. A fixed hash of the key (the same in every process) picks its
 shard, so writers of keys in different shards do not wait for each other.
 C<$shards> is an integer from 1 to 1024. C<$max_entries>, C<$max_size> and
-C<$arena_cap> are for the whole map and divided among the shards, rounded
-up (so L</"max_entries, max_size, ttl"> may return up to C<$shards - 1> more than given);
-each shard evicts and fills up on its own. Each file records the shard
-count, and attaching with another count croaks (C<shard count mismatch:
-this file is shard 0 of 4, opened as shard 0 of 3>).
+C<$arena_cap> apply to B<each shard>, as in the C implementation: every
+shard holds exactly C<$max_entries> entries, so 4 shards of 1,000 hold
+4,000, and L</"max_entries, max_size, ttl">, C<mmap_size>, C<arena_cap> and
+L</stats> report the sums. Each shard evicts and fills up on its own: a
+key whose shard is full is refused while other shards still have room.
+Each file records the shard count, and attaching with another count croaks
+(C<shard count mismatch: this file is shard 0 of 4, opened as shard 0 of 3
+(num_shards must be the count the files were created with)>). Errors:
+a missing prefix croaks C<new_sharded needs a path_prefix ...>, a bad count
+C<num_shards (the number of shards) must be an integer from 1 to 1024, got
+'0'>.
 
 Every operation works as on one map. Operations on one key are exactly
 those of its shard. Whole-map operations visit the shards in turn:
@@ -386,8 +396,9 @@ read-only and mapped without write permission, so only read permission on
 it is needed, and reads take no lock. Every read works; every operation
 that may change the map croaks (C<map is frozen (opened with new_readonly):
 it can be read, not changed>). Croaks if the map is not frozen (C<new_readonly
-needs a frozen map: freeze it first ...>), and for every reason L</new>
-does. C<< $map->readonly >> is true for such a handle.
+needs a frozen map, and this map is not frozen: freeze it first ...>), and
+for every reason L</new> does. C<< $map->readonly >> is true for such a
+handle.
 
 =head1 OPERATIONS ON ONE KEY
 
@@ -399,7 +410,10 @@ does. C<< $map->readonly >> is true for such a handle.
 Stores C<$value> under C<$key>, replacing any previous value. Returns true;
 false when the key is new and the map is full (C<max_entries> entries), the
 string storage has reached C<$arena_cap>, or the file system has no room
-for the space the store needs (see L</CONCURRENCY>; nothing is lost).
+for the space the store needs (see L</CONCURRENCY>; nothing is lost). On a
+map with a TTL a new entry gets the default lifetime and an existing one
+restarts it, but a permanent entry stays permanent
+(L</"EVICTION AND EXPIRY">).
 
 =head2 get
 
@@ -452,8 +466,9 @@ across processes; they are atomic.
 
 Errors: a result outside the value type croaks and changes nothing
 (C<Data::HashMap::Shared::I16: incr would overflow int16 (value
-unchanged)>); a missing key when the map is full croaks (C<map is full
-(max_entries 1000): cannot insert key>).
+unchanged)>); a missing key when the map is full croaks (C<increment
+failed: map is full (max_entries 1000): cannot insert key>; C<decrement
+failed> for L</decr>, C<incr_by failed> for L</incr_by>).
 
 =head2 decr
 
@@ -607,7 +622,7 @@ ends.
 
 As L</put>, with this entry's own lifetime: C<$seconds> from now, or
 permanent for 0. Croaks on a map made without a TTL (C<put_ttl needs a map
-created with a TTL ...>): there, use L</put>.
+created with a TTL ... to make it TTL-enabled>): there, use L</put>.
 
 =head2 ttl_remaining
 
@@ -737,7 +752,9 @@ Removes every entry. The statistics counters are kept. Returns true.
     my $ok = $map->reserve($n);
 
 Grows the table now to hold C<$n> entries without resizing later. False if
-C<$n> exceeds C<max_entries>.
+C<$n> exceeds C<max_entries> (on a sharded map, the sum; each shard grows for
+its part). Like every mutator, it croaks on a frozen map (C<map is frozen>),
+before it looks at C<$n>.
 
 =head1 DIAGNOSTICS OF A MAP
 
@@ -812,7 +829,7 @@ anonymous and memfd maps there is no disk, and it returns true.
 
 Seals a map in a file for good: from then on every operation that may
 change it (L</put>, L</remove>, the counters, L</get_or_set>, L</touch>,
-L</flush_expired>, L</clear> ...) croaks, on every handle of every process
+L</flush_expired>, L</clear>, L</reserve> ...) croaks, on every handle of every process
 (C<map is frozen: it can be read, not changed>), and reads go on as before.
 The file records it, and it is synced to disk before C<freeze> returns.
 Returns true, also when the map was already frozen. A sharded map freezes
@@ -826,7 +843,9 @@ L</new_readonly> everywhere.
     my $bool = $map->readonly;    # method only
 
 C<frozen>: true once the map was frozen, by any handle. C<readonly>: true
-if this handle was opened with L</new_readonly>.
+when this handle cannot change the map: a handle opened with
+L</new_readonly>, or any handle of a frozen map, the one that froze it
+included (as in the C implementation).
 
 =head2 memfd
 
@@ -850,9 +869,16 @@ oldest goes. Updates (L</put>, L</incr> and the other counters,
 L</get_or_set> of an existing key, L</touch>) move the entry to the recent
 end, less often with L</"$lru_skip">. C<stat_evictions> (L</"DIAGNOSTICS OF A MAP">) counts evictions.
 
-B<TTL> (C<$ttl> E<gt> 0). Every new or overwritten entry expires C<$ttl>
-seconds after it was stored, unless L</put_ttl> or L</set_ttl> gave it its
-own lifetime (or made it permanent). Times are whole seconds, and an entry
+B<TTL> (C<$ttl> E<gt> 0). A new entry expires C<$ttl> seconds after it was
+stored, unless L</put_ttl> or L</"add_ttl, update_ttl"> gave it a lifetime of its own.
+Overwriting an entry with L</put>, L</swap>, L</cas>, L</"add, update"> or
+L</set_multi> restarts its lifetime at C<$ttl>; the counters, L</"max, min">
+and L</get_or_set> leave an existing entry's lifetime as it is. A
+B<permanent> entry (L</put_ttl> or L</"add_ttl, update_ttl"> with 0, L</persist>,
+L</set_ttl> with 0) stays permanent under every one of those writes, as in
+the C implementation: only the TTL writes L</put_ttl>,
+L</"add_ttl, update_ttl">, L</set_ttl> and L</persist> change a lifetime.
+Times are whole seconds, and an entry
 lives through the second its expiry names: a lifetime of I<t> seconds lasts
 at least I<t> and less than I<t>+1 seconds. Expiry times are wall-clock seconds
 stored in the file, so they keep their meaning across processes and
@@ -1203,6 +1229,132 @@ nothing saved:
 The test suite does this by itself when C<redis-server> is on the C<PATH>,
 or uses the server named by C<DHMS_TEST_REDIS> (a location without
 C<#MAP>, such as C<redis+unix:///tmp/r/s.sock>).
+
+=head1 MIGRATING
+
+From the C implementation of Data::HashMap::Shared (0.17 to 0.23): install
+this module in its place and keep your code. The classes, keywords,
+methods, constructor arguments and return values are the same, and so is
+what code and tests usually depend on: L</new_sharded> sizes B<each shard>
+(4 shards of 1,000 hold 4,000 entries); a B<permanent> entry stays
+permanent until a TTL write changes it; C<readonly> is true for every
+handle of a frozen map; L</reserve> on a frozen map croaks C<map is
+frozen>; and error messages contain the phrases code matches
+(C<TTL-enabled>, C<num_shards>, C<path_prefix>, C<not frozen>, C<increment
+failed>, C<decrement failed>, C<incr_by failed>, C<too small> or C<magic>),
+with an explanation around them. The version (1.00) sorts after 0.23, so
+CPAN clients see an upgrade.
+
+The deliberate differences, each with what you may need to change:
+
+=over
+
+=item The file format is new: recreate existing map files.
+
+A file written by the C implementation is refused (C<not a
+Data::HashMap::Shared file (no map magic number ...)>). Delete such files
+and let the maps be built again; to keep their data, dump it with the C
+module before you upgrade (C<to_hash> and L<Storable>, say) and load it
+into a new file with C<set_multi> afterwards.
+
+=item C<max_entries> is exact.
+
+A map holds at most the C<$max_entries> you give, and C<max_entries>
+returns that number. If your code stored more than it asked for, ask for
+what it stores.
+
+=item Integers out of range croak instead of truncating.
+
+Storing 70000 in an I16 map croaks (C<70000 does not fit int16>) and
+stores nothing, and a counter that would overflow croaks and leaves the
+value. Check or clamp values first, or use a wider variant (I32, II).
+
+=item Strings grow on demand; C<$arena_cap> is a cap.
+
+String storage starts small and grows with the data; C<$arena_cap> only
+caps it. Pass 0 (no cap) unless you want a limit; a cap you chose for the
+C implementation still limits the map to that many bytes of strings.
+
+=item C<swap> croaks when it cannot store.
+
+On a full map, C<swap> of a new key croaks (C<swap: map is full ...>)
+rather than returning C<undef>, which means "the key was new". Wrap it in
+C<eval> where the map may be full.
+
+=item C<freeze> is idempotent.
+
+Freezing a frozen map returns true. Code that relied on a croak to learn
+that the map was frozen: ask C<< $map->frozen >>.
+
+=item A frozen map may be opened read-write.
+
+L</new> attaches to a frozen map; its mutators croak C<map is frozen> and
+C<readonly> is true. Where you caught a failing open to detect a frozen
+map, test C<< $map->frozen >>; for read-only attaching keep using
+L</new_readonly>.
+
+=item A half-created file is recognized by its pending magic.
+
+A file whose creator died before finishing it carries a "pending" magic
+number, and the next opener initializes it; it is never reported as a valid
+or corrupt map. Nothing to change; steps that removed such files by hand
+may go.
+
+=item Crashes are repaired, also across containers.
+
+A process killed at any instant, holding the lock or not, never blocks the
+others: its death is seen through kernel file locks, not PIDs (so processes
+in different PID namespaces may share a map), and the map is repaired so
+that the interrupted operation happened entirely or not at all
+(L</CONCURRENCY>). The advice to C<clear> a map after C<stat_recoveries>
+grew no longer applies: drop that code if you like.
+
+=item A full disk costs no data.
+
+File space is allocated before the map writes to it. When the file system
+refuses it (a full disk or file system, a quota, a file size limit), the
+write returns false or croaks saying so, and every entry stored before
+stays intact; writes work again once there is space. Treat that false
+return as you treat a full map.
+
+=item Waits end.
+
+No call waits forever: a wait for another live process that makes no
+progress for a documented time croaks, naming what it waited for
+(L</CONCURRENCY>). Where a process may hold a map's lock for long, be ready
+for that croak.
+
+=item New files are private unless C<$file_mode> says otherwise.
+
+A new map file gets mode 0600 (owner only), applied exactly whatever the
+umask. If processes of other users open your maps, pass C<$file_mode>
+(C<0660>, C<0644>) to the constructor that creates them.
+
+=item A symbolic link is refused as a path.
+
+Files are opened with C<O_NOFOLLOW>, so a path that is a symbolic link
+croaks (C<is a symbolic link (refused; give the real path)>). Give the path
+of the file itself.
+
+=item Reads of an LRU map take no lock.
+
+L</get> on an LRU map marks the entry as used instead of moving it under
+the write lock, and eviction gives marked entries a second chance
+(L</"EVICTION AND EXPIRY">). Eviction order can differ in detail from the C
+implementation's; nothing to change.
+
+=item Iteration is exact across resizes.
+
+L</each> and cursors return every entry present for the whole walk exactly
+once, even while the table grows or shrinks, and C<cursor_seek> is exact.
+Nothing to change.
+
+=item A location on a Redis or Valkey server may go where a path goes.
+
+C<redis://host:6379/0#MAP> (also C<rediss://> and C<redis+unix://>) names a
+map on a server; paths work as before.
+
+=back
 
 =head1 TIED HASHES
 

@@ -817,13 +817,18 @@ DHMS_NORETURN void S_croak_counter(pTHX_ const struct dhms_variant_desc *v, dhms
         Perl_croak(aTHX_ "%s: %s would overflow %s (value unchanged)", v->package, opname,
                    S_kinds[v->val_kind].name);
     if (st == DHMS_EFULL) {
+        /* "increment failed" and friends: the words code written for the C
+         * implementation matches. */
+        const char *what = strEQ(opname, "incr")   ? "increment"
+                           : strEQ(opname, "decr") ? "decrement"
+                                                   : opname;
         uint64_t max = info_of(v, m, DHMS_INFO_MAX_ENTRIES);
         if (info_of(v, m, DHMS_INFO_SIZE) < max)
-            Perl_croak(aTHX_ "%s: string storage is full (arena_cap %" UVuf " bytes): "
-                       "cannot insert key", v->package,
+            Perl_croak(aTHX_ "%s: %s failed: string storage is full (arena_cap %" UVuf
+                       " bytes): cannot insert key", v->package, what,
                        (UV)info_of(v, m, DHMS_INFO_ARENA_CAP));
-        Perl_croak(aTHX_ "%s: map is full (max_entries %" UVuf "): cannot insert key",
-                   v->package, (UV)max);
+        Perl_croak(aTHX_ "%s: %s failed: map is full (max_entries %" UVuf "): cannot insert key",
+                   v->package, what, (UV)max);
     }
     croak_status(v, st);
 }
@@ -1618,9 +1623,14 @@ DHMS_BODY(new_sharded)
 {
     dhms_source src = { DHMS_SRC_SHARDED, NULL, -1, 0 };
     dhms_params p;
+    SV *prefix = sv_mortalcopy(args[1]); /* get-magic once */
 
-    src.name = arg_path(v, args[1]);
-    src.shards = (uint32_t)arg_uint(v, args[2], "the number of shards", 1, 1024,
+    if (!SvOK(prefix) || !sv_len(prefix))
+        Perl_croak(aTHX_ "%s: new_sharded needs a path_prefix (the shard files are "
+                   "PREFIX.0, PREFIX.1, ...), got %s", v->package,
+                   SvOK(prefix) ? "an empty string" : "undef");
+    src.name = arg_path(v, prefix);
+    src.shards = (uint32_t)arg_uint(v, args[2], "num_shards (the number of shards)", 1, 1024,
                                     "an integer from 1 to 1024", 0, 0);
     S_arg_params(aTHX_ v, args, nargs, 3, &p);
     return construct(v, args, &src, &p);

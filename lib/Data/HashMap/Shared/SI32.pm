@@ -5,7 +5,7 @@ use warnings;
 
 use Data::HashMap::Shared ();
 
-our $VERSION = '0.01';
+our $VERSION = '1.00';
 
 sub import   { Data::HashMap::Shared::_enable_keywords(__PACKAGE__, @_) }
 sub unimport { Data::HashMap::Shared::_disable_keywords(__PACKAGE__) }

@@ -11,7 +11,7 @@ use warnings;
 use Carp ();
 use Scalar::Util ();
 
-our $VERSION = '0.01';
+our $VERSION = '1.00';
 
 # TIEHASH of every variant class: the arguments of new, or one map object of
 # that class (tie %h, ref($map), $map).
