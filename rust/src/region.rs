@@ -142,17 +142,7 @@ impl Region {
         // Serialize creation: whoever holds this lock either finds a finished
         // map or (re)initializes the file. A creator that died released it.
         if self.kind != Kind::ReadOnly {
-            ofd_lock(fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, true).map_err(|e| {
-                if e == libc::EBADF {
-                    Error::new(format!(
-                        "{}: not open for reading and writing (a map needs both; \
-                         new_readonly attaches frozen maps read-only)",
-                        self.path
-                    ))
-                } else {
-                    Error::os("lock", &self.path)
-                }
-            })?;
+            self.creation_lock(crate::lock::DEFAULT_WAIT_TIMEOUT)?;
         }
         let size = self.file_size()?;
         let mut magic = [0u8; 8];
@@ -171,6 +161,40 @@ impl Region {
                 self.map(size)?;
             }
             Ok(Opened::Existing(self))
+        }
+    }
+
+    /// Take the creation lock, waiting (asleep, in growing naps) while
+    /// another live process holds it, but not without end: a creator makes
+    /// its map in well under a second, and one that died has lost the lock,
+    /// so a holder that keeps it for `limit` is stuck, and the open croaks.
+    fn creation_lock(&self, limit: std::time::Duration) -> Result<()> {
+        let start = std::time::Instant::now();
+        let mut nap = std::time::Duration::from_micros(50);
+        loop {
+            match ofd_lock(self.fd, INIT_LOCK_BYTE, libc::F_WRLCK as i16, false) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(libc::EBADF) => {
+                    return Err(Error::new(format!(
+                        "{}: not open for reading and writing (a map needs both; \
+                         new_readonly attaches frozen maps read-only)",
+                        self.path
+                    )))
+                }
+                Err(_) => return Err(Error::os("lock", &self.path)),
+            }
+            if start.elapsed() >= limit {
+                return Err(Error::new(format!(
+                    "{}: timed out after {} s waiting for the creation lock, held by \
+                     another process that is creating or repairing the map and makes \
+                     no progress",
+                    self.path,
+                    limit.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(10));
         }
     }
 

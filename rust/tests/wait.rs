@@ -337,3 +337,70 @@ fn counter_flags() {
     assert_eq!(m.core_ref().info(Info::Size), 4);
     m.verify().unwrap();
 }
+
+/// A live process that holds the creation lock (as a creator stuck halfway
+/// would) makes an open give up after the default wait timeout, naming the
+/// lock; once the holder is gone, the open goes through.
+#[test]
+fn a_creation_lock_held_by_a_live_process_times_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (t, m) = fresh("creation");
+    drop(m);
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let path = t.1.clone();
+    // SAFETY: the child only locks a byte, reports and sleeps.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: plain system calls on our own descriptors.
+        unsafe {
+            libc::alarm(60);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let mut fl: libc::flock = std::mem::zeroed();
+            fl.l_type = libc::F_WRLCK as i16;
+            fl.l_whence = libc::SEEK_SET as i16;
+            fl.l_start = 1 << 62; // the creation lock byte (layout::INIT_LOCK_BYTE)
+            fl.l_len = 1;
+            let ok = libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_OFD_SETLK, &fl) == 0;
+            let b = if ok { b'r' } else { b'x' };
+            libc::write(fds[1], (&b as *const u8).cast(), 1);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    let live = Live(pid);
+    let mut b = 0u8;
+    // SAFETY: our pipe.
+    unsafe {
+        libc::close(fds[1]);
+        assert_eq!(libc::read(fds[0], (&mut b as *mut u8).cast(), 1), 1);
+        libc::close(fds[0]);
+    }
+    assert_eq!(b, b'r', "the child could not take the creation lock");
+    let start = Instant::now();
+    let e = match open_any(&t.0, Variant::SI, &Params::new(1)) {
+        Ok(_) => panic!("opened although the creation lock is held"),
+        Err(e) => e,
+    };
+    let took = start.elapsed();
+    assert!(
+        e.0.contains("timed out after 10 s waiting for the creation lock"),
+        "{}",
+        e.0
+    );
+    assert!(took >= Duration::from_secs(10), "gave up after {took:?}");
+    assert!(
+        took < Duration::from_secs(10) + BOUND,
+        "gave up only after {took:?}"
+    );
+    drop(live);
+    let mut m = open_any(&t.0, Variant::SI, &Params::new(1)).unwrap();
+    assert_eq!(get_a(&mut *m).unwrap(), Status::Ok);
+}
