@@ -355,7 +355,7 @@ fn wait_indicator(fd: RawFd, slots: Slots, me: &Me, s: u32, ps: &ProcSlot) {
         }
         // SAFETY: sched_yield has no preconditions.
         unsafe { libc::sched_yield() };
-        if spins.is_multiple_of(256) {
+        if spins % 256 == 0 {
             let seen = ps.active.load(SeqCst);
             if !is_alive(fd, slots, me, s, ps.gen.load(Acquire)) {
                 // The owner died inside a counter operation (its single

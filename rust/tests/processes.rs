@@ -328,7 +328,7 @@ fn kill_writer_rounds(
                 let older = bytes(format!("r{round}-{}", i / 2).as_bytes());
                 if reads {
                     get(&mut *c, Variant::SS, &older);
-                } else if i.is_multiple_of(3) {
+                } else if i % 3 == 0 {
                     c.remove(&item(&older)).unwrap();
                 }
                 i += 1;
