@@ -1430,9 +1430,19 @@ live in, so the sharing erodes as children run.)
 The engine is also a Rust library (F<rust/> in the distribution): Rust
 programs can open and share the same map files.
 
-=head1 LICENSE
+=head1 AUTHOR
 
-This library is free software; you can redistribute it and/or modify it
-under the same terms as Perl itself.
+The Data::HashMap::Shared developers. Report bugs and send patches at
+L<https://github.com/data-hashmap-shared/Data-HashMap-Shared/issues>.
+
+=head1 COPYRIGHT AND LICENSE
+
+This software is copyright (c) 2026 by the Data::HashMap::Shared developers.
+
+This is free software; you can redistribute it and/or modify it under the
+same terms as the Perl 5 programming language system itself: the GNU General
+Public License, version 1 or later, or the Artistic License (the file
+F<LICENSE> in the distribution says where to find both). That covers the Rust
+engine in F<rust/> too.
 
 =cut
