@@ -939,6 +939,29 @@ A damaged or hostile file makes C<new>, or the operation that meets the
 damage, croak; it never makes the process read or write outside the
 mapping.
 
+=head2 A truncated file, and the SIGBUS handler
+
+If another process truncates a map file while this one has it open,
+touching the lost pages would raise SIGBUS, which kills a process. To
+survive that, the module installs a B<process-wide SIGBUS handler> when the
+first map is opened. A SIGBUS inside one of the module's mappings is
+absorbed: the missing page is replaced by a private page of zeros, and the
+operation, and every later one on that handle, croaks with "the map file was
+truncated while in use" (the data is lost: remove the file and create the
+map again). Every other SIGBUS goes to whatever handled SIGBUS before: a
+C<$SIG{BUS}> handler, another library's handler, or the default (the
+process dies, as it would without this module).
+
+A Perl C<$SIG{BUS}> handler works as usual, whether it is set before or
+after a map is opened: it gets every SIGBUS that is not the module's (a
+C<kill>, a fault in some other mapping), and never one of the module's, so a
+handler that C<die>s cannot leave the middle of a map operation. This is
+done by magic on the C<$SIG{BUS}> element: after Perl installs its handler
+for an assignment (or for the end of a C<local $SIG{BUS}>), the module puts
+its own back in front of it. Not covered: C<delete $SIG{BUS}>, C<%SIG = (...)>,
+and C code that calls C<sigaction> itself; after those, the next map opened
+puts the handler back in front.
+
 =head1 LIMITS
 
 =over
