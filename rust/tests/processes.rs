@@ -498,12 +498,7 @@ fn truncated_under_us_is_an_error_not_a_crash() {
             &bytes(&[b'v'; 60]),
         );
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&t.1)
-        .unwrap()
-        .set_len(4096)
-        .unwrap();
+    t.truncate(4096);
     let mut o_buf = vec![0u8; 100];
     let mut o = hashmap_shared::map::Out::with_vec(&mut o_buf);
     let k = bytes(b"key7");

@@ -93,12 +93,7 @@ fn check(own_first: bool) {
             install_own_handler();
             sigbus::ensure();
         }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&t.1)
-            .unwrap()
-            .set_len(4096)
-            .unwrap();
+        t.truncate(4096);
         let mut buf = vec![0u8; 200];
         for i in 0..2000 {
             let mut o = Out::with_vec(&mut buf);
