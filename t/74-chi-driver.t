@@ -11,9 +11,11 @@ BEGIN {
     # CHI::t::Driver first: it loads Log::Any::Test before CHI, as CHI's
     # logging tests need.
     for my $m (qw(Test::Class CHI::t::Driver)) {
-        eval "require $m; 1"
-            or plan skip_all => "$m is not installed (Debian: apt-get install "
-            . "libchi-perl libtest-class-perl): the CHI driver suite needs it";
+        next if eval "require $m; 1";
+        my ($why) = $@ =~ /\A(Can't locate \S+)/;
+        plan skip_all => "the CHI driver suite needs $m: " . ($why // 'it does not load')
+            . ' (Debian: apt-get install libchi-perl libtest-class-perl '
+            . 'libtest-warn-perl libtest-deep-perl)';
     }
 }
 
