@@ -163,7 +163,7 @@ impl Core {
             .arena_top
             .load(Acquire)
             .min(self.arena_off + self.arena_reserve);
-        if w < self.arena_off || !w.is_multiple_of(8) || w + BLOCK_HEADER as u64 > top {
+        if w < self.arena_off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
             return None;
         }
         let h = self.word_at(w).load(Relaxed);
@@ -307,7 +307,7 @@ impl Core {
 
     fn is_free_block(&self, off: u64, class: usize) -> bool {
         let top = self.hdr().arena_top.load(Relaxed);
-        if off < self.arena_off || !off.is_multiple_of(8) || off + class_size(class) > top {
+        if off < self.arena_off || off % 8 != 0 || off + class_size(class) > top {
             return false;
         }
         let h = self.word_at(off).load(Relaxed);

@@ -1006,7 +1006,7 @@ impl Core {
                 }
             }
             spins += 1;
-            if spins.is_multiple_of(READ_SPINS) {
+            if spins % READ_SPINS == 0 {
                 self.reader_stuck()?;
             } else {
                 std::hint::spin_loop();

@@ -328,7 +328,7 @@ fn kill_writer_rounds(
                 let older = bytes(format!("r{round}-{}", i / 2).as_bytes());
                 if reads {
                     get(&mut *c, Variant::SS, &older);
-                } else if i.is_multiple_of(3) {
+                } else if i % 3 == 0 {
                     c.remove(&item(&older)).unwrap();
                 }
                 i += 1;
@@ -498,12 +498,7 @@ fn truncated_under_us_is_an_error_not_a_crash() {
             &bytes(&[b'v'; 60]),
         );
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&t.1)
-        .unwrap()
-        .set_len(4096)
-        .unwrap();
+    t.truncate(4096);
     let mut o_buf = vec![0u8; 100];
     let mut o = hashmap_shared::map::Out::with_vec(&mut o_buf);
     let k = bytes(b"key7");

@@ -1035,6 +1035,29 @@ A damaged or hostile file makes C<new>, or the operation that meets the
 damage, croak; it never makes the process read or write outside the
 mapping.
 
+=head2 A truncated file, and the SIGBUS handler
+
+If another process truncates a map file while this one has it open,
+touching the lost pages would raise SIGBUS, which kills a process. To
+survive that, the module installs a B<process-wide SIGBUS handler> when the
+first map is opened. A SIGBUS inside one of the module's mappings is
+absorbed: the missing page is replaced by a private page of zeros, and the
+operation, and every later one on that handle, croaks with "the map file was
+truncated while in use" (the data is lost: remove the file and create the
+map again). Every other SIGBUS goes to whatever handled SIGBUS before: a
+C<$SIG{BUS}> handler, another library's handler, or the default (the
+process dies, as it would without this module).
+
+A Perl C<$SIG{BUS}> handler works as usual, whether it is set before or
+after a map is opened: it gets every SIGBUS that is not the module's (a
+C<kill>, a fault in some other mapping), and never one of the module's, so a
+handler that C<die>s cannot leave the middle of a map operation. This is
+done by magic on the C<$SIG{BUS}> element: after Perl installs its handler
+for an assignment (or for the end of a C<local $SIG{BUS}>), the module puts
+its own back in front of it. Not covered: C<delete $SIG{BUS}>, C<%SIG = (...)>,
+and C code that calls C<sigaction> itself; after those, the next map opened
+puts the handler back in front.
+
 =head1 LIMITS
 
 =over
@@ -1819,9 +1842,19 @@ live in, so the sharing erodes as children run.)
 The engine is also a Rust library (F<rust/> in the distribution): Rust
 programs can open and share the same map files.
 
-=head1 LICENSE
+=head1 AUTHOR
 
-This library is free software; you can redistribute it and/or modify it
-under the same terms as Perl itself.
+The Data::HashMap::Shared developers. Report bugs and send patches at
+L<https://github.com/data-hashmap-shared/Data-HashMap-Shared/issues>.
+
+=head1 COPYRIGHT AND LICENSE
+
+This software is copyright (c) 2026 by the Data::HashMap::Shared developers.
+
+This is free software; you can redistribute it and/or modify it under the
+same terms as the Perl 5 programming language system itself: the GNU General
+Public License, version 1 or later, or the Artistic License (the file
+F<LICENSE> in the distribution says where to find both). That covers the Rust
+engine in F<rust/> too.
 
 =cut

@@ -25,6 +25,7 @@
 #include "dhms.h"
 #include "variants.h"
 #include "ops.h"
+#include "sigbus.h"
 
 #include <string.h>
 
@@ -1937,6 +1938,7 @@ static void S_boot(pTHX)
     int vi, oi;
 
     boot_xs_parse_keyword(0.33);
+    S_sigbus_boot(aTHX);
 
     for (oi = 0; oi < DHMS_N_OPS; oi++) {
         const struct dhms_op_desc *op = &S_ops[oi];

@@ -30,6 +30,18 @@ impl Tmp {
     }
 }
 
+impl Tmp {
+    /// Truncate the file to `len` bytes, as another process would.
+    pub fn truncate(&self, len: u64) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.1)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+    }
+}
+
 impl Drop for Tmp {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.1);
