@@ -122,8 +122,9 @@ for_each_variant {
                     is($op->{get}->($m, $k), $after, "$t: ... $name took effect");
                 }
             }
-            # A write that is not a TTL write still refreshes a lifetime.
-            for my $w (grep { $_->[0] =~ /\A(?:put|swap|cas|update|set_multi)\z/ } @writes) {
+            # A write that is not a TTL write still refreshes a lifetime
+            # (SPEC section 5), the counters and max/min included.
+            for my $w (grep { $_->[0] =~ /\A(?:put|swap|cas|update|set_multi|incr|decr|incr_by|max|min)\z/ } @writes) {
                 my ($name, $code) = @$w;
                 $op->{put_ttl}->($m, $k, $x, 5) or die 'put_ttl failed';
                 $code->();

@@ -2007,7 +2007,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
             let r = core.active().and_then(|t| {
                 match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
                     Probe::Found(i) if core.live(&t, i, now) => {
-                        Some(Self::apply_in_place(&t.slot(i).val, &f, result))
+                        let s = Self::apply_in_place(&t.slot(i).val, &f, result);
+                        if s == Status::Ok {
+                            core.refresh_expiry(&t, i, now);
+                        }
+                        Some(s)
                     }
                     _ => None,
                 }
@@ -2023,6 +2027,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             (t, Some(i)) => {
                 let s = Self::apply_in_place(&t.slot(i).val, &f, result);
                 if s == Status::Ok {
+                    core.refresh_expiry(&t, i, now);
                     Self::updated(core, &t, i, None);
                 }
                 Ok(s)
@@ -2093,11 +2098,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok(false);
         }
         self.with_live(k, |core, t, i, now| {
-            if let Some(ne) = core.expiry_on_write(t, i, now, None).filter(|&ne| ne != 0) {
-                let e = t.ext(i).load(Relaxed);
-                t.ext(i).store((e & !layout::EXT_EXPIRY) | ne, Release);
-                crate::fault::point();
-            }
+            core.refresh_expiry(t, i, now);
             if core.lru_on {
                 Self::promote(core, t, i);
             }

@@ -55,6 +55,25 @@ impl Core {
         })
     }
 
+    /// A write that is not a TTL write (a counter, `max`/`min`, `touch`)
+    /// restarts a live entry's default lifetime; a permanent entry stays
+    /// permanent (SPEC section 5). The word keeps its LRU mark, and is not
+    /// stored when nothing changes (repeated counters within one second do
+    /// not dirty the line). Safe without the writer lock: writers are kept
+    /// out by the counter indicators, and concurrent counters store the
+    /// same second or a later one.
+    #[inline(always)]
+    pub(crate) fn refresh_expiry(&self, t: &Table, i: usize, now: u32) {
+        let Some(ne) = self.expiry_on_write(t, i, now, None).filter(|&ne| ne != 0) else {
+            return;
+        };
+        let e = t.ext(i).load(Relaxed);
+        if e & EXT_EXPIRY != ne {
+            t.ext(i).store((e & !EXT_EXPIRY) | ne, std::sync::atomic::Ordering::Release);
+            crate::fault::point();
+        }
+    }
+
     /// True if an extension word says its entry has expired at `now`. The
     /// clock has whole seconds, so an entry lives through the second its
     /// expiry names: a lifetime of `t` seconds lasts at least `t` and less

@@ -871,9 +871,10 @@ end, less often with L</"$lru_skip">. C<stat_evictions> (L</"DIAGNOSTICS OF A MA
 
 B<TTL> (C<$ttl> E<gt> 0). A new entry expires C<$ttl> seconds after it was
 stored, unless L</put_ttl> or L</"add_ttl, update_ttl"> gave it a lifetime of its own.
-Overwriting an entry with L</put>, L</swap>, L</cas>, L</"add, update"> or
-L</set_multi> restarts its lifetime at C<$ttl>; the counters, L</"max, min">
-and L</get_or_set> leave an existing entry's lifetime as it is. A
+Overwriting an entry with L</put>, L</swap>, L</cas>, L</"add, update">,
+L</set_multi>, the counters or L</"max, min"> restarts its lifetime at
+C<$ttl> (L</touch> does too, without writing); L</get_or_set> of an existing
+key reads it and leaves its lifetime as it is. A
 B<permanent> entry (L</put_ttl> or L</"add_ttl, update_ttl"> with 0, L</persist>,
 L</set_ttl> with 0) stays permanent under every one of those writes, as in
 the C implementation: only the TTL writes L</put_ttl>,
