@@ -429,14 +429,19 @@ sub cpu { my ($user, $system) = times; $user + $system }
 
 # Times passes of each side, alternating between the sides (in the reverse
 # order every other round), until each side has been timed for $MIN_TIME
-# and run $MIN_PASSES times (a side that has both stops: a slow contender
-# does not make a fast side run for as long). A short pass (< 50 ms) is
-# preceded by an untimed one (prep and run): the other sides' passes in
-# between evict its data from the caches, and a cold pass of a Perl hash
-# ran at half the speed of a warm one beside the map, at a third beside
-# seven sides. Returns, for each side, { best, median } (seconds of one
-# pass), passes (timed) and runs (timed or not); with DHMS_BENCH_DEBUG,
-# faults: minor page faults per timed pass.
+# and run $MIN_PASSES times. Paired (the two sides of a budget or policy
+# row), every round runs both sides until both are done, so that both
+# have as many passes, taken over the same stretch of time: the load of
+# this machine comes and goes, and when the faster side ran on alone, its
+# extra passes came from another stretch, which once made a row's ratio of
+# medians 0.31 where its neighbours' were 0.8. Not paired (the "vs" tables),
+# a side that is done stops: a slow contender does not make a fast side run
+# for as long. A short pass (< 50 ms) is preceded by an untimed one (prep
+# and run): the other sides' passes in between evict its data from the
+# caches, and a cold pass of a Perl hash ran at half the speed of a warm one
+# beside the map, at a third beside seven sides. Returns, for each side,
+# { best, median } (seconds of one pass), passes (timed) and runs (timed or
+# not); with DHMS_BENCH_DEBUG, faults: minor page faults per timed pass.
 #
 # The median is the figure reported first and judged against the budgets:
 # it is the pass a rerun typically gets. The best pass is printed beside it.
@@ -444,15 +449,16 @@ sub cpu { my ($user, $system) = times; $user + $system }
 # work, since callgrind counts the same instructions in every pass after the
 # first, on both sides, and a pass of get, put or incr takes no page fault
 # (DHMS_BENCH_DEBUG shows them); it is the machine: the other processes on
-# the two shared vCPUs preempt passes and evict caches, so that the best
-# pass ran 1.05 to 1.15 times the median's speed on a quiet machine and 2
-# to 3 times under the builds of other users, on either side alike.
+# the two shared vCPUs preempt passes and evict caches: the best pass ran
+# 1.05 to 1.15 times as fast as the median in a run at load 3 to 4, and 1.5
+# to 3 times in runs during heavier builds, on either side alike.
 sub time_passes {
-    my (%side) = @_;    # name => { run => sub, prep => sub|undef }
+    my ($paired, %side) = @_;    # name => { run => sub, prep => sub|undef }
     my (%times, %spent, %runs, %faults);
     for (my $round = 0; ; $round++) {
         my @need = grep { @{ $times{$_} // [] } < $MIN_PASSES || ($spent{$_} // 0) < $MIN_TIME } sort keys %side;
         last unless @need;
+        @need = sort keys %side if $paired;
         for my $name ($round % 2 ? reverse @need : @need) {
             my $s = $side{$name};
             if (!$times{$name} || min(@{ $times{$name} }) < 0.05) {    # warm up
@@ -521,7 +527,7 @@ sub run_workload_here {
             prep => $prep{$name}{ $w->{state} },
         };
     }
-    my $t = time_passes(%side);
+    my $t = time_passes(1, %side);
     undef $map;
     unlink $path;
     debug_faults("$variant $w->{op}", $t);
@@ -637,7 +643,7 @@ sub run_op {
                 prep => $w->{state} eq 'empty' ? $s->{clear} : $w->{state} eq 'refill' ? $s->{fill} : undef,
             };
         }
-        my $t = time_passes(%side);
+        my $t = time_passes(0, %side);
         %side = ();    # the passes go (LMDB: a read-only transaction with them)
         debug_faults("$ds->{name} $op", $t);
         for my $c (@cs) {
@@ -715,7 +721,7 @@ sub run_policy_here {
             prep => $p->{fill} eq 'empty' ? sub { $m->clear } : undef,
         };
     }
-    my $t = time_passes(%side);
+    my $t = time_passes(1, %side);
     unlink map { $_->[1] } values %maps;
     debug_faults($p->{name}, $t);
     return map { rates($t->{$_}, $N) } qw(plain policy);
