@@ -2,7 +2,7 @@
 # bench/instructions.pl - instructions per operation, counted by callgrind:
 # Data::HashMap::Shared's keywords beside a plain Perl hash.
 #
-#   perl -Mblib bench/instructions.pl [--quick] [--cache] [--jobs J] [--keys N] [workload ...]
+#   perl -Mblib bench/instructions.pl [--quick] [--cache] [--keys N] [--keep DIR] [workload ...]
 #
 # A workload is "II get", "II put", "II incr", "SS get", "SS put" or
 # "SI incr" (a variant or an operation selects several: "ss", "get"); with
@@ -11,30 +11,36 @@
 #
 #     for my $k (@keys) { STATEMENT }
 #
-# runs under `valgrind --tool=callgrind` twice, once for 1 + P1 passes over
-# the N keys and once for 1 + P2 passes; the difference of the two runs'
-# total instructions (Ir), divided by (P2 - P1) * N, is the instructions of
-# one loop iteration: start-up, loading the module and building the map or
-# hash cancel out. The rows "loop alone" count the loop with an empty body.
+# runs under `valgrind --tool=callgrind`: one untimed pass over the N keys,
+# then P1 = 1 pass, then P2 = 2 passes, callgrind's counters dumped between
+# them (see "the counted runs" below). The instructions (Ir) of the P2
+# passes minus those of the P1 passes, divided by (P2 - P1) * N, are the
+# instructions of one loop iteration: start-up, loading the module, building
+# the map or hash and the dumps themselves cancel out. The rows "loop alone"
+# count the loop with an empty body. All the map's loops run in one
+# callgrind process, the Perl hash's in another, the loops alone in a third,
+# at once.
 #
 # Why: this machine has no hardware counters, and its shared vCPUs make
 # times move by 30% and more between runs; instruction counts do not move
-# (the perl hash seed is fixed with PERL_HASH_SEED=0, and every run of a
-# workload attaches to a byte-for-byte copy of one map file, so the probe
-# sequences are the same). DESIGN.md ("Benchmarks") keeps the table, so that
-# a change that adds instructions shows without timing noise. Instructions
-# are not time: a cache miss costs as much as a hundred of them, and the
-# kernel's work (page faults) is not counted. --cache adds callgrind's
-# simulated cache misses per iteration: D1 (32 KB, 8-way) and LL set to
-# 1 MB (16-way), the size of this machine's L2, so "LL misses" are reads
-# that leave the core's private caches.
+# (the perl hash seed is fixed with PERL_HASH_SEED=0, and every workload
+# attaches to a byte-for-byte copy of one map file, so the probe sequences
+# are the same; reruns agree within 0.2). DESIGN.md ("Benchmarks") keeps the
+# table, so that a change that adds instructions shows without timing noise.
+# Instructions are not time: a cache miss costs as much as a hundred of
+# them, and the kernel's work (page faults) is not counted. --cache adds
+# callgrind's simulated cache misses (reads and writes) per iteration: D1
+# (32 KB, 8-way) and LL set to 1 MB (16-way), the size of this machine's L2,
+# so "LL" misses are accesses that leave the core's private caches.
 #
-#   --quick   N = 2,000 keys and P1, P2 = 1, 2 (about 20 s on 2 cpus
-#             instead of about 60 s; counts within a few instructions of
-#             the full run's)
+#   --quick   N = 2,000 keys: about 10 s on 2 cpus instead of about 25 s;
+#             the map's counts of string keys are lower (most keys are 8
+#             bytes long, not 9: SS get 977, not 1019)
 #   --cache   also simulate the caches (slower)
-#   --jobs J  callgrind runs at once (default: the number of cpus)
 #   --keys N  number of keys (default 25,000, as the budgets)
+#   --keep DIR  keep in DIR each loop's profile of its 2 passes, named
+#             SIDE-WORKLOAD.callgrind: `callgrind_annotate --threshold=100
+#             FILE` shows which functions the instructions are spent in
 #
 # Without valgrind it prints why and exits 0 (apt-get install valgrind).
 use strict;
@@ -123,15 +129,16 @@ sub map_path { my ($dir, $name) = @_; "$dir/" . ($name =~ tr/ /_/r) . '.map' }
 # ---- the driver ----------------------------------------------------------
 
 my %opt;
-GetOptions(\%opt, 'quick', 'cache', 'keys=i', 'help') or usage(2);
+GetOptions(\%opt, 'quick', 'cache', 'keys=i', 'keep=s', 'help') or usage(2);
 usage(0) if $opt{help};
 my $N = $opt{keys} // ($opt{quick} ? 2_000 : 25_000);
 die "--keys must be at least 100\n" if $N < 100;
+die "--keep $opt{keep}: not a directory\n" if defined $opt{keep} && !-d $opt{keep};
 
 sub usage {
     my ($status, $msg) = @_;
     print STDERR "$msg\n" if $msg;
-    print STDERR "usage: perl -Mblib $0 [--quick] [--cache] [--keys N] [workload ...]\n",
+    print STDERR "usage: perl -Mblib $0 [--quick] [--cache] [--keys N] [--keep DIR] [workload ...]\n",
         "  workload: ", join(', ', map { qq("$_->{name}") } @WORK), ", a variant or an operation\n";
     exit $status;
 }
@@ -217,6 +224,9 @@ for my $c (@children) {
         my ($p1, $p2) = @parts[ 2 + 3 * $i, 3 + 3 * $i ];
         my $iters = ($PASSES[1] - $PASSES[0]) * $N;
         $per{"$c->{names}[$i] $c->{side}"}{$_} = ($p2->{$_} - $p1->{$_}) / $iters for keys %$p2;
+        next unless defined $opt{keep};
+        my $to = sprintf '%s/%s-%s.callgrind', $opt{keep}, $c->{side}, $c->{names}[$i] =~ tr/ /_/r;
+        File::Copy::copy(sprintf('%s.%d', $c->{out}, 4 + 3 * $i), $to) or die "copy to $to: $!";
     }
 }
 
