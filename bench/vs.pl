@@ -434,7 +434,7 @@ sub cpu { my ($user, $system) = times; $user + $system }
 # have as many passes, taken over the same stretch of time: the load of
 # this machine comes and goes, and when the faster side ran on alone, its
 # extra passes came from another stretch, which once made a row's ratio of
-# medians 0.31 where its neighbours' were 0.8. Not paired (the "vs" tables),
+# medians 0.31 where other runs measured 0.8. Not paired (the "vs" tables),
 # a side that is done stops: a slow contender does not make a fast side run
 # for as long. A short pass (< 50 ms) is preceded by an untimed one (prep
 # and run): the other sides' passes in between evict its data from the
