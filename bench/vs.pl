@@ -451,7 +451,9 @@ sub cpu { my ($user, $system) = times; $user + $system }
 # (DHMS_BENCH_DEBUG shows them); it is the machine: the other processes on
 # the two shared vCPUs preempt passes and evict caches: the best pass ran
 # 1.05 to 1.15 times as fast as the median in a run at load 3 to 4, and 1.5
-# to 3 times in runs during heavier builds, on either side alike.
+# to 3 times in runs during heavier builds, on either side alike. Not quite
+# alike: the Perl hash misses the caches more often and loses more when
+# other processes evict them, so a loaded run's medians flatter the map.
 sub time_passes {
     my ($paired, %side) = @_;    # name => { run => sub, prep => sub|undef }
     my (%times, %spent, %runs, %faults);
