@@ -25,7 +25,7 @@
 # times move by 30% and more between runs; instruction counts do not move
 # (the perl hash seed is fixed with PERL_HASH_SEED=0, and every workload
 # attaches to a byte-for-byte copy of one map file, so the probe sequences
-# are the same; reruns agree within 0.2). DESIGN.md ("Benchmarks") keeps the
+# are the same; reruns agree within 0.2, within 2 with --quick). DESIGN.md ("Benchmarks") keeps the
 # table, so that a change that adds instructions shows without timing noise.
 # Instructions are not time: a cache miss costs as much as a hundred of
 # them, and the kernel's work (page faults) is not counted. --cache adds
