@@ -78,25 +78,33 @@ struct Live(libc::pid_t);
 
 impl Live {
     fn start(t: &Tmp, hold: bool, mid_write: bool) -> Live {
-        let mut fds = [0; 2];
-        // SAFETY: fds is a valid out-array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         let path = t.0.clone();
-        // SAFETY: the child only opens the map, reports and sleeps; it never
-        // returns into the harness.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: alarm, write and _exit have no preconditions.
-            unsafe { libc::alarm(30) };
-            let r = std::panic::catch_unwind(|| {
+        Live::spawn(move || {
+            std::panic::catch_unwind(|| {
                 let mut c = open_any(&path, Variant::SI, &Params::new(1)).unwrap();
                 if hold {
                     c.core().debug_hold_lock(mid_write).unwrap();
                 }
                 std::mem::forget(c);
-            });
-            let b = if r.is_ok() { b'r' } else { b'x' };
+            })
+            .is_ok()
+        })
+    }
+
+    /// Fork a child that runs `setup`, reports whether it worked, and idles
+    /// until killed (under an alarm); returns once the child has reported.
+    fn spawn(setup: impl FnOnce() -> bool) -> Live {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid out-array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only runs `setup`, reports and sleeps; it never
+        // returns into the harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: alarm has no preconditions.
+            unsafe { libc::alarm(60) };
+            let b = if setup() { b'r' } else { b'x' };
             // SAFETY: our pipe.
             unsafe { libc::write(fds[1], (&b as *const u8).cast(), 1) };
             loop {
@@ -346,44 +354,25 @@ fn a_creation_lock_held_by_a_live_process_times_out() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (t, m) = fresh("creation");
     drop(m);
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out-array.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
     let path = t.1.clone();
-    // SAFETY: the child only locks a byte, reports and sleeps.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        // SAFETY: plain system calls on our own descriptors.
-        unsafe {
-            libc::alarm(60);
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .unwrap();
-            let mut fl: libc::flock = std::mem::zeroed();
-            fl.l_type = libc::F_WRLCK as i16;
-            fl.l_whence = libc::SEEK_SET as i16;
-            fl.l_start = 1 << 62; // the creation lock byte (layout::INIT_LOCK_BYTE)
-            fl.l_len = 1;
-            let ok = libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_OFD_SETLK, &fl) == 0;
-            let b = if ok { b'r' } else { b'x' };
-            libc::write(fds[1], (&b as *const u8).cast(), 1);
-            loop {
-                libc::pause();
-            }
-        }
-    }
-    let live = Live(pid);
-    let mut b = 0u8;
-    // SAFETY: our pipe.
-    unsafe {
-        libc::close(fds[1]);
-        assert_eq!(libc::read(fds[0], (&mut b as *mut u8).cast(), 1), 1);
-        libc::close(fds[0]);
-    }
-    assert_eq!(b, b'r', "the child could not take the creation lock");
+    let live = Live::spawn(move || {
+        // Take the creation lock (layout::INIT_LOCK_BYTE) and keep it: the
+        // descriptor is leaked with the idle child.
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        // SAFETY: flock is plain data; zero is valid for an OFD lock.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as i16;
+        fl.l_whence = libc::SEEK_SET as i16;
+        fl.l_start = 1 << 62;
+        fl.l_len = 1;
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(f);
+        // SAFETY: a valid flock for F_OFD_SETLK on our descriptor.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
+    });
     let start = Instant::now();
     let e = match open_any(&t.0, Variant::SI, &Params::new(1)) {
         Ok(_) => panic!("opened although the creation lock is held"),

@@ -129,17 +129,7 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Run `f` in a forked child under an alarm; the child's exit status is its
 /// verdict (0 = pass), so a panic or a signal there fails the test here.
 pub fn in_child(f: impl FnOnce() -> i32) -> i32 {
-    // SAFETY: the tests of this binary run one at a time (ONE_AT_A_TIME),
-    // so the child's copy of this thread is the only one that runs.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: alarm has no preconditions.
-        unsafe { libc::alarm(60) };
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: leaving the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
+    let pid = spawn_child(60, f);
     let mut status = 0;
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -148,6 +138,24 @@ pub fn in_child(f: impl FnOnce() -> i32) -> i32 {
     } else {
         1000 + libc::WTERMSIG(status)
     }
+}
+
+/// Fork a child that runs `f` under `alarm(secs)` and `_exit`s with its
+/// code (99 if it panicked); the caller reaps it. Take [`one_at_a_time`]
+/// (or the test file's own lock) first: the child's copy of this thread
+/// must be the only one that runs.
+pub fn spawn_child(secs: u32, f: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: the child only runs `f` and _exits; it never returns here.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm has no preconditions.
+        unsafe { libc::alarm(secs) };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
+        // SAFETY: leaving the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    pid
 }
 
 /// Hold while a test forks (see [`in_child`]).
