@@ -15,6 +15,8 @@
  *             OPF_INTVAL   only on integer-value variants
  *             OPF_NOMAP    the body gets no map: it reads args[0] itself
  *                          (class methods)
+ *             OPF_TARG     a scalar result that `$x = shm_..._op ...` stores
+ *                          straight into $x (the assignment is folded)
  *   "usage"   argument list for the "Usage: Class::name(...)" croak
  *
  * Adding an operation: one line here, one S_body_<name> in Shared.xs,
@@ -28,20 +30,23 @@
 #define OPF_INTVAL 0x02 /* integer-value variants only */
 #define OPF_NOMAP  0x04 /* no map resolved: the body reads args[0] itself */
 #define DHMS_ANY_ARGS 0x7fffffff /* max_args of the batch methods */
+#define OPF_TARG   0x10 /* a scalar result: `$lexical = shm_<prefix>_<name> ...` is
+                         * folded into the op, which then stores into the
+                         * lexical (Shared.xs, S_ck_sassign) */
 #define OPF_CURSOR 0x08 /* args[0] is a cursor; the method is installed in
                            <package>::Cursor without the "cursor_" prefix */
 
 #define DHMS_OP_LIST(X)                                                 \
     /* one key */                                                       \
     X(put,             3, 3, OPF_KW,            "$map, $key, $value")   \
-    X(get,             2, 2, OPF_KW,            "$map, $key")           \
+    X(get,             2, 2, OPF_KW|OPF_TARG,   "$map, $key")           \
     X(exists,          2, 2, OPF_KW,            "$map, $key")           \
     X(remove,          2, 2, OPF_KW,            "$map, $key")           \
-    X(take,            2, 2, OPF_KW,            "$map, $key")           \
-    X(get_or_set,      3, 3, OPF_KW,            "$map, $key, $default") \
+    X(take,            2, 2, OPF_KW|OPF_TARG,   "$map, $key")           \
+    X(get_or_set,      3, 3, OPF_KW|OPF_TARG,   "$map, $key, $default") \
     /* expiry and recency */                                            \
     X(put_ttl,         4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
-    X(ttl_remaining,   2, 2, OPF_KW,            "$map, $key")           \
+    X(ttl_remaining,   2, 2, OPF_KW|OPF_TARG,   "$map, $key")           \
     X(touch,           2, 2, OPF_KW,            "$map, $key")           \
     X(persist,         2, 2, OPF_KW,            "$map, $key")           \
     X(set_ttl,         3, 3, OPF_KW,            "$map, $key, $seconds") \
@@ -53,9 +58,9 @@
     X(update,          3, 3, OPF_KW,            "$map, $key, $value")   \
     X(add_ttl,         4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
     X(update_ttl,      4, 4, OPF_KW,        "$map, $key, $value, $seconds") \
-    X(swap,            3, 3, OPF_KW,            "$map, $key, $value")   \
+    X(swap,            3, 3, OPF_KW|OPF_TARG,   "$map, $key, $value")   \
     X(cas,             4, 4, OPF_KW,      "$map, $key, $expected, $desired") \
-    X(cas_take,        3, 3, OPF_KW,            "$map, $key, $expected") \
+    X(cas_take,        3, 3, OPF_KW|OPF_TARG,   "$map, $key, $expected") \
     X(max,             3, 3, OPF_KW|OPF_INTVAL, "$map, $key, $value")   \
     X(min,             3, 3, OPF_KW|OPF_INTVAL, "$map, $key, $value")   \
     /* removing from the ends */                                        \

@@ -236,6 +236,14 @@ C<!!1> and C<!!0>). Operations that return a scalar return exactly one value
 in scalar and void context. A method's or keyword's string result is a new
 value each time (copying it is never needed).
 
+B<Assigning a keyword's result to a lexical> (C<$x = shm_xx_get $map, $k>,
+also with C<take>, C<get_or_set>, C<ttl_remaining>, C<swap> and
+C<cas_take>) compiles to one op that stores the result straight into C<$x>,
+as Perl does for its own operators: the fastest way to read into a
+variable in a loop. It means exactly what the assignment means (a tied
+C<$x> gets one C<STORE>, a read-only one croaks); C<my $x = ...> is the
+ordinary assignment.
+
 =head1 CONSTRUCTORS
 
 A map lives in a file (L</new>), in no file at all (C<new(undef, ...)>,

@@ -1780,16 +1780,57 @@ DHMS_BODY(unlink)
 /* Custom ops (keyword form) and the generic XSUB (method form)           */
 /* ====================================================================== */
 
+/* op_private of a keyword op: the variant in the low bits; DHMS_TARGMY
+ * once `$lexical = shm_..._op ...` was folded into the op (S_ck_sassign):
+ * op_targ is then the lexical itself, and the op stores its result there,
+ * as perl's own ops do with OPpTARGET_MY. */
+#define DHMS_VARIANT_MASK 0x0f
+#define DHMS_TARGMY 0x80
+
+/* A folded op's result into its lexical (it is already there when the body
+ * wrote into targ); the stack then holds the lexical, the value of the
+ * assignment. */
+static SV **S_store_targmy(pTHX_ SV **sp, SV **args, SV *lex)
+{
+    SV *r = sp >= args ? *sp : &PL_sv_undef;
+    if (r != lex)
+        sv_setsv(lex, r);
+    SvSETMAGIC(lex);
+    *args = lex;
+    return args;
+}
+
 /* The body of every custom op: the op's nargs children have pushed the
  * arguments; the variant is in op_private. */
 DHMS_INLINE OP *S_pp_run(pTHX_ dhms_body_fn body, I32 nargs, U8 flags)
 {
     dSP;
     SV **args = SP - nargs + 1;
-    const struct dhms_variant_desc *v = &S_variants[PL_op->op_private];
+    const U8 priv = PL_op->op_private;
+    const struct dhms_variant_desc *v = &S_variants[priv & DHMS_VARIANT_MASK];
     dhms_map *m = (flags & OPF_NOMAP) ? NULL : map_from(args[0], v);
+    SV *targ = PAD_SV(PL_op->op_targ);
+    SV *out = targ;
+    U8 gimme;
 
-    SP = body(aTHX_ v, m, args, nargs, PAD_SV(PL_op->op_targ), GIMME_V);
+    if ((flags & OPF_TARG) && UNLIKELY(priv & DHMS_TARGMY)) {
+        /* The result goes into a lexical: as the right side of a scalar
+         * assignment the op runs in scalar context, and it must not write
+         * into a lexical that is also one of its arguments before it has
+         * read them ($k = shm_ss_get $m, $k): then a temporary takes the
+         * result, copied afterwards. */
+        I32 i;
+        gimme = G_SCALAR;
+        for (i = 0; i < nargs; i++)
+            if (args[i] == targ)
+                out = sv_newmortal();
+    }
+    else
+        gimme = GIMME_V;
+    /* one call of the body, so that it is inlined here */
+    SP = body(aTHX_ v, m, args, nargs, out, gimme);
+    if ((flags & OPF_TARG) && UNLIKELY(priv & DHMS_TARGMY))
+        SP = S_store_targmy(aTHX_ SP, args, targ);
     PUTBACK;
     return NORMAL;
 }
@@ -1930,6 +1971,48 @@ static int S_parse_kw(pTHX_ OP **out, void *hookdata)
 /* ====================================================================== */
 
 static XOP S_xops[DHMS_N_OPS];
+
+/* Is o one of this module's keyword ops, one whose result may go straight
+ * into a lexical (OPF_TARG)? */
+static int S_is_dhms_op(const OP *o)
+{
+    int oi;
+    if (o->op_type != OP_CUSTOM)
+        return 0;
+    for (oi = 0; oi < DHMS_N_OPS; oi++)
+        if (S_ops[oi].pp && o->op_ppaddr == S_ops[oi].pp)
+            return (S_ops[oi].flags & (OPF_KW | OPF_TARG)) == (OPF_KW | OPF_TARG);
+    return 0;
+}
+
+/* `$lexical = shm_<prefix>_<op> ...`: fold the assignment into the op, as
+ * perl folds it into its own ops that have a target (S_maybe_targlex in
+ * op.c, OPpTARGET_MY): the op's target becomes the lexical, and the
+ * sassign and the lexical's padsv ops go. Saves two ops per statement and,
+ * for strings, a copy: the engine writes the value into the lexical's own
+ * buffer. As in perl, not for `my $x = ...` (the declaration must run). */
+static Perl_check_t S_old_ck_sassign;
+static OP *S_ck_sassign(pTHX_ OP *o)
+{
+    OP *kid, *kid2;
+
+    o = S_old_ck_sassign(aTHX_ o);
+    if (o->op_type != OP_SASSIGN || (o->op_private & OPpASSIGN_BACKWARDS))
+        return o;
+    kid = cBINOPo->op_first;
+    kid2 = kid ? OpSIBLING(kid) : NULL;
+    if (kid && S_is_dhms_op(kid) && !(kid->op_private & DHMS_TARGMY)
+        && !(kid->op_flags & OPf_STACKED) && kid2 && kid2->op_type == OP_PADSV
+        && !OpHAS_SIBLING(kid2)
+        && (!(kid2->op_private & OPpLVAL_INTRO) || (kid2->op_private & OPpPAD_STATE))) {
+        kid->op_targ = kid2->op_targ;
+        kid->op_private |= DHMS_TARGMY;
+        op_sibling_splice(o, NULL, 1, NULL);
+        op_free(o);
+        return kid;
+    }
+    return o;
+}
 /* one per variant: they differ by hint key only */
 static struct XSParseKeywordHooks S_hooks[DHMS_VARIANTS];
 
@@ -1939,6 +2022,7 @@ static void S_boot(pTHX)
 
     boot_xs_parse_keyword(0.33);
     S_sigbus_boot(aTHX);
+    wrap_op_checker(OP_SASSIGN, S_ck_sassign, &S_old_ck_sassign);
 
     for (oi = 0; oi < DHMS_N_OPS; oi++) {
         const struct dhms_op_desc *op = &S_ops[oi];
@@ -1958,7 +2042,7 @@ static void S_boot(pTHX)
     for (vi = 0; vi < DHMS_VARIANTS; vi++) {
         const struct dhms_variant_desc *v = &S_variants[vi];
 
-        if (v->id != vi)
+        if (v->id != vi || vi > DHMS_VARIANT_MASK)
             Perl_croak(aTHX_ "Data::HashMap::Shared: internal error: variant table order");
         S_hooks[vi].flags = XPK_FLAG_EXPR;
         S_hooks[vi].permit_hintkey = v->hintkey;
