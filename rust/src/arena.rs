@@ -31,6 +31,7 @@ use crate::layout::NCLASSES;
 use crate::map::Core;
 use crate::seqlock::{racy_copy, racy_eq};
 use std::collections::HashSet;
+use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::*;
 
 /// Bytes of a block header.
@@ -198,12 +199,15 @@ impl Core {
         }
     }
 
-    /// Copy the bytes of `v` into `dst` (at least `v.len` bytes). Racy.
+    /// Copy the bytes of `v` into the first `v.len` bytes of `dst`
+    /// (panics if `dst` is shorter). Racy.
     #[inline(always)]
-    pub(crate) fn str_copy(&self, v: &StrView, dst: *mut u8) {
+    pub(crate) fn str_copy(&self, v: &StrView, dst: &mut [MaybeUninit<u8>]) {
+        assert!(dst.len() >= v.len, "str_copy: destination too short");
+        let dst: *mut u8 = dst.as_mut_ptr().cast();
         if v.off == 0 {
             let b = v.word.to_le_bytes();
-            // SAFETY: dst has room for v.len <= 7 bytes (caller's contract).
+            // SAFETY: dst has room for v.len <= 7 bytes (asserted).
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst, v.len) };
         } else {
             // SAFETY: str_view bounded the payload inside the arena; dst has

@@ -69,7 +69,8 @@ impl Core {
         };
         let e = t.ext(i).load(Relaxed);
         if e & EXT_EXPIRY != ne {
-            t.ext(i).store((e & !EXT_EXPIRY) | ne, std::sync::atomic::Ordering::Release);
+            t.ext(i)
+                .store((e & !EXT_EXPIRY) | ne, std::sync::atomic::Ordering::Release);
             crate::fault::point();
         }
     }

@@ -68,7 +68,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     ));
                 };
                 let mut b = vec![0u8; v.len];
-                core.str_copy(&v, b.as_mut_ptr());
+                core.str_copy(&v, crate::map::Out::new(&mut b).buf_mut());
                 crate::hash::hash_bytes(core.seed(), &b)
             } else {
                 if !K::fits(kw as i64) {

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hashmap_shared::map::{Info, Status, Variant};
+use hashmap_shared::testing::{Info, Status, Variant};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -111,10 +111,10 @@ fn forked_counters_lose_nothing() {
             let (r, w) = (bar.0, bar.1);
             spawn(move || {
                 Barrier(r, w).wait();
-                let mut m = hashmap_shared::ffi::open_any(
+                let mut m = hashmap_shared::testing::open_any(
                     &path,
                     Variant::SI,
-                    &hashmap_shared::map::Params::new(1),
+                    &hashmap_shared::testing::Params::new(1),
                 )
                 .unwrap();
                 let mut res = 0;
@@ -158,7 +158,7 @@ fn inherited_handle_works_in_children() {
     let mut m = open(&t, Variant::II, 1000);
     let kids: Vec<_> = (0..3)
         .map(|c| {
-            let mp: *mut dyn hashmap_shared::ffi::AnyMap = &mut *m;
+            let mp: *mut dyn hashmap_shared::testing::AnyMap = &mut *m;
             spawn(move || {
                 // SAFETY: the child has its own copy of the parent's memory.
                 let m = unsafe { &mut *mp };
@@ -195,10 +195,10 @@ fn racing_creators_make_one_map() {
                 let (r, w) = (bar.0, bar.1);
                 spawn(move || {
                     Barrier(r, w).wait();
-                    let mut m = match hashmap_shared::ffi::open_any(
+                    let mut m = match hashmap_shared::testing::open_any(
                         &path,
                         Variant::II,
-                        &hashmap_shared::map::Params::new(100 + c),
+                        &hashmap_shared::testing::Params::new(100 + c),
                     ) {
                         Ok(m) => m,
                         Err(e) => {
@@ -233,10 +233,13 @@ fn half_initialized_file_is_reinitialized() {
     assert_eq!(put(&mut *m, &int(1), &int(2)), Status::Ok);
     let t2 = Tmp::new("foreign");
     std::fs::write(&t2.1, b"hello world, not a map at all").unwrap();
-    let e =
-        hashmap_shared::ffi::open_any(&t2.0, Variant::II, &hashmap_shared::map::Params::new(10))
-            .err()
-            .unwrap();
+    let e = hashmap_shared::testing::open_any(
+        &t2.0,
+        Variant::II,
+        &hashmap_shared::testing::Params::new(10),
+    )
+    .err()
+    .unwrap();
     assert!(e.0.contains("not a Data::HashMap::Shared file"), "{e}");
     assert_eq!(
         std::fs::read(&t2.1).unwrap(),
@@ -262,10 +265,10 @@ fn dead_lock_holder_is_recovered() {
         }
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(
+            let mut c = hashmap_shared::testing::open_any(
                 &path,
                 Variant::SS,
-                &hashmap_shared::map::Params::new(1),
+                &hashmap_shared::testing::Params::new(1),
             )
             .unwrap();
             c.core().debug_hold_lock(mid_write).unwrap();
@@ -302,19 +305,19 @@ fn dead_lock_holder_is_recovered() {
 /// `check` runs. Returns how many rounds met a held lock (recoveries).
 fn kill_writer_rounds(
     t: &Tmp,
-    m: &mut dyn hashmap_shared::ffi::AnyMap,
+    m: &mut dyn hashmap_shared::testing::AnyMap,
     rounds: u64,
     reads: bool,
-    mut check: impl FnMut(&mut dyn hashmap_shared::ffi::AnyMap),
+    mut check: impl FnMut(&mut dyn hashmap_shared::testing::AnyMap),
 ) -> u64 {
     let mut recovered = 0;
     for round in 0..rounds {
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(
+            let mut c = hashmap_shared::testing::open_any(
                 &path,
                 Variant::SS,
-                &hashmap_shared::map::Params::new(1),
+                &hashmap_shared::testing::Params::new(1),
             )
             .unwrap();
             let mut i = 0u64;
@@ -368,8 +371,8 @@ fn writer_killed_mid_loop() {
         assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
         for (k, v) in snap {
             if let (
-                hashmap_shared::map::Entry::Bytes(k, _),
-                hashmap_shared::map::Entry::Bytes(v, _),
+                hashmap_shared::testing::Entry::Bytes(k, _),
+                hashmap_shared::testing::Entry::Bytes(v, _),
             ) = (k, v)
             {
                 if k != b"parent" {
@@ -388,7 +391,7 @@ fn writer_killed_mid_loop() {
     );
 }
 
-fn int_bytes(n: u64) -> hashmap_shared::map::Entry {
+fn int_bytes(n: u64) -> hashmap_shared::testing::Entry {
     bytes(n.to_string().as_bytes())
 }
 
@@ -432,9 +435,12 @@ fn dead_holder_with_living_child_is_recovered() {
         (fds[0], fds[1])
     };
     let kid = spawn(move || {
-        let mut c =
-            hashmap_shared::ffi::open_any(&path, Variant::II, &hashmap_shared::map::Params::new(1))
-                .unwrap();
+        let mut c = hashmap_shared::testing::open_any(
+            &path,
+            Variant::II,
+            &hashmap_shared::testing::Params::new(1),
+        )
+        .unwrap();
         put(&mut *c, &int(2), &int(2));
         // A grandchild that sleeps, holding inherited descriptors.
         let g = spawn(|| {
@@ -472,10 +478,10 @@ fn dead_holder_with_living_child_is_recovered() {
 fn lru_writer_killed_mid_loop() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("kill-lru");
-    let mut p = hashmap_shared::map::Params::new(10_000);
+    let mut p = hashmap_shared::testing::Params::new(10_000);
     p.max_size = 300;
     p.ttl = 3600;
-    let mut m = hashmap_shared::ffi::open_any(&t.0, Variant::SS, &p).unwrap();
+    let mut m = hashmap_shared::testing::open_any(&t.0, Variant::SS, &p).unwrap();
     let recovered = kill_writer_rounds(&t, &mut *m, 10, true, |m| {
         let n = m.core_ref().check_lru().unwrap();
         assert_eq!(n as u64, m.core_ref().info(Info::Size));
@@ -500,7 +506,7 @@ fn truncated_under_us_is_an_error_not_a_crash() {
     }
     t.truncate(4096);
     let mut o_buf = vec![0u8; 100];
-    let mut o = hashmap_shared::map::Out::with_vec(&mut o_buf);
+    let mut o = hashmap_shared::testing::Out::with_vec(&mut o_buf);
     let k = bytes(b"key7");
     let e = m.get(&item(&k), &mut o);
     // the engine may report the damage it read, or the truncation itself;

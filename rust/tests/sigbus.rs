@@ -6,8 +6,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::map::{Out, Variant};
-use hashmap_shared::sigbus;
+use hashmap_shared::testing::sigbus;
+use hashmap_shared::testing::{Out, Variant};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static FOREIGN_FAULTS: AtomicUsize = AtomicUsize::new(0);
