@@ -28,8 +28,8 @@ use std::marker::PhantomData;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-/// A map with keys of kind `K` and values of kind `V` (see the [module
-/// documentation](self)). A handle belongs to one thread at a time (it is
+/// A map with keys of kind `K` and values of kind `V` (see the [crate
+/// documentation](crate)). A handle belongs to one thread at a time (it is
 /// `Send`, not `Sync`); open one handle per thread or process — they all
 /// see one map.
 pub struct Map<K: Codec, V: Codec> {

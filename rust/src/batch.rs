@@ -28,8 +28,8 @@ impl Core {
             return a == b;
         }
         match (self.str_view(a), self.str_view(b)) {
-            (Some(x), Some(y)) if x.len == y.len => {
-                let (mut p, mut q) = (vec![0u8; x.len], vec![0u8; y.len]);
+            (Some(x), Some(y)) if x.len() == y.len() => {
+                let (mut p, mut q) = (vec![0u8; x.len()], vec![0u8; y.len()]);
                 self.str_copy(&x, crate::map::Out::new(&mut p).buf_mut());
                 self.str_copy(&y, crate::map::Out::new(&mut q).buf_mut());
                 p == q
@@ -73,7 +73,7 @@ impl Core {
             self.hdr().batch_log.store(0, Release);
             return 0;
         };
-        let mut b = vec![0u8; view.len];
+        let mut b = vec![0u8; view.len()];
         self.str_copy(&view, crate::map::Out::new(&mut b).buf_mut());
         let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
         let (kind, n) = (word(0), word(1));

@@ -1041,6 +1041,15 @@ export!(
     }
 );
 
+/// The two words of a cursor position (`pos[2]` in `xs/dhms.h`).
+///
+/// # Safety
+/// `p` is null or valid for reads and writes of two words for `'a`.
+unsafe fn cursor_pos<'a>(p: *mut u64) -> Result<&'a mut [u64; 2]> {
+    // SAFETY: per the contract.
+    unsafe { arg_mut(p.cast::<[u64; 2]>()) }
+}
+
 /// The C encoding of a walk position: START and END are not hashes (a
 /// meta hash has its two low bits clear).
 const POS_START: u64 = u64::MAX;
@@ -1162,7 +1171,7 @@ export!(
     /// end, where it stays until reset).
     fn dhms_cursor_next(map, pos: *mut u64, k: *mut COut, v: *mut COut) {
         // SAFETY: valid for the call: pos[0] shard, pos[1] position.
-        let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+        let pos = unsafe { cursor_pos(pos)? };
         if pos[1] == POS_END {
             return Ok(Status::False as c_int);
         }
@@ -1188,7 +1197,7 @@ export!(
         match map.seek(&unsafe { item(k)? })? {
             Some(p) => {
                 // SAFETY: valid for the call: pos[0] shard, pos[1] position.
-                let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+                let pos = unsafe { cursor_pos(pos)? };
                 pos[0] = p.shard as u64;
                 pos[1] = p.after.unwrap_or(POS_START);
                 Ok(0)

@@ -355,8 +355,8 @@ pub struct Core {
     wait_timeout: std::time::Duration,
 }
 
-// SAFETY: a Core is used by one thread at a time (the glue's contract); its
-// raw pointers point into a shared mapping that every thread may access.
+// SAFETY: its raw pointers point into a shared mapping that every thread may
+// access; a Core is Send but not Sync, so one thread at a time uses it.
 unsafe impl Send for Core {}
 
 fn random_seed() -> u64 {
@@ -1653,13 +1653,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Some(Status::Ok);
         }
         let v = core.str_view(w)?;
-        out.len = v.len;
+        out.len = v.len();
         out.utf8 = v.utf8 as u32;
-        let Some(dst) = out.buf_mut().get_mut(..v.len) else {
+        let Some(dst) = out.buf_mut().get_mut(..v.len()) else {
             return Some(Status::Small);
         };
         core.str_copy(&v, dst);
-        out.set_written(v.len);
+        out.set_written(v.len());
         Some(Status::Ok)
     }
 
@@ -2310,10 +2310,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Some(Entry::Int(w as i64));
         }
         let v = core.str_view(w)?;
-        let mut b = Vec::with_capacity(v.len);
-        core.str_copy(&v, &mut b.spare_capacity_mut()[..v.len]);
-        // SAFETY: str_copy initialized these v.len bytes.
-        unsafe { b.set_len(v.len) };
+        let mut b = Vec::with_capacity(v.len());
+        core.str_copy(&v, &mut b.spare_capacity_mut()[..v.len()]);
+        // SAFETY: str_copy initialized these v.len() bytes.
+        unsafe { b.set_len(v.len()) };
         Some(Entry::Bytes(b, v.utf8))
     }
 }
