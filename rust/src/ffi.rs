@@ -730,6 +730,45 @@ pub(crate) fn abi_numbers() -> Vec<(String, i128)> {
     v
 }
 
+/// The size of each C ABI struct, and the offset and size of each of its
+/// fields, by their names in `xs/dhms.h` (`sizeof dhms_item`,
+/// `dhms_item.len`, `sizeof dhms_item.len`):
+/// `rust/tests/c_abi.rs` compiles the same list from the header with the C
+/// compiler and compares.
+pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
+    use std::mem::{offset_of, size_of};
+    fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+        size_of::<F>()
+    }
+    let mut v = Vec::new();
+    macro_rules! layout {
+        ($c:literal, $t:ty, $($f:ident),*) => {
+            v.push((concat!("sizeof ", $c).to_string(), size_of::<$t>()));
+            $(
+                v.push((concat!($c, ".", stringify!($f)).to_string(), offset_of!($t, $f)));
+                v.push((
+                    concat!("sizeof ", $c, ".", stringify!($f)).to_string(),
+                    field_size(|x: &$t| &x.$f),
+                ));
+            )*
+        };
+    }
+    layout!("dhms_item", CItem, ptr, len, num, utf8);
+    layout!("dhms_out", COut, buf, cap, len, num, utf8);
+    layout!(
+        "dhms_params",
+        CParams,
+        max_entries,
+        max_size,
+        ttl,
+        lru_skip,
+        arena_cap,
+        file_mode
+    );
+    layout!("dhms_source", SourceDesc, kind, name, fd, shards);
+    v
+}
+
 /// Where `dhms_open_source` opens a map from (see `xs/dhms.h`).
 #[repr(C)]
 pub struct SourceDesc {

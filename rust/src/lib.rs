@@ -96,4 +96,10 @@ pub mod testing {
     pub fn abi_numbers() -> Vec<(String, i128)> {
         crate::ffi::abi_numbers()
     }
+
+    /// The size of every C ABI struct and the offset of each field, as
+    /// `("sizeof dhms_item", n)` and `("dhms_item.len", n)`.
+    pub fn abi_layouts() -> Vec<(String, usize)> {
+        crate::ffi::abi_layouts()
+    }
 }

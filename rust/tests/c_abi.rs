@@ -127,3 +127,67 @@ fn the_parser_follows_c_numbering() {
     assert_eq!(n["Q"].1, 1);
     assert_eq!(n["DHMS_Q"].1, u64::MAX as i128);
 }
+
+/// The struct layouts: a C program built against the header prints the
+/// size of each struct and the offset and size of each field the Rust side
+/// lists;
+/// they must be equal. Needs the C compiler the Perl build uses (`$CC`,
+/// else `cc`).
+#[test]
+fn header_and_engine_agree_on_every_struct_layout() {
+    let layouts = hashmap_shared::testing::abi_layouts();
+    assert!(layouts.len() >= 42, "the Rust side lists too little");
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"dhms.h\"\nint main(void) {\n",
+    );
+    for (name, _) in &layouts {
+        let expr = match (name.strip_prefix("sizeof "), name.split_once('.')) {
+            (Some(_), Some((t, f))) => format!("sizeof((({} *)0)->{f})", &t[7..]),
+            (Some(t), None) => format!("sizeof({t})"),
+            (None, Some((t, f))) => format!("offsetof({t}, {f})"),
+            (None, None) => panic!("{name}: not a struct or a field"),
+        };
+        c.push_str(&format!(
+            "    printf(\"%s %zu\\n\", \"{name}\", (size_t){expr});\n"
+        ));
+    }
+    c.push_str("    return 0;\n}\n");
+    let dir = std::env::temp_dir().join(format!("dhms-c-abi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join("layout.c"), dir.join("layout"));
+    std::fs::write(&src, c).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let xs = concat!(env!("CARGO_MANIFEST_DIR"), "/../xs");
+    let built = std::process::Command::new(&cc)
+        .arg("-I")
+        .arg(xs)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("{cc}: {e} (the C compiler the Perl build needs)"));
+    assert!(built.success(), "{cc} could not build the layout probe");
+    let out = std::process::Command::new(&exe).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success());
+    let c_side: BTreeMap<String, usize> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (name, rust) in &layouts {
+        match c_side.get(name) {
+            Some(c) if c == rust => {}
+            c => problems.push(format!("{name}: {c:?} in C, {rust} in Rust")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "C ABI layout drift:\n  {}",
+        problems.join("\n  ")
+    );
+}
