@@ -79,11 +79,10 @@ pub use map::{Params, Variant};
 /// and `Out`; the raw-pointer C ABI is not here.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::ffi::{open_any, open_source, AnyMap, CursorPos};
+    pub use crate::ffi::{open_any, AnyMap, CursorPos};
     pub use crate::hash::{hash_bytes, hash_int};
-    pub use crate::map::{Core, Entry, Info, Item, Map as LocalMap, Out, Params, Status, Variant};
+    pub use crate::map::{Entry, Info, Item, Map as LocalMap, Out, Params, Status, Variant};
     pub use crate::ops::End;
-    pub use crate::region::Source;
     pub use crate::sharded::Sharded;
     /// The SIGBUS handler (a truncated map file must not kill us).
     pub mod sigbus {
