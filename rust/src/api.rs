@@ -18,7 +18,7 @@
 //! # Ok::<(), hashmap_shared::Error>(())
 //! ```
 
-use crate::codec::{Codec, Int};
+use crate::codec::{Bytes, Codec, Int};
 use crate::error::{Error, Result};
 use crate::ffi::{open_source, AnyMap, CursorPos};
 use crate::map::{Info, Out, Params, Status, Variant};
@@ -286,6 +286,37 @@ impl<K: Codec, V: Codec> Map<K, V> {
             map: self,
             pos: Some(CursorPos::default()),
             kbuf: vec![0; 64],
+        }
+    }
+}
+
+impl<K: Codec> Map<K, Bytes> {
+    /// As [`Map::get`], into `out` (replacing its contents; its capacity
+    /// is reused, so a loop of reads allocates only to grow): true if
+    /// found, false (and `out` empty) if missing.
+    pub fn get_into(&mut self, k: K::Arg<'_>, out: &mut Vec<u8>) -> Result<bool> {
+        let key = K::item(k);
+        loop {
+            let room = out.capacity().max(64);
+            out.clear();
+            out.resize(room, 0);
+            let mut o = Out::new(out);
+            match self.map.get(&key, &mut o)? {
+                Status::Ok => {
+                    let n = o.len;
+                    out.truncate(n);
+                    return Ok(true);
+                }
+                Status::Small => {
+                    let n = o.len;
+                    out.clear();
+                    out.reserve(n);
+                }
+                _ => {
+                    out.clear();
+                    return Ok(false);
+                }
+            }
         }
     }
 }

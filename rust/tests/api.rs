@@ -135,6 +135,14 @@ fn byte_keys_and_values() {
         walked.insert(k, v);
     }
     assert_eq!(walked, model);
+    // reads into one reused buffer
+    let mut buf = Vec::new();
+    for (k, v) in model.iter().take(300) {
+        assert!(m.get_into(k, &mut buf).unwrap());
+        assert_eq!(&buf, v);
+    }
+    assert!(!m.get_into(b"absent", &mut buf).unwrap());
+    assert!(buf.is_empty());
     // stop early: the walk can be dropped half-way
     assert_eq!(m.iter().take(10).count(), 10);
     assert!(m.exists(b"key-7").unwrap());
