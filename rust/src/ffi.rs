@@ -51,6 +51,7 @@ impl CItem {
     ///
     /// # Safety
     /// `ptr` is valid for reads of `len` bytes, unchanged, for `'a`.
+    #[inline(always)]
     unsafe fn view<'a>(&self) -> Result<Item<'a>> {
         let bytes: &'a [u8] = if self.len == 0 {
             &[]
@@ -88,6 +89,7 @@ pub struct COut {
 ///
 /// # Safety
 /// `p` is null or points at a `dhms_item` whose bytes are valid for `'a`.
+#[inline(always)]
 unsafe fn item<'a>(p: *const CItem) -> Result<Item<'a>> {
     // SAFETY: per the contract.
     unsafe { arg(p)?.view() }
@@ -113,18 +115,21 @@ struct OutArg<'a> {
 
 impl<'a> std::ops::Deref for OutArg<'a> {
     type Target = Out<'a>;
+    #[inline(always)]
     fn deref(&self) -> &Out<'a> {
         &self.o
     }
 }
 
 impl<'a> std::ops::DerefMut for OutArg<'a> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut Out<'a> {
         &mut self.o
     }
 }
 
 impl Drop for OutArg<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: `c` was checked non-null and is valid for the call
         // (`out_arg`'s contract); the buffer it names is not `*c` itself.
@@ -142,6 +147,7 @@ impl Drop for OutArg<'_> {
 /// `p` is null or points at a `dhms_out` valid for `'a` whose `buf` is
 /// valid for writes of `cap` bytes (or `cap == 0`) and overlaps nothing
 /// else the call uses.
+#[inline(always)]
 unsafe fn out_arg<'a>(p: *mut COut) -> Result<OutArg<'a>> {
     // SAFETY: per the contract.
     let c = unsafe { arg_mut(p)? };
@@ -627,6 +633,7 @@ fn st(r: Result<Status>) -> Result<c_int> {
 
 /// # Safety
 /// `p` must be null or point at a valid value for the call.
+#[inline(always)]
 unsafe fn arg<'a, T>(p: *const T) -> Result<&'a T> {
     // SAFETY: per the contract.
     unsafe { p.as_ref() }.ok_or_else(|| Error::new("null argument"))
@@ -634,6 +641,7 @@ unsafe fn arg<'a, T>(p: *const T) -> Result<&'a T> {
 
 /// # Safety
 /// `p` must be null or point at a valid value for the call.
+#[inline(always)]
 unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T> {
     // SAFETY: per the contract.
     unsafe { p.as_mut() }.ok_or_else(|| Error::new("null argument"))

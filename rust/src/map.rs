@@ -233,6 +233,7 @@ pub struct Out<'a> {
 impl<'a> Out<'a> {
     /// An output into `buf`, which may be uninitialized (the C glue hands
     /// the spare room of a Perl string).
+    #[inline(always)]
     pub fn uninit(buf: &'a mut [MaybeUninit<u8>]) -> Out<'a> {
         Out {
             buf,
@@ -244,6 +245,7 @@ impl<'a> Out<'a> {
     }
 
     /// An output into `buf` (its length is the capacity).
+    #[inline(always)]
     pub fn new(buf: &'a mut [u8]) -> Out<'a> {
         let len = buf.len();
         // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout; the
@@ -261,6 +263,7 @@ impl<'a> Out<'a> {
     }
 
     /// The buffer's size.
+    #[inline(always)]
     pub fn cap(&self) -> usize {
         self.buf.len()
     }
@@ -276,6 +279,7 @@ impl<'a> Out<'a> {
 
     /// Write `b` (a byte-string result): `Status::Small` with the size
     /// needed if it does not fit, and nothing written.
+    #[inline(always)]
     pub fn write(&mut self, b: &[u8], utf8: bool) -> Status {
         self.len = b.len();
         self.utf8 = utf8 as u32;
@@ -291,11 +295,13 @@ impl<'a> Out<'a> {
 
     /// The buffer, for `Core::str_copy`, which initializes the first `n`
     /// bytes of it; then `set_written(n)`.
+    #[inline(always)]
     pub(crate) fn buf_mut(&mut self) -> &mut [MaybeUninit<u8>] {
         self.buf
     }
 
     /// `Core::str_copy` wrote `n` bytes into `buf_mut()`.
+    #[inline(always)]
     pub(crate) fn set_written(&mut self, n: usize) {
         self.filled = self.filled.max(n.min(self.buf.len()));
     }
