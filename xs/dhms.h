@@ -13,6 +13,9 @@
  *   - Keys and values cross as dhms_item (input, or a view of engine-owned
  *     bytes) or dhms_out (output into a caller-owned buffer).
  *     For integer kinds only .num is used; for byte-string kinds ptr/len/utf8.
+ *     An output's buffer may be uninitialized; it must not overlap the bytes
+ *     of an input or another output's buffer of the same call (the engine
+ *     views them as Rust slices: shared for inputs, exclusive for outputs).
  *   - DHMS_ESMALL: a string result did not fit the caller's buffer. Nothing
  *     was changed; out->len (and for pair results both outs' len) holds the
  *     size needed. Grow the buffer and call again.

@@ -4,7 +4,7 @@
 //! handle (the seqlock's contended case: a reader retries when a write to
 //! the slot it read overlaps).
 
-use hashmap_shared::map::{Item, Map, Out, Params};
+use hashmap_shared::testing::{Item, LocalMap as Map, Out, Params};
 use hashmap_shared::{Bytes, I64};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,13 +83,7 @@ fn main() {
     let n = 25_000;
     let p = path("ii");
     let mut m = Map::<I64, I64>::open(&p, &Params::new(1_000_000)).unwrap();
-    let mut out = Out {
-        buf: std::ptr::null_mut(),
-        cap: 0,
-        len: 0,
-        num: 0,
-        utf8: 0,
-    };
+    let mut out = Out::new(&mut []);
     time("II put", n, |i| {
         m.put(&Item::int(i as i64), &Item::int(i as i64 * 3))
             .unwrap();

@@ -31,6 +31,7 @@ use crate::layout::NCLASSES;
 use crate::map::Core;
 use crate::seqlock::{racy_copy, racy_eq};
 use std::collections::HashSet;
+use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::*;
 
 /// Bytes of a block header.
@@ -131,14 +132,24 @@ impl StoreError {
 /// A decoded reference: where the bytes are and what they are.
 #[derive(Debug, Clone, Copy)]
 pub struct StrView {
-    /// Absolute offset of the bytes (payload), or 0 for inline.
-    pub off: u64,
-    /// Length in bytes.
-    pub len: usize,
+    /// Absolute offset of the bytes (payload), or 0 for inline. Private:
+    /// only `str_view` makes one, after bounding it inside the arena, which
+    /// is what lets `str_copy` read there.
+    off: u64,
+    /// Length in bytes (private, as `off`).
+    len: usize,
     /// UTF-8 flag.
     pub utf8: bool,
     /// The inline word (if inline).
-    pub word: u64,
+    word: u64,
+}
+
+impl StrView {
+    /// Length in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
 }
 
 impl Core {
@@ -198,16 +209,19 @@ impl Core {
         }
     }
 
-    /// Copy the bytes of `v` into `dst` (at least `v.len` bytes). Racy.
+    /// Copy the bytes of `v` into the first `v.len` bytes of `dst`
+    /// (panics if `dst` is shorter). Racy.
     #[inline(always)]
-    pub(crate) fn str_copy(&self, v: &StrView, dst: *mut u8) {
+    pub(crate) fn str_copy(&self, v: &StrView, dst: &mut [MaybeUninit<u8>]) {
+        assert!(dst.len() >= v.len, "str_copy: destination too short");
+        let dst: *mut u8 = dst.as_mut_ptr().cast();
         if v.off == 0 {
             let b = v.word.to_le_bytes();
-            // SAFETY: dst has room for v.len <= 7 bytes (caller's contract).
+            // SAFETY: dst has room for v.len <= 7 bytes (asserted).
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst, v.len) };
         } else {
-            // SAFETY: str_view bounded the payload inside the arena; dst has
-            // room for v.len bytes (caller's contract).
+            // SAFETY: str_view bounded the payload inside the arena (and
+            // only it makes a StrView); dst has room for v.len bytes (asserted).
             unsafe { racy_copy(self.ptr_at(v.off), dst, v.len) };
         }
     }

@@ -28,10 +28,10 @@ impl Core {
             return a == b;
         }
         match (self.str_view(a), self.str_view(b)) {
-            (Some(x), Some(y)) if x.len == y.len => {
-                let (mut p, mut q) = (vec![0u8; x.len], vec![0u8; y.len]);
-                self.str_copy(&x, p.as_mut_ptr());
-                self.str_copy(&y, q.as_mut_ptr());
+            (Some(x), Some(y)) if x.len() == y.len() => {
+                let (mut p, mut q) = (vec![0u8; x.len()], vec![0u8; y.len()]);
+                self.str_copy(&x, crate::map::Out::new(&mut p).buf_mut());
+                self.str_copy(&y, crate::map::Out::new(&mut q).buf_mut());
                 p == q
             }
             _ => false,
@@ -73,8 +73,8 @@ impl Core {
             self.hdr().batch_log.store(0, Release);
             return 0;
         };
-        let mut b = vec![0u8; view.len];
-        self.str_copy(&view, b.as_mut_ptr());
+        let mut b = vec![0u8; view.len()];
+        self.str_copy(&view, crate::map::Out::new(&mut b).buf_mut());
         let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
         let (kind, n) = (word(0), word(1));
         let n = (n as usize).min((b.len() / 8).saturating_sub(2) / 3);

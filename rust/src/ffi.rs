@@ -10,13 +10,200 @@ use crate::ops::End;
 use crate::region::Source;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// `DHMS_OK` .. `DHMS_ESMALL` are [`Status`]'s numbers.
+pub const DHMS_OK: c_int = Status::Ok as c_int;
+/// `DHMS_FALSE`.
+pub const DHMS_FALSE: c_int = Status::False as c_int;
+/// `DHMS_EFULL`.
+pub const DHMS_EFULL: c_int = Status::Full as c_int;
+/// `DHMS_ERANGE`.
+pub const DHMS_ERANGE: c_int = Status::Range as c_int;
+/// `DHMS_ESMALL`.
+pub const DHMS_ESMALL: c_int = Status::Small as c_int;
 /// `DHMS_ERROR`: the message is in `dhms_last_error`.
 pub const DHMS_ERROR: c_int = 5;
 /// `DHMS_ENOSPC`: the file system refused space; nothing was lost; the
 /// message is in `dhms_last_error`.
 pub const DHMS_ENOSPC: c_int = 6;
+
+/// `dhms_item`: an input key or value, or a view of engine-owned bytes.
+/// Raw pointers live here and nowhere else: each call turns its
+/// `dhms_item`s into safe [`Item`]s once ([`item`]), and its `dhms_out`s
+/// into [`Out`]s over the caller's buffer ([`out_arg`]).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct CItem {
+    /// Bytes (string kinds); may be null when `len == 0`.
+    pub ptr: *const u8,
+    /// Their length.
+    pub len: usize,
+    /// The integer (integer kinds).
+    pub num: i64,
+    /// 1 if the Perl string had the UTF-8 flag.
+    pub utf8: u32,
+}
+
+impl CItem {
+    /// The safe view of this item.
+    ///
+    /// # Safety
+    /// `ptr` is valid for reads of `len` bytes, unchanged, for `'a`.
+    #[inline(always)]
+    unsafe fn view<'a>(&self) -> Result<Item<'a>> {
+        let bytes: &'a [u8] = if self.len == 0 {
+            &[]
+        } else if self.ptr.is_null() {
+            return Err(Error::new("null bytes pointer with a non-zero length"));
+        } else {
+            // SAFETY: per the contract.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        };
+        Ok(Item {
+            bytes,
+            num: self.num,
+            utf8: self.utf8,
+        })
+    }
+}
+
+/// `dhms_out`: an output key or value into a caller-owned buffer.
+#[derive(Debug)]
+#[repr(C)]
+pub struct COut {
+    /// Caller's buffer (string kinds); may be uninitialized.
+    pub buf: *mut u8,
+    /// Its size in bytes.
+    pub cap: usize,
+    /// Bytes written; bytes needed on `DHMS_ESMALL`.
+    pub len: usize,
+    /// Integer result.
+    pub num: i64,
+    /// UTF-8 flag.
+    pub utf8: u32,
+}
+
+/// The item at `p`, as a safe [`Item`] for the call.
+///
+/// # Safety
+/// `p` is null or points at a `dhms_item` whose bytes are valid for `'a`.
+#[inline(always)]
+unsafe fn item<'a>(p: *const CItem) -> Result<Item<'a>> {
+    // SAFETY: per the contract.
+    unsafe { arg(p)?.view() }
+}
+
+/// `n` items at `p`, as safe [`Item`]s for the call.
+///
+/// # Safety
+/// `p` is valid for `n` items (when `n > 0`) whose bytes are valid for `'a`.
+unsafe fn items<'a>(p: *const CItem, n: usize) -> Result<Vec<Item<'a>>> {
+    // SAFETY: per the contract.
+    let c = unsafe { slice(p, n)? };
+    // SAFETY: per the contract.
+    c.iter().map(|c| unsafe { c.view() }).collect()
+}
+
+/// An [`Out`] over a `dhms_out`'s buffer; dropping it writes `len`, `num`
+/// and `utf8` back into the `dhms_out`.
+struct OutArg<'a> {
+    c: *mut COut,
+    o: Out<'a>,
+}
+
+impl<'a> std::ops::Deref for OutArg<'a> {
+    type Target = Out<'a>;
+    #[inline(always)]
+    fn deref(&self) -> &Out<'a> {
+        &self.o
+    }
+}
+
+impl<'a> std::ops::DerefMut for OutArg<'a> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut Out<'a> {
+        &mut self.o
+    }
+}
+
+impl Drop for OutArg<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Field by field, with volatile reads: the engine has just stored
+        // them one by one, and the one wide load the compiler would merge
+        // them into cannot be forwarded from those stores (a stall that
+        // cost 15% of a `get`).
+        // SAFETY: reads of our own fields; `c` was checked non-null and is
+        // valid for the call (`out_arg`'s contract); the buffer it names is
+        // not `*c` itself.
+        unsafe {
+            let len = std::ptr::read_volatile(&self.o.len);
+            let num = std::ptr::read_volatile(&self.o.num);
+            let utf8 = std::ptr::read_volatile(&self.o.utf8);
+            (*self.c).len = len;
+            (*self.c).num = num;
+            (*self.c).utf8 = utf8;
+        }
+    }
+}
+
+/// The output at `p`, as a safe [`Out`] for the call.
+///
+/// # Safety
+/// `p` is null or points at a `dhms_out` valid for `'a` whose `buf` is
+/// valid for writes of `cap` bytes (or `cap == 0`) and overlaps nothing
+/// else the call uses.
+#[inline(always)]
+unsafe fn out_arg<'a>(p: *mut COut) -> Result<OutArg<'a>> {
+    // SAFETY: per the contract.
+    let c = unsafe { arg_mut(p)? };
+    let buf: &'a mut [MaybeUninit<u8>] = if c.cap == 0 {
+        &mut []
+    } else if c.buf.is_null() {
+        return Err(Error::new("null output buffer with a non-zero capacity"));
+    } else {
+        // SAFETY: per the contract; MaybeUninit: the buffer may be
+        // uninitialized (the spare room of a Perl string).
+        unsafe { std::slice::from_raw_parts_mut(c.buf.cast(), c.cap) }
+    };
+    Ok(OutArg {
+        c: p,
+        o: Out::uninit(buf),
+    })
+}
+
+/// `dhms_params`: the parameters of a new map, as C passes them.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct CParams {
+    /// 1 .. 2**32-1.
+    pub max_entries: u64,
+    /// 0 = no LRU.
+    pub max_size: u64,
+    /// Seconds; 0 = no expiry.
+    pub ttl: u64,
+    /// 0 .. 99.
+    pub lru_skip: u64,
+    /// Bytes; 0 = grow on demand.
+    pub arena_cap: u64,
+    /// Applied exactly, e.g. 0600.
+    pub file_mode: u32,
+}
+
+impl From<&CParams> for Params {
+    fn from(c: &CParams) -> Params {
+        Params {
+            max_entries: c.max_entries,
+            max_size: c.max_size,
+            ttl: c.ttl,
+            lru_skip: c.lru_skip,
+            arena_cap: c.arena_cap,
+            file_mode: c.file_mode,
+        }
+    }
+}
 
 /// The operations of a map whatever its codecs: what a handle dispatches to.
 pub trait AnyMap: Send {
@@ -454,6 +641,7 @@ fn st(r: Result<Status>) -> Result<c_int> {
 
 /// # Safety
 /// `p` must be null or point at a valid value for the call.
+#[inline(always)]
 unsafe fn arg<'a, T>(p: *const T) -> Result<&'a T> {
     // SAFETY: per the contract.
     unsafe { p.as_ref() }.ok_or_else(|| Error::new("null argument"))
@@ -461,6 +649,7 @@ unsafe fn arg<'a, T>(p: *const T) -> Result<&'a T> {
 
 /// # Safety
 /// `p` must be null or point at a valid value for the call.
+#[inline(always)]
 unsafe fn arg_mut<'a, T>(p: *mut T) -> Result<&'a mut T> {
     // SAFETY: per the contract.
     unsafe { p.as_mut() }.ok_or_else(|| Error::new("null argument"))
@@ -480,7 +669,7 @@ pub extern "C" fn dhms_last_error() -> *const c_char {
 pub unsafe extern "C" fn dhms_open(
     path: *const c_char,
     variant: u32,
-    params: *const Params,
+    params: *const CParams,
     out: *mut *mut DhmsMap,
 ) -> c_int {
     guard(|| {
@@ -491,12 +680,109 @@ pub unsafe extern "C" fn dhms_open(
         let path = unsafe { CStr::from_ptr(path) };
         let v = Variant::from_u32(variant).ok_or_else(|| Error::new("unknown variant"))?;
         // SAFETY: per the contract.
-        let p = unsafe { arg(params)? };
+        let p = Params::from(unsafe { arg(params)? });
         // SAFETY: per the contract.
         let out = unsafe { arg_mut(out)? };
-        *out = DhmsMap::boxed(open_any(path, v, p)?);
+        *out = DhmsMap::boxed(open_any(path, v, &p)?);
         Ok(0)
     })
+}
+
+/// `enum dhms_source_kind`: the file at `name` (created if absent).
+pub const DHMS_SRC_PATH: c_int = 0;
+/// A new memfd named `name`.
+pub const DHMS_SRC_MEMFD: c_int = 1;
+/// An anonymous map, shared with fork children only.
+pub const DHMS_SRC_ANON: c_int = 2;
+/// The map in descriptor `fd` (dup'ed).
+pub const DHMS_SRC_FD: c_int = 3;
+/// The frozen map at `name`, mapped read-only.
+pub const DHMS_SRC_READONLY: c_int = 4;
+/// Files `name.0` .. `name.(shards-1)`.
+pub const DHMS_SRC_SHARDED: c_int = 5;
+
+/// Every number of the C ABI by its name in `xs/dhms.h` (checked against
+/// the header by `rust/tests/c_abi.rs`).
+pub(crate) fn abi_numbers() -> Vec<(String, i128)> {
+    let mut v: Vec<(String, i128)> = Vec::new();
+    const VARIANTS: [&str; 10] = [
+        "DHMS_I16",
+        "DHMS_I32",
+        "DHMS_II",
+        "DHMS_I16S",
+        "DHMS_I32S",
+        "DHMS_IS",
+        "DHMS_SI16",
+        "DHMS_SI32",
+        "DHMS_SI",
+        "DHMS_SS",
+    ];
+    for (name, var) in VARIANTS.iter().zip(Variant::ALL) {
+        v.push((name.to_string(), var as u32 as i128));
+    }
+    v.push(("DHMS_VARIANTS".into(), Variant::ALL.len() as i128));
+    for (name, n) in [
+        ("DHMS_OK", DHMS_OK),
+        ("DHMS_FALSE", DHMS_FALSE),
+        ("DHMS_EFULL", DHMS_EFULL),
+        ("DHMS_ERANGE", DHMS_ERANGE),
+        ("DHMS_ESMALL", DHMS_ESMALL),
+        ("DHMS_ERROR", DHMS_ERROR),
+        ("DHMS_ENOSPC", DHMS_ENOSPC),
+        ("DHMS_SRC_PATH", DHMS_SRC_PATH),
+        ("DHMS_SRC_MEMFD", DHMS_SRC_MEMFD),
+        ("DHMS_SRC_ANON", DHMS_SRC_ANON),
+        ("DHMS_SRC_FD", DHMS_SRC_FD),
+        ("DHMS_SRC_READONLY", DHMS_SRC_READONLY),
+        ("DHMS_SRC_SHARDED", DHMS_SRC_SHARDED),
+    ] {
+        v.push((name.to_string(), n as i128));
+    }
+    for info in Info::ALL {
+        v.push((info.c_name(), *info as i32 as i128));
+    }
+    v.push(("DHMS_INFO_COUNT".into(), Info::ALL.len() as i128));
+    v.push(("DHMS_POS_START".into(), POS_START as i128));
+    v
+}
+
+/// The size of each C ABI struct, and the offset and size of each of its
+/// fields, by their names in `xs/dhms.h` (`sizeof dhms_item`,
+/// `dhms_item.len`, `sizeof dhms_item.len`):
+/// `rust/tests/c_abi.rs` compiles the same list from the header with the C
+/// compiler and compares.
+pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
+    use std::mem::{offset_of, size_of};
+    fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+        size_of::<F>()
+    }
+    let mut v = Vec::new();
+    macro_rules! layout {
+        ($c:literal, $t:ty, $($f:ident),*) => {
+            v.push((concat!("sizeof ", $c).to_string(), size_of::<$t>()));
+            $(
+                v.push((concat!($c, ".", stringify!($f)).to_string(), offset_of!($t, $f)));
+                v.push((
+                    concat!("sizeof ", $c, ".", stringify!($f)).to_string(),
+                    field_size(|x: &$t| &x.$f),
+                ));
+            )*
+        };
+    }
+    layout!("dhms_item", CItem, ptr, len, num, utf8);
+    layout!("dhms_out", COut, buf, cap, len, num, utf8);
+    layout!(
+        "dhms_params",
+        CParams,
+        max_entries,
+        max_size,
+        ttl,
+        lru_skip,
+        arena_cap,
+        file_mode
+    );
+    layout!("dhms_source", SourceDesc, kind, name, fd, shards);
+    v
 }
 
 /// Where `dhms_open_source` opens a map from (see `xs/dhms.h`).
@@ -518,12 +804,13 @@ pub struct SourceDesc {
 pub unsafe extern "C" fn dhms_open_source(
     src: *const SourceDesc,
     variant: u32,
-    params: *const Params,
+    params: *const CParams,
     out: *mut *mut DhmsMap,
 ) -> c_int {
     guard(|| {
         // SAFETY: per the contract.
         let (src, p, out) = unsafe { (arg(src)?, arg(params)?, arg_mut(out)?) };
+        let p = &Params::from(p);
         let v = Variant::from_u32(variant).ok_or_else(|| Error::new("unknown variant"))?;
         let name = || -> Result<&CStr> {
             if src.name.is_null() {
@@ -533,12 +820,12 @@ pub unsafe extern "C" fn dhms_open_source(
             Ok(unsafe { CStr::from_ptr(src.name) })
         };
         let map: Box<dyn AnyMap> = match src.kind {
-            0 => open_source(&Source::Path(name()?), v, p)?,
-            1 => open_source(&Source::Memfd(name()?), v, p)?,
-            2 => open_source(&Source::Anonymous, v, p)?,
-            3 => open_source(&Source::Fd(src.fd), v, p)?,
-            4 => open_source(&Source::ReadOnly(name()?), v, p)?,
-            5 => Box::new(crate::sharded::Sharded::open(
+            DHMS_SRC_PATH => open_source(&Source::Path(name()?), v, p)?,
+            DHMS_SRC_MEMFD => open_source(&Source::Memfd(name()?), v, p)?,
+            DHMS_SRC_ANON => open_source(&Source::Anonymous, v, p)?,
+            DHMS_SRC_FD => open_source(&Source::Fd(src.fd), v, p)?,
+            DHMS_SRC_READONLY => open_source(&Source::ReadOnly(name()?), v, p)?,
+            DHMS_SRC_SHARDED => Box::new(crate::sharded::Sharded::open(
                 &name()?.to_string_lossy(),
                 src.shards,
                 v,
@@ -674,51 +961,51 @@ macro_rules! export {
 
 export!(
     /// Insert or overwrite.
-    fn dhms_put(map, k: *const Item, v: *const Item) {
+    fn dhms_put(map, k: *const CItem, v: *const CItem) {
         // SAFETY: valid for the call.
-        st(map.put(unsafe { arg(k)? }, unsafe { arg(v)? }))
+        st(map.put(&unsafe { item(k)? }, &unsafe { item(v)? }))
     }
 );
 export!(
     /// Lock-free lookup.
-    fn dhms_get(map, k: *const Item, out: *mut Out) {
+    fn dhms_get(map, k: *const CItem, out: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.get(unsafe { arg(k)? }, unsafe { arg_mut(out)? }))
+        st(map.get(&unsafe { item(k)? }, &mut *unsafe { out_arg(out)? }))
     }
 );
 export!(
     /// Lock-free presence test.
-    fn dhms_exists(map, k: *const Item) {
+    fn dhms_exists(map, k: *const CItem) {
         // SAFETY: valid for the call.
-        map.exists(unsafe { arg(k)? }).map(yes)
+        map.exists(&unsafe { item(k)? }).map(yes)
     }
 );
 export!(
     /// Remove a key.
-    fn dhms_remove(map, k: *const Item) {
+    fn dhms_remove(map, k: *const CItem) {
         // SAFETY: valid for the call.
-        st(map.remove(unsafe { arg(k)? }))
+        st(map.remove(&unsafe { item(k)? }))
     }
 );
 export!(
     /// Remove a key and return its value.
-    fn dhms_take(map, k: *const Item, out: *mut Out) {
+    fn dhms_take(map, k: *const CItem, out: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.take(unsafe { arg(k)? }, unsafe { arg_mut(out)? }))
+        st(map.take(&unsafe { item(k)? }, &mut *unsafe { out_arg(out)? }))
     }
 );
 export!(
     /// The value, or store and return the default.
-    fn dhms_get_or_set(map, k: *const Item, d: *const Item, out: *mut Out) {
+    fn dhms_get_or_set(map, k: *const CItem, d: *const CItem, out: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.get_or_set(unsafe { arg(k)? }, unsafe { arg(d)? }, unsafe { arg_mut(out)? }))
+        st(map.get_or_set(&unsafe { item(k)? }, &unsafe { item(d)? }, &mut *unsafe { out_arg(out)? }))
     }
 );
 export!(
     /// Add to a counter.
-    fn dhms_incr_by(map, k: *const Item, delta: i64, result: *mut i64) {
+    fn dhms_incr_by(map, k: *const CItem, delta: i64, result: *mut i64) {
         // SAFETY: valid for the call.
-        st(map.incr_by(unsafe { arg(k)? }, delta, unsafe { arg_mut(result)? }))
+        st(map.incr_by(&unsafe { item(k)? }, delta, unsafe { arg_mut(result)? }))
     }
 );
 export!(
@@ -735,9 +1022,9 @@ export!(
 );
 export!(
     /// The next entry of this handle's walk.
-    fn dhms_each(map, k: *mut Out, v: *mut Out) {
+    fn dhms_each(map, k: *mut COut, v: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.each(unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? }))
+        st(map.each(&mut *unsafe { out_arg(k)? }, &mut *unsafe { out_arg(v)? }))
     }
 );
 
@@ -751,23 +1038,23 @@ fn yes(b: bool) -> c_int {
 
 export!(
     /// Insert or overwrite with this entry's own lifetime.
-    fn dhms_put_ttl(map, k: *const Item, v: *const Item, secs: u64) {
+    fn dhms_put_ttl(map, k: *const CItem, v: *const CItem, secs: u64) {
         // SAFETY: valid for the call.
-        st(map.put_ttl(unsafe { arg(k)? }, unsafe { arg(v)? }, secs))
+        st(map.put_ttl(&unsafe { item(k)? }, &unsafe { item(v)? }, secs))
     }
 );
 export!(
     /// Lock-free lookup with the seconds left.
-    fn dhms_get_with_ttl(map, k: *const Item, out: *mut Out, ttl: *mut i64) {
+    fn dhms_get_with_ttl(map, k: *const CItem, out: *mut COut, ttl: *mut i64) {
         // SAFETY: valid for the call.
-        st(map.get_with_ttl(unsafe { arg(k)? }, unsafe { arg_mut(out)? }, unsafe { arg_mut(ttl)? }))
+        st(map.get_with_ttl(&unsafe { item(k)? }, &mut *unsafe { out_arg(out)? }, unsafe { arg_mut(ttl)? }))
     }
 );
 export!(
     /// Seconds left for a key.
-    fn dhms_ttl_remaining(map, k: *const Item, secs: *mut u64) {
+    fn dhms_ttl_remaining(map, k: *const CItem, secs: *mut u64) {
         // SAFETY: valid for the call.
-        let r = map.ttl_remaining(unsafe { arg(k)? })?;
+        let r = map.ttl_remaining(&unsafe { item(k)? })?;
         // SAFETY: valid for the call.
         let out = unsafe { arg_mut(secs)? };
         *out = r.unwrap_or(0);
@@ -776,23 +1063,23 @@ export!(
 );
 export!(
     /// Reset the lifetime, mark recently used.
-    fn dhms_touch(map, k: *const Item) {
+    fn dhms_touch(map, k: *const CItem) {
         // SAFETY: valid for the call.
-        map.touch(unsafe { arg(k)? }).map(yes)
+        map.touch(&unsafe { item(k)? }).map(yes)
     }
 );
 export!(
     /// Change a key's lifetime.
-    fn dhms_set_ttl(map, k: *const Item, secs: u64) {
+    fn dhms_set_ttl(map, k: *const CItem, secs: u64) {
         // SAFETY: valid for the call.
-        map.set_ttl(unsafe { arg(k)? }, secs).map(yes)
+        map.set_ttl(&unsafe { item(k)? }, secs).map(yes)
     }
 );
 export!(
     /// Make a key permanent.
-    fn dhms_persist(map, k: *const Item) {
+    fn dhms_persist(map, k: *const CItem) {
         // SAFETY: valid for the call.
-        map.persist(unsafe { arg(k)? }).map(yes)
+        map.persist(&unsafe { item(k)? }).map(yes)
     }
 );
 export!(
@@ -808,6 +1095,15 @@ export!(
         Ok(0)
     }
 );
+
+/// The two words of a cursor position (`pos[2]` in `xs/dhms.h`).
+///
+/// # Safety
+/// `p` is null or valid for reads and writes of two words for `'a`.
+unsafe fn cursor_pos<'a>(p: *mut u64) -> Result<&'a mut [u64; 2]> {
+    // SAFETY: per the contract.
+    unsafe { arg_mut(p.cast::<[u64; 2]>()) }
+}
 
 /// The C encoding of a walk position: START and END are not hashes (a
 /// meta hash has its two low bits clear).
@@ -836,52 +1132,56 @@ unsafe fn slice<'a, T>(p: *const T, n: usize) -> Result<&'a [T]> {
 
 export!(
     /// Insert only if absent (ttl < 0: the map's default lifetime).
-    fn dhms_add(map, k: *const Item, v: *const Item, ttl: i64) {
+    fn dhms_add(map, k: *const CItem, v: *const CItem, ttl: i64) {
         // SAFETY: valid for the call.
-        st(map.conditional(unsafe { arg(k)? }, unsafe { arg(v)? }, opt_ttl(ttl), false))
+        st(map.conditional(&unsafe { item(k)? }, &unsafe { item(v)? }, opt_ttl(ttl), false))
     }
 );
 export!(
     /// Overwrite only if present (ttl < 0: the map's default lifetime).
-    fn dhms_update(map, k: *const Item, v: *const Item, ttl: i64) {
+    fn dhms_update(map, k: *const CItem, v: *const CItem, ttl: i64) {
         // SAFETY: valid for the call.
-        st(map.conditional(unsafe { arg(k)? }, unsafe { arg(v)? }, opt_ttl(ttl), true))
+        st(map.conditional(&unsafe { item(k)? }, &unsafe { item(v)? }, opt_ttl(ttl), true))
     }
 );
 export!(
     /// Store, returning the previous value.
-    fn dhms_swap(map, k: *const Item, v: *const Item, out: *mut Out) {
+    fn dhms_swap(map, k: *const CItem, v: *const CItem, out: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.swap(unsafe { arg(k)? }, unsafe { arg(v)? }, unsafe { arg_mut(out)? }))
+        st(map.swap(&unsafe { item(k)? }, &unsafe { item(v)? }, &mut *unsafe { out_arg(out)? }))
     }
 );
 export!(
     /// Compare and set.
-    fn dhms_cas(map, k: *const Item, expected: *const Item, desired: *const Item) {
+    fn dhms_cas(map, k: *const CItem, expected: *const CItem, desired: *const CItem) {
         // SAFETY: valid for the call.
-        st(map.cas(unsafe { arg(k)? }, unsafe { arg(expected)? }, unsafe { arg(desired)? }))
+        st(map.cas(&unsafe { item(k)? }, &unsafe { item(expected)? }, &unsafe { item(desired)? }))
     }
 );
 export!(
     /// Compare and remove.
-    fn dhms_cas_take(map, k: *const Item, expected: *const Item, out: *mut Out) {
+    fn dhms_cas_take(map, k: *const CItem, expected: *const CItem, out: *mut COut) {
         // SAFETY: valid for the call.
-        st(map.cas_take(unsafe { arg(k)? }, unsafe { arg(expected)? }, unsafe { arg_mut(out)? }))
+        st(map.cas_take(&unsafe { item(k)? }, &unsafe { item(expected)? }, &mut *unsafe { out_arg(out)? }))
     }
 );
 export!(
     /// max (want_max != 0) or min of the current value and d.
-    fn dhms_extreme(map, k: *const Item, d: i64, want_max: c_int, result: *mut i64) {
+    fn dhms_extreme(map, k: *const CItem, d: i64, want_max: c_int, result: *mut i64) {
         // SAFETY: valid for the call.
-        st(map.extreme(unsafe { arg(k)? }, d, want_max != 0, unsafe { arg_mut(result)? }))
+        st(map.extreme(&unsafe { item(k)? }, d, want_max != 0, unsafe { arg_mut(result)? }))
     }
 );
 export!(
     /// Store n pairs (items[2i], items[2i+1]) under one lock.
-    fn dhms_set_multi(map, items: *const Item, n: usize, stored: *mut u64) {
+    fn dhms_set_multi(map, items: *const CItem, n: usize, stored: *mut u64) {
         // SAFETY: valid for the call.
-        let flat = unsafe { slice(items, n * 2)? };
-        let pairs: Vec<(Item, Item)> = flat.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        let flat = unsafe { slice(items, n.checked_mul(2).ok_or_else(|| Error::new("too many items"))?)? };
+        let mut pairs = Vec::with_capacity(n);
+        for c in flat.chunks_exact(2) {
+            // SAFETY: the items are valid for the call.
+            pairs.push(unsafe { (c[0].view()?, c[1].view()?) });
+        }
         let count = map.set_multi(&pairs)?;
         // SAFETY: valid for the call.
         unsafe { *arg_mut(stored)? = count };
@@ -890,10 +1190,10 @@ export!(
 );
 export!(
     /// Look up n keys under one lock.
-    fn dhms_get_multi(map, keys: *const Item, n: usize, out: *mut *mut DhmsSnapshot) {
+    fn dhms_get_multi(map, keys: *const CItem, n: usize, out: *mut *mut DhmsSnapshot) {
         // SAFETY: valid for the call.
-        let keys = unsafe { slice(keys, n)? };
-        let vals = map.get_multi(keys)?;
+        let keys = unsafe { items(keys, n)? };
+        let vals = map.get_multi(&keys)?;
         let snap = DhmsSnapshot(vals.into_iter().map(|v| (Entry::Int(0), v)).collect());
         // SAFETY: valid for the call.
         unsafe { *arg_mut(out)? = Box::into_raw(Box::new(snap)) };
@@ -902,10 +1202,10 @@ export!(
 );
 export!(
     /// Remove n keys under one lock.
-    fn dhms_remove_multi(map, keys: *const Item, n: usize, removed: *mut u64) {
+    fn dhms_remove_multi(map, keys: *const CItem, n: usize, removed: *mut u64) {
         // SAFETY: valid for the call.
-        let keys = unsafe { slice(keys, n)? };
-        let count = map.remove_multi(keys)?;
+        let keys = unsafe { items(keys, n)? };
+        let count = map.remove_multi(&keys)?;
         // SAFETY: valid for the call.
         unsafe { *arg_mut(removed)? = count };
         Ok(0)
@@ -924,9 +1224,9 @@ export!(
 export!(
     /// One cursor step from *pos (POS_START at first; POS_END after the
     /// end, where it stays until reset).
-    fn dhms_cursor_next(map, pos: *mut u64, k: *mut Out, v: *mut Out) {
+    fn dhms_cursor_next(map, pos: *mut u64, k: *mut COut, v: *mut COut) {
         // SAFETY: valid for the call: pos[0] shard, pos[1] position.
-        let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+        let pos = unsafe { cursor_pos(pos)? };
         if pos[1] == POS_END {
             return Ok(Status::False as c_int);
         }
@@ -935,7 +1235,7 @@ export!(
             after: (pos[1] != POS_START).then_some(pos[1]),
         };
         // SAFETY: valid for the call.
-        let s = map.walk(&mut p, unsafe { arg_mut(k)? }, unsafe { arg_mut(v)? })?;
+        let s = map.walk(&mut p, &mut *unsafe { out_arg(k)? }, &mut *unsafe { out_arg(v)? })?;
         pos[0] = p.shard as u64;
         pos[1] = match s {
             Status::False => POS_END,
@@ -947,12 +1247,12 @@ export!(
 export!(
     /// Position *pos so that the next step returns k: DHMS_OK, or
     /// DHMS_FALSE (k missing; *pos unchanged).
-    fn dhms_cursor_seek(map, k: *const Item, pos: *mut u64) {
+    fn dhms_cursor_seek(map, k: *const CItem, pos: *mut u64) {
         // SAFETY: valid for the call.
-        match map.seek(unsafe { arg(k)? })? {
+        match map.seek(&unsafe { item(k)? })? {
             Some(p) => {
                 // SAFETY: valid for the call: pos[0] shard, pos[1] position.
-                let pos = unsafe { std::slice::from_raw_parts_mut(pos, 2) };
+                let pos = unsafe { cursor_pos(pos)? };
                 pos[0] = p.shard as u64;
                 pos[1] = p.after.unwrap_or(POS_START);
                 Ok(0)
@@ -1063,14 +1363,21 @@ pub unsafe extern "C" fn dhms_snapshot_len(s: *const DhmsSnapshot) -> usize {
     unsafe { s.as_ref() }.map_or(0, |s| s.0.len())
 }
 
-fn view(e: &Entry, out: &mut Item) {
-    match e {
-        Entry::Int(n) => *out = Item::int(*n),
-        Entry::Bytes(b, u) => {
-            *out = Item::bytes(b);
-            out.utf8 = *u as u32;
-        }
-    }
+fn view(e: &Entry, out: &mut CItem) {
+    *out = match e {
+        Entry::Int(n) => CItem {
+            ptr: std::ptr::null(),
+            len: 0,
+            num: *n,
+            utf8: 0,
+        },
+        Entry::Bytes(b, u) => CItem {
+            ptr: b.as_ptr(),
+            len: b.len(),
+            num: 0,
+            utf8: *u as u32,
+        },
+    };
 }
 
 /// Views of entry `i` of a snapshot: `DHMS_OK`, or `DHMS_FALSE` if its
@@ -1082,8 +1389,8 @@ fn view(e: &Entry, out: &mut Item) {
 pub unsafe extern "C" fn dhms_snapshot_entry(
     s: *const DhmsSnapshot,
     i: usize,
-    k: *mut Item,
-    v: *mut Item,
+    k: *mut CItem,
+    v: *mut CItem,
 ) -> c_int {
     // SAFETY: per the contract.
     let (Some(s), Some(k), Some(v)) = (unsafe { s.as_ref() }, unsafe { k.as_mut() }, unsafe {

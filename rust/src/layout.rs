@@ -321,11 +321,6 @@ fn page_up(x: u64) -> u64 {
 }
 
 impl Geometry {
-    /// The geometry of a plain map for `max_entries`.
-    pub fn for_max_entries(max_entries: u64) -> Geometry {
-        Self::new(max_entries, false, false)
-    }
-
     /// The geometry of a map for `max_entries`, with LRU and/or TTL.
     /// A region holds `max_cap` slots, then (LRU) `max_cap` links.
     pub fn new(max_entries: u64, lru: bool, ttl: bool) -> Geometry {

@@ -1,50 +1,104 @@
-//! Engine of `Data::HashMap::Shared`: typed hash maps that live in a
-//! memory-mapped file shared, live, by every process that opens it.
+//! Engine of `Data::HashMap::Shared`, and a Rust API to the same maps:
+//! typed hash maps that live in a memory-mapped file shared, live, by
+//! every process that opens it — Perl and Rust programs alike.
 //!
-//! The file format, the locking protocol and the crash model are described
-//! in the repository's `DESIGN.md`. In short:
+//! The public surface is small: [`Map<K, V>`](Map) over the key and value
+//! kinds [`I16`], [`I32`], [`I64`] (`i16`, `i32`, `i64`) and [`Bytes`]
+//! (`&[u8]` in, `Vec<u8>` out), [`Params`] for a new map, [`Variant`],
+//! [`Stats`], [`Iter`] and [`Error`]. All of it is safe: no safe call can
+//! reach undefined behaviour. See `examples/share.rs`.
 //!
-//! * [`layout`] — the on-disk header, one source of truth with byte offsets.
-//! * [`region`] — the file and its mapping (creation, growth, hole punching).
-//! * [`futex`], [`lock`] — the writer lock, the per-process slots that make
+//! ```no_run
+//! use hashmap_shared::{Bytes, Map, Params, I64};
+//!
+//! let mut m = Map::<I64, Bytes>::open("/dev/shm/names", &Params::new(1000))?;
+//! m.put(7, b"seven")?;
+//! assert_eq!(m.get(7)?, Some(b"seven".to_vec()));
+//! # Ok::<(), hashmap_shared::Error>(())
+//! ```
+//!
+//! Inside, the file format, the locking protocol and the crash model are
+//! described in the repository's `DESIGN.md`:
+//!
+//! * `layout` — the on-disk header, one source of truth with byte offsets.
+//! * `region` — the file and its mapping (creation, growth, hole punching).
+//! * `futex`, `lock` — the writer lock, the per-process slots that make
 //!   death detection work across PID namespaces, and the counter indicators.
-//! * [`seqlock`] — the single place where racy copies out of the map live.
-//! * [`hash`] — the keyed hash (part of the file format).
-//! * [`arena`] — string storage with size classes and free lists.
-//! * [`table`] — the open-addressing table.
-//! * [`lru`], [`ttl`] — eviction order and expiry.
-//! * [`codec`] — key and value kinds (int16, int32, int64, bytes).
-//! * [`map`] — `Map<K, V>`: the operations, generic over the codecs.
-//! * [`ops`] — the rest of the operation set: conditional writes, batches,
+//! * `seqlock` — the single place where racy copies out of the map live.
+//! * `hash` — the keyed hash (part of the file format).
+//! * `arena` — string storage with size classes and free lists.
+//! * `table` — the open-addressing table.
+//! * `lru`, `ttl` — eviction order and expiry.
+//! * `codec` — key and value kinds (int16, int32, int64, bytes).
+//! * `map` — the engine's `Map<K, V>`: the operations, generic over the
+//!   codecs, on safe `Item` / `Out` values.
+//! * `ops` — the rest of the operation set: conditional writes, batches,
 //!   removal from the ends, cursors.
-//! * [`verify`] — the whole-map consistency check.
-//! * [`remote`] — maps on a Redis or Valkey server (`redis://host#MAP`).
-//! * [`ffi`] — the C ABI used by the Perl glue (`xs/dhms.h`).
+//! * `verify` — the whole-map consistency check.
+//! * `remote` — maps on a Redis or Valkey server (`redis://host#MAP`).
+//! * `api` — the public typed [`Map`].
+//! * `ffi` — the C ABI used by the Perl glue (`xs/dhms.h`): the only
+//!   place where raw pointers from outside enter; each call converts its
+//!   `dhms_item` / `dhms_out` arguments into safe `Item` / `Out` once.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod arena;
-pub mod batch;
-pub mod codec;
-pub mod error;
+mod api;
+mod arena;
+mod batch;
+mod codec;
+mod error;
+#[doc(hidden)]
 pub mod fault;
-pub mod ffi;
-pub mod futex;
-pub mod hash;
-pub mod layout;
-pub mod lock;
-pub mod lru;
-pub mod map;
-pub mod ops;
-pub mod region;
-pub mod remote;
-pub mod seqlock;
-pub mod sharded;
-pub mod sigbus;
-pub mod table;
-pub mod ttl;
-pub mod verify;
+mod ffi;
+mod futex;
+mod hash;
+mod layout;
+mod lock;
+mod lru;
+mod map;
+mod ops;
+mod region;
+mod remote;
+mod seqlock;
+mod sharded;
+mod sigbus;
+mod table;
+mod ttl;
+mod verify;
 
-pub use codec::{Bytes, Codec, I16, I32, I64};
+pub use api::{Iter, Map, Stats};
+pub use codec::{Bytes, Codec, Int, I16, I32, I64};
 pub use error::{Error, Result};
-pub use map::{Item, Map, Params, Variant};
+pub use map::{Params, Variant};
+
+/// The engine's internals, for this crate's own tests and benchmarks
+/// (`rust/tests/`, `rust/benches/`), which look inside: not part of the
+/// API, and not stable. Everything here is safe to call (no call can
+/// reach undefined behaviour): keys and values cross as the safe `Item`
+/// and `Out`; the raw-pointer C ABI is not here.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::ffi::{open_any, AnyMap, CursorPos};
+    pub use crate::hash::{hash_bytes, hash_int};
+    pub use crate::map::{Entry, Info, Item, Map as LocalMap, Out, Params, Status, Variant};
+    pub use crate::ops::End;
+    pub use crate::sharded::Sharded;
+    /// The SIGBUS handler (a truncated map file must not kill us).
+    pub mod sigbus {
+        pub use crate::sigbus::ensure;
+    }
+
+    /// Every number of the C ABI (`xs/dhms.h`) by its name there: the
+    /// enums `dhms_variant`, `dhms_status`, `dhms_info_key`,
+    /// `dhms_source_kind`, and `DHMS_POS_START`.
+    pub fn abi_numbers() -> Vec<(String, i128)> {
+        crate::ffi::abi_numbers()
+    }
+
+    /// The size of every C ABI struct and the offset of each field, as
+    /// `("sizeof dhms_item", n)` and `("dhms_item.len", n)`.
+    pub fn abi_layouts() -> Vec<(String, usize)> {
+        crate::ffi::abi_layouts()
+    }
+}

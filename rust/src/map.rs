@@ -15,6 +15,7 @@ use crate::table::{Probe, Table};
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// How far the arena may grow when no `arena_cap` is given (the file
@@ -107,9 +108,9 @@ impl Variant {
     }
 }
 
-/// Constructor parameters (SPEC section 3).
+/// Parameters of a new map (SPEC section 3); attaching to an existing map
+/// ignores them. Start from [`Params::new`] and set the fields you need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(C)]
 pub struct Params {
     /// Exact entry limit, 1 ..= 2**32-1.
     pub max_entries: u64,
@@ -173,64 +174,54 @@ impl Params {
     }
 }
 
-/// A key or value crossing the API: `num` for integer kinds, `ptr`/`len`/
-/// `utf8` for byte strings. Same layout as `dhms_item` in `xs/dhms.h`.
+/// A key or value going into the engine: `num` for integer kinds, `bytes`
+/// and `utf8` for byte strings. A safe view: the C ABI's `dhms_item` is
+/// converted into one in `ffi.rs`, once per call.
 #[derive(Debug, Clone, Copy)]
-#[repr(C)]
-pub struct Item {
-    /// Bytes (string kinds).
-    pub ptr: *const u8,
-    /// Their length.
-    pub len: usize,
+pub struct Item<'a> {
+    /// The bytes (string kinds).
+    pub bytes: &'a [u8],
     /// The integer (integer kinds).
     pub num: i64,
-    /// UTF-8 flag (string kinds).
+    /// UTF-8 flag (string kinds): 1 if the bytes are text.
     pub utf8: u32,
 }
 
-impl Item {
+impl<'a> Item<'a> {
     /// An integer item.
-    pub fn int(n: i64) -> Item {
+    pub fn int(n: i64) -> Item<'static> {
         Item {
-            ptr: std::ptr::null(),
-            len: 0,
+            bytes: &[],
             num: n,
             utf8: 0,
         }
     }
 
-    /// A byte-string item borrowing `b` (keep `b` alive while it is used).
-    pub fn bytes(b: &[u8]) -> Item {
+    /// A byte-string item borrowing `b`.
+    pub fn bytes(b: &'a [u8]) -> Item<'a> {
         Item {
-            ptr: b.as_ptr(),
-            len: b.len(),
+            bytes: b,
             num: 0,
             utf8: 0,
         }
     }
 
     /// The bytes.
-    ///
-    /// # Safety
-    /// `ptr` must be valid for `len` bytes (or `len == 0`).
-    pub unsafe fn as_bytes(&self) -> &[u8] {
-        if self.len == 0 {
-            &[]
-        } else {
-            // SAFETY: per the contract.
-            unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
-        }
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 }
 
-/// An output key or value: into a caller buffer. Same layout as `dhms_out`.
+/// An output key or value: integers in `num`; byte strings written into a
+/// borrowed buffer, with their length in `len` — or, when they do not fit
+/// (`Status::Small`), the length needed, and nothing written. The C ABI's
+/// `dhms_out` is converted into one in `ffi.rs`, once per call.
 #[derive(Debug)]
-#[repr(C)]
-pub struct Out {
-    /// Caller's buffer.
-    pub buf: *mut u8,
-    /// Its size.
-    pub cap: usize,
+pub struct Out<'a> {
+    /// The buffer; the engine only ever writes initialized bytes into it.
+    buf: &'a mut [MaybeUninit<u8>],
+    /// How many leading bytes of `buf` are known to be initialized.
+    filled: usize,
     /// Bytes written, or needed on `Status::Small`.
     pub len: usize,
     /// Integer result.
@@ -239,16 +230,80 @@ pub struct Out {
     pub utf8: u32,
 }
 
-impl Out {
-    /// An output into `v` (its current length is the capacity).
-    pub fn with_vec(v: &mut Vec<u8>) -> Out {
+impl<'a> Out<'a> {
+    /// An output into `buf`, which may be uninitialized (the C glue hands
+    /// the spare room of a Perl string).
+    #[inline(always)]
+    pub fn uninit(buf: &'a mut [MaybeUninit<u8>]) -> Out<'a> {
         Out {
-            buf: v.as_mut_ptr(),
-            cap: v.len(),
+            buf,
+            filled: 0,
             len: 0,
             num: 0,
             utf8: 0,
         }
+    }
+
+    /// An output into `buf` (its length is the capacity).
+    #[inline(always)]
+    pub fn new(buf: &'a mut [u8]) -> Out<'a> {
+        let len = buf.len();
+        // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout; the
+        // buffer is private and only initialized bytes are written into it
+        // (`write`, `str_copy`), so `buf` stays initialized.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
+        let mut o = Out::uninit(buf);
+        o.filled = len;
+        o
+    }
+
+    /// An output into `v` (its current length is the capacity).
+    pub fn with_vec(v: &'a mut Vec<u8>) -> Out<'a> {
+        Out::new(v.as_mut_slice())
+    }
+
+    /// The buffer's size.
+    #[inline(always)]
+    pub fn cap(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The bytes of the last string result (read it after `Status::Ok`;
+    /// never more than the buffer holds initialized).
+    pub fn written(&self) -> &[u8] {
+        let n = self.len.min(self.filled);
+        // SAFETY: the first `filled` bytes are initialized (`new`, or
+        // written by `write` / `set_written`), and `n <= filled <= buf.len()`.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast(), n) }
+    }
+
+    /// Write `b` (a byte-string result): `Status::Small` with the size
+    /// needed if it does not fit, and nothing written.
+    #[inline(always)]
+    pub fn write(&mut self, b: &[u8], utf8: bool) -> Status {
+        self.len = b.len();
+        self.utf8 = utf8 as u32;
+        if b.len() > self.buf.len() {
+            return Status::Small;
+        }
+        // SAFETY: `buf` has room for `b.len()` bytes (checked); the two do
+        // not overlap (`buf` is borrowed mutably).
+        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.buf.as_mut_ptr().cast(), b.len()) };
+        self.filled = self.filled.max(b.len());
+        Status::Ok
+    }
+
+    /// The buffer, for `Core::str_copy`, which initializes the first `n`
+    /// bytes of it; then `set_written(n)`.
+    #[inline(always)]
+    pub(crate) fn buf_mut(&mut self) -> &mut [MaybeUninit<u8>] {
+        self.buf
+    }
+
+    /// `Core::str_copy` wrote `n` bytes into `buf_mut()`.
+    #[inline(always)]
+    pub(crate) fn set_written(&mut self, n: usize) {
+        self.filled = self.filled.max(n.min(self.buf.len()));
     }
 }
 
@@ -306,8 +361,8 @@ pub struct Core {
     wait_timeout: std::time::Duration,
 }
 
-// SAFETY: a Core is used by one thread at a time (the glue's contract); its
-// raw pointers point into a shared mapping that every thread may access.
+// SAFETY: its raw pointers point into a shared mapping that every thread may
+// access; a Core is Send but not Sync, so one thread at a time uses it.
 unsafe impl Send for Core {}
 
 fn random_seed() -> u64 {
@@ -1387,7 +1442,11 @@ macro_rules! info_keys {
         }
 
         impl Info {
-            const ALL: &'static [Info] = &[$(Info::$name),*];
+            pub(crate) const ALL: &'static [Info] = &[$(Info::$name),*];
+            /// Its name in Rust (`MaxEntries`).
+            pub(crate) fn rust_name(self) -> &'static str {
+                [$(stringify!($name)),*][self as usize]
+            }
         }
     };
 }
@@ -1410,6 +1469,18 @@ info_keys!(
 );
 
 impl Info {
+    /// Its name in `xs/dhms.h` (`DHMS_INFO_MAX_ENTRIES`).
+    pub(crate) fn c_name(self) -> String {
+        let mut s = String::from("DHMS_INFO");
+        for c in self.rust_name().chars() {
+            if c.is_ascii_uppercase() {
+                s.push('_');
+            }
+            s.push(c.to_ascii_uppercase());
+        }
+        s
+    }
+
     /// The diagnostic with this number.
     pub fn from_i32(n: i32) -> Option<Info> {
         Self::ALL.get(usize::try_from(n).ok()?).copied()
@@ -1530,31 +1601,28 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !V::BYTES && !V::fits(v.num) {
             return Err(Error::new(format!("{} does not fit {}", v.num, V::NAME)));
         }
-        if V::BYTES && v.len > crate::arena::MAX_STRING {
+        if V::BYTES && v.bytes.len() > crate::arena::MAX_STRING {
             return Err(Error::new(format!(
                 "value of {} bytes is longer than the limit of {} bytes",
-                v.len,
+                v.bytes.len(),
                 crate::arena::MAX_STRING
             )));
         }
         Ok(())
     }
 
-    /// # Safety
-    /// `k`'s bytes must be valid for the returned key's lifetime.
     #[inline(always)]
-    pub(crate) unsafe fn key<'a>(&self, k: &'a Item) -> Result<Key<'a>> {
+    pub(crate) fn key<'a>(&self, k: &Item<'a>) -> Result<Key<'a>> {
         self.check_key(k)?;
         if K::BYTES {
-            if k.len > crate::arena::MAX_STRING {
+            if k.bytes.len() > crate::arena::MAX_STRING {
                 return Err(Error::new(format!(
                     "key of {} bytes is longer than the limit of {} bytes",
-                    k.len,
+                    k.bytes.len(),
                     crate::arena::MAX_STRING
                 )));
             }
-            // SAFETY: per the contract.
-            let bytes = unsafe { k.as_bytes() };
+            let bytes = k.bytes;
             Ok(Key {
                 hash: crate::hash::hash_bytes(self.core.seed, bytes),
                 num: 0,
@@ -1591,12 +1659,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Some(Status::Ok);
         }
         let v = core.str_view(w)?;
-        out.len = v.len;
+        out.len = v.len();
         out.utf8 = v.utf8 as u32;
-        if v.len > out.cap {
+        let Some(dst) = out.buf_mut().get_mut(..v.len()) else {
             return Some(Status::Small);
-        }
-        core.str_copy(&v, out.buf);
+        };
+        core.str_copy(&v, dst);
+        out.set_written(v.len());
         Some(Status::Ok)
     }
 
@@ -1616,9 +1685,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !is_bytes {
             return Ok(it.num as u64);
         }
-        // SAFETY: the item's bytes are valid for this call (API contract).
-        let b = unsafe { it.as_bytes() };
-        core.str_store(b, it.utf8 != 0)
+        core.str_store(it.bytes, it.utf8 != 0)
     }
 
     // ---- reads (lock-free) -------------------------------------------
@@ -1634,8 +1701,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         out: &mut Out,
         mut ttl: Option<&mut i64>,
     ) -> Result<Status> {
-        // SAFETY: k's bytes are valid for this call (API contract).
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let now = if EXT { self.core.now() } else { 0 };
         let r = self.core.read(|core| {
             let t = core.table_as::<EXT>(core.hdr().table.load(Acquire))?;
@@ -1685,8 +1751,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// True if `k` is present (and not expired).
     pub fn exists(&mut self, k: &Item) -> Result<bool> {
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
@@ -1704,8 +1769,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !self.core.ttl_on {
             return Ok(None);
         }
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let now = self.core.now();
         let r = self.core.read(|core| {
             let t = core.active()?;
@@ -1745,8 +1809,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     fn put_with(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.check_val(v)?;
         let g = self.core.write_lock()?;
         let now = g.core.now();
@@ -1890,8 +1953,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Remove `k`; if `out` is given, the old value is copied there first.
     fn remove_impl(&mut self, k: &Item, out: Option<&mut Out>) -> Result<Status> {
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
@@ -1936,8 +1998,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// The value of `k`, or store `dflt` and return it.
     pub fn get_or_set(&mut self, k: &Item, dflt: &Item, out: &mut Out) -> Result<Status> {
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.check_val(dflt)?;
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
@@ -1951,8 +2012,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             }
             return Ok(st);
         }
-        if V::BYTES && dflt.len > out.cap {
-            out.len = dflt.len;
+        if V::BYTES && dflt.bytes.len() > out.cap() {
+            out.len = dflt.bytes.len();
             return Ok(Status::Small);
         }
         let expiry = crate::ttl::expiry_after(now, core.ttl_default);
@@ -1962,11 +2023,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         out.num = dflt.num;
         if V::BYTES {
-            // SAFETY: dflt's bytes are valid (API contract); out has room.
-            unsafe { std::ptr::copy_nonoverlapping(dflt.ptr, out.buf, dflt.len) };
+            out.write(dflt.bytes, dflt.utf8 != 0);
             crate::fault::point();
-            out.len = dflt.len;
-            out.utf8 = dflt.utf8;
         }
         Ok(Status::Ok)
     }
@@ -1993,8 +2051,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 "counters need integer values: use a variant with integer values (II, SI, ...)",
             ));
         }
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.core.writable()?;
         self.core.ensure_me()?;
         let now = self.core.now();
@@ -2077,8 +2134,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Run `f` on the live slot of `k` under the writer lock; an expired
     /// entry met on the way is removed. `Ok(false)` if `k` is missing.
     fn with_live(&mut self, k: &Item, f: impl FnOnce(&Core, &Table, usize, u32)) -> Result<bool> {
-        // SAFETY: as in get.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let g = self.core.write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
@@ -2260,10 +2316,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Some(Entry::Int(w as i64));
         }
         let v = core.str_view(w)?;
-        let mut b = Vec::with_capacity(v.len);
-        core.str_copy(&v, b.as_mut_ptr());
-        // SAFETY: str_copy wrote v.len bytes.
-        unsafe { b.set_len(v.len) };
+        let mut b = Vec::with_capacity(v.len());
+        core.str_copy(&v, &mut b.spare_capacity_mut()[..v.len()]);
+        // SAFETY: str_copy initialized these v.len() bytes.
+        unsafe { b.set_len(v.len()) };
         Some(Entry::Bytes(b, v.utf8))
     }
 }

@@ -44,8 +44,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if ttl.is_some() {
             self.need_ttl(if present { "update_ttl" } else { "add_ttl" })?;
         }
-        // SAFETY: k's bytes are valid for this call (API contract).
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.check_val(v)?;
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
@@ -66,8 +65,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Store `v`; the previous value goes into `out` (`Status::Ok`), or
     /// `Status::False` for a fresh insert; `Full` if it cannot store.
     pub fn swap(&mut self, k: &Item, v: &Item, out: &mut Out) -> Result<Status> {
-        // SAFETY: as in add.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.check_val(v)?;
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
@@ -102,8 +100,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !V::BYTES {
             return w as i64 == want.num;
         }
-        // SAFETY: want's bytes are valid for this call (API contract).
-        let b = unsafe { want.as_bytes() };
+        let b = want.as_bytes();
         match crate::arena::inline_word(b, false) {
             Some(iw) => crate::arena::inline_same_bytes(w, iw),
             None => !crate::arena::is_inline(w) && core.str_eq(w, b),
@@ -112,8 +109,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Replace the value of `k` with `desired` if it equals `expected`.
     pub fn cas(&mut self, k: &Item, expected: &Item, desired: &Item) -> Result<Status> {
-        // SAFETY: as in add.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         self.check_val(desired)?;
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
@@ -129,8 +125,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Remove `k` and return its value in `out` if it equals `expected`.
     pub fn cas_take(&mut self, k: &Item, expected: &Item, out: &mut Out) -> Result<Status> {
-        // SAFETY: as in add.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
@@ -161,8 +156,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn set_multi(&mut self, pairs: &[(Item, Item)]) -> Result<u64> {
         let mut keys = Vec::with_capacity(pairs.len());
         for (k, v) in pairs {
-            // SAFETY: the items' bytes are valid for this call (API contract).
-            keys.push(unsafe { self.key(k)? });
+            keys.push(self.key(k)?);
             self.check_val(v)?;
         }
         let g = self.core().write_lock()?;
@@ -245,8 +239,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn get_multi(&mut self, keys: &[Item]) -> Result<Vec<Option<Entry>>> {
         let mut prepared = Vec::with_capacity(keys.len());
         for k in keys {
-            // SAFETY: as in set_multi.
-            prepared.push(unsafe { self.key(k)? });
+            prepared.push(self.key(k)?);
         }
         let g = self.core().view_lock()?;
         let core = &*g.core;
@@ -276,8 +269,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn remove_multi(&mut self, keys: &[Item]) -> Result<u64> {
         let mut prepared = Vec::with_capacity(keys.len());
         for k in keys {
-            // SAFETY: as in set_multi.
-            prepared.push(unsafe { self.key(k)? });
+            prepared.push(self.key(k)?);
         }
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
@@ -372,8 +364,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// The walk position from which the next step returns `k`, or None if
     /// `k` is missing (see [`Map::walk`]).
     pub fn seek(&mut self, k: &Item) -> Result<Option<Option<u64>>> {
-        // SAFETY: as in add.
-        let key = unsafe { self.key(k)? };
+        let key = self.key(k)?;
         if !self.exists(k)? {
             return Ok(None);
         }

@@ -460,11 +460,6 @@ impl Region {
         self.len
     }
 
-    /// True if nothing is mapped.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Return the pages of `[off, off+len)` to the system; they read as zero.
     pub fn punch(&self, off: u64, len: u64) {
         if len == 0 {

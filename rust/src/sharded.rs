@@ -62,8 +62,7 @@ impl Sharded {
     /// The shard a key belongs to.
     fn route(&self, k: &Item) -> usize {
         let h = if self.key_bytes {
-            // SAFETY: the item's bytes are valid for this call (API contract).
-            crate::hash::hash_bytes(ROUTE_SEED, unsafe { k.as_bytes() })
+            crate::hash::hash_bytes(ROUTE_SEED, k.as_bytes())
         } else {
             crate::hash::hash_int(ROUTE_SEED, k.num)
         };
@@ -76,7 +75,7 @@ impl Sharded {
     }
 
     /// Indexes of `keys` grouped by shard, order kept within each group.
-    fn groups(&self, keys: impl Iterator<Item = Item>) -> Vec<Vec<(usize, Item)>> {
+    fn groups<'a>(&self, keys: impl Iterator<Item = Item<'a>>) -> Vec<Vec<(usize, Item<'a>)>> {
         let mut g = vec![Vec::new(); self.shards.len()];
         for (i, k) in keys.enumerate() {
             g[self.route(&k)].push((i, k));

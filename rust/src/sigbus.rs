@@ -160,7 +160,7 @@ pub extern "C" fn dhms_sigbus_reassert() {
 
 /// Watch `[base, base + len)`; returns its slot (None if all are taken:
 /// that mapping then is not protected).
-pub fn register(base: usize, len: usize) -> Option<usize> {
+pub(crate) fn register(base: usize, len: usize) -> Option<usize> {
     ensure();
     for (i, r) in RANGES.iter().enumerate() {
         if r.base
@@ -177,7 +177,7 @@ pub fn register(base: usize, len: usize) -> Option<usize> {
 }
 
 /// Stop watching a slot.
-pub fn unregister(slot: usize) {
+pub(crate) fn unregister(slot: usize) {
     let r = &RANGES[slot];
     r.len.store(0, Release);
     r.base.store(0, Release);
@@ -185,6 +185,6 @@ pub fn unregister(slot: usize) {
 
 /// True if a SIGBUS hit this slot's mapping (the file was truncated).
 #[inline(always)]
-pub fn was_hit(slot: Option<usize>) -> bool {
+pub(crate) fn was_hit(slot: Option<usize>) -> bool {
     slot.is_some_and(|s| RANGES[s].hit.load(Acquire) != 0)
 }

@@ -67,8 +67,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                         "slot {i}: the key's string reference {kw:#x} is invalid"
                     ));
                 };
-                let mut b = vec![0u8; v.len];
-                core.str_copy(&v, b.as_mut_ptr());
+                let mut b = vec![0u8; v.len()];
+                core.str_copy(&v, crate::map::Out::new(&mut b).buf_mut());
                 crate::hash::hash_bytes(core.seed(), &b)
             } else {
                 if !K::fits(kw as i64) {

@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::open_any;
-use hashmap_shared::map::{Entry, Item, Params, Status, Variant};
+use hashmap_shared::testing::open_any;
+use hashmap_shared::testing::{Entry, Item, Params, Status, Variant};
 
 fn set_as_limit(bytes: u64) {
     let lim = libc::rlimit {

@@ -10,8 +10,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::{open_any, AnyMap};
-use hashmap_shared::map::{Item, Params, Status, Variant};
+use hashmap_shared::testing::{open_any, AnyMap};
+use hashmap_shared::testing::{Item, Params, Status, Variant};
 use std::ffi::CString;
 
 fn set_fsize_limit(bytes: u64) {
@@ -36,7 +36,7 @@ fn val(i: u64, len: usize) -> Vec<u8> {
 fn get_bytes(m: &mut dyn AnyMap, k: &[u8]) -> Option<Vec<u8>> {
     let ki = Item::bytes(k);
     read_out(true, |o| m.get(&ki, o).unwrap()).map(|e| match e {
-        hashmap_shared::map::Entry::Bytes(b, _) => b,
+        hashmap_shared::testing::Entry::Bytes(b, _) => b,
         e => panic!("unexpected {e:?}"),
     })
 }

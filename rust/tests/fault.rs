@@ -7,8 +7,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::{open_any, AnyMap};
-use hashmap_shared::map::{Entry, Params, Status, Variant};
+use hashmap_shared::testing::{open_any, AnyMap};
+use hashmap_shared::testing::{Entry, Params, Status, Variant};
 use std::collections::BTreeMap;
 
 type State = BTreeMap<Vec<u8>, Entry>;
@@ -275,7 +275,8 @@ fn kinds() -> Vec<Kind> {
                 }
             },
             mutate: |m| {
-                m.take_ends(3, hashmap_shared::ops::End::Oldest).unwrap();
+                m.take_ends(3, hashmap_shared::testing::End::Oldest)
+                    .unwrap();
             },
             per_key: true,
         },
@@ -334,7 +335,8 @@ fn every_fault_point_of_every_mutation_recovers() {
             m.verify()
                 .unwrap_or_else(|e| panic!("{} step {n}: {e}", kind.name));
             assert_eq!(
-                m.core_ref().info(hashmap_shared::map::Info::StatRecoveries),
+                m.core_ref()
+                    .info(hashmap_shared::testing::Info::StatRecoveries),
                 1,
                 "{} step {n}",
                 kind.name

@@ -10,10 +10,10 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::open_any;
-use hashmap_shared::hash::{hash_bytes, hash_int};
-use hashmap_shared::map::{Item, Params, Status, Variant};
-use hashmap_shared::sharded::Sharded;
+use hashmap_shared::testing::open_any;
+use hashmap_shared::testing::Sharded;
+use hashmap_shared::testing::{hash_bytes, hash_int};
+use hashmap_shared::testing::{Item, Params, Status, Variant};
 
 const SEEDS: [u64; 3] = [0, 0x0123_4567_89ab_cdef, u64::MAX];
 
@@ -202,15 +202,15 @@ fn sharded_maps_route_keys_to_their_known_shards() {
     }
 }
 
-fn route_int_keys() -> Vec<Item> {
+fn route_int_keys() -> Vec<Item<'static>> {
     [0i64, 1, 2, 3, 42, -1, 1000, 70_000, i64::MAX, i64::MIN]
         .iter()
         .map(|&k| Item::int(k))
         .collect()
 }
 
-/// (`Item` keeps a raw pointer to the bytes: only `'static` strings here.)
-fn route_byte_keys() -> Vec<Item> {
+/// (`Item` borrows the bytes: `'static` strings here.)
+fn route_byte_keys() -> Vec<Item<'static>> {
     [
         "",
         "a",
@@ -245,7 +245,7 @@ fn shards_of(n: u32, v: Variant, keys: &[Item]) -> Vec<usize> {
         for k in keys {
             let vv = if v == Variant::SS { &sval } else { &val };
             assert_eq!(
-                hashmap_shared::ffi::AnyMap::put(&mut m, k, vv).unwrap(),
+                hashmap_shared::testing::AnyMap::put(&mut m, k, vv).unwrap(),
                 Status::Ok
             );
         }

@@ -2,8 +2,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::open_any;
-use hashmap_shared::map::{Info, Item, Out, Params, Status, Variant};
+use hashmap_shared::testing::open_any;
+use hashmap_shared::testing::{Info, Item, Out, Params, Status, Variant};
 use std::time::Duration;
 
 fn lru_map(
@@ -12,7 +12,7 @@ fn lru_map(
     max_entries: u64,
     max_size: u64,
     ttl: u64,
-) -> Box<dyn hashmap_shared::ffi::AnyMap> {
+) -> Box<dyn hashmap_shared::testing::AnyMap> {
     let mut p = Params::new(max_entries);
     p.max_size = max_size;
     p.ttl = ttl;
@@ -219,10 +219,10 @@ fn lru_with_ttl_evicts_expired_first_and_counts_them() {
 fn a_permanent_entry_stays_permanent_under_writes_that_are_not_ttl_writes() {
     let t = Tmp::new("permanent");
     let mut m = lru_map(&t, Variant::II, 100, 0, 100);
-    let k = item(&int(1));
+    let k = Item::int(1);
     let mut buf = vec![0u8; 16];
     let mut r = 0i64;
-    type Write = fn(&mut dyn hashmap_shared::ffi::AnyMap, &Item, &mut Vec<u8>, &mut i64);
+    type Write = fn(&mut dyn hashmap_shared::testing::AnyMap, &Item, &mut Vec<u8>, &mut i64);
     let writes: [(&str, Write); 9] = [
         ("put", |m, k, _, _| {
             m.put(k, &Item::int(2)).unwrap();

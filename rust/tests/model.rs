@@ -3,8 +3,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::AnyMap;
-use hashmap_shared::map::{Entry, Info, Status, Variant};
+use hashmap_shared::testing::AnyMap;
+use hashmap_shared::testing::{Entry, Info, Status, Variant};
 use std::collections::HashMap;
 
 fn bits(v: Variant) -> (u32, u32) {
@@ -199,17 +199,17 @@ fn run_model_on(mut m: Box<dyn AnyMap>, v: Variant, max: u64, seed: u64, steps: 
     let vb = val_is_bytes(v);
     loop {
         let (mut kbuf, mut vbuf) = (vec![0u8; 8192], vec![0u8; 8192]);
-        let mut ko = hashmap_shared::map::Out::with_vec(&mut kbuf);
-        let mut vo = hashmap_shared::map::Out::with_vec(&mut vbuf);
+        let mut ko = hashmap_shared::testing::Out::with_vec(&mut kbuf);
+        let mut vo = hashmap_shared::testing::Out::with_vec(&mut vbuf);
         match m.each(&mut ko, &mut vo).unwrap() {
             Status::Ok => {
                 let k = if kb {
-                    Entry::Bytes(kbuf[..ko.len].to_vec(), false)
+                    Entry::Bytes(ko.written().to_vec(), false)
                 } else {
                     int(ko.num)
                 };
                 let val = if vb {
-                    Entry::Bytes(vbuf[..vo.len].to_vec(), vo.utf8 != 0)
+                    Entry::Bytes(vo.written().to_vec(), vo.utf8 != 0)
                 } else {
                     int(vo.num)
                 };
@@ -294,9 +294,9 @@ fn strings_of_every_size_class_round_trip() {
 #[test]
 fn arena_cap_limits_string_storage() {
     let t = Tmp::new("cap");
-    let mut p = hashmap_shared::map::Params::new(1000);
+    let mut p = hashmap_shared::testing::Params::new(1000);
     p.arena_cap = 64 << 10;
-    let mut m = hashmap_shared::ffi::open_any(&t.0, Variant::IS, &p).unwrap();
+    let mut m = hashmap_shared::testing::open_any(&t.0, Variant::IS, &p).unwrap();
     let v = vec![b'x'; 1000];
     let mut stored = 0;
     for k in 0..1000 {
@@ -390,8 +390,9 @@ fn model_on_a_server() {
     for (i, v) in Variant::ALL.iter().enumerate() {
         let loc = format!("redis+unix://{}/s.sock#model-{i}", srv.dir.display());
         let loc = std::ffi::CString::new(loc).unwrap();
-        let m = hashmap_shared::ffi::open_any(&loc, *v, &hashmap_shared::map::Params::new(150))
-            .unwrap();
+        let m =
+            hashmap_shared::testing::open_any(&loc, *v, &hashmap_shared::testing::Params::new(150))
+                .unwrap();
         run_model_on(m, *v, 150, 7919 + i as u64, 2500);
     }
 }

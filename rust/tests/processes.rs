@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hashmap_shared::map::{Info, Status, Variant};
+use hashmap_shared::testing::{Info, Status, Variant};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,36 +91,25 @@ fn two_handles_see_each_other() {
 
 #[test]
 fn forked_counters_lose_nothing() {
+    // through the public API: what a Rust program sharing counters does
+    use hashmap_shared::{Bytes, Map, Params, I64};
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("incr");
-    let mut m = open(&t, Variant::SI, 100);
-    put(&mut *m, &bytes(b"hits"), &int(0));
+    let mut m = Map::<Bytes, I64>::open(&t.1, &Params::new(100)).unwrap();
+    assert!(m.put(b"hits", 0).unwrap());
     let bar = Barrier::new();
     let kids: Vec<_> = (0..4)
         .map(|c| {
-            let path = t.0.clone();
+            let path = t.1.clone();
             let (r, w) = (bar.0, bar.1);
             spawn(move || {
                 Barrier(r, w).wait();
-                let mut m = hashmap_shared::ffi::open_any(
-                    &path,
-                    Variant::SI,
-                    &hashmap_shared::map::Params::new(1),
-                )
-                .unwrap();
-                let mut res = 0;
-                for _ in 0..20_000 {
+                let mut m = Map::<Bytes, I64>::open(&path, &Params::new(1)).unwrap();
+                let own = format!("child{c}");
+                for i in 1..=20_000 {
                     // one existing key (lock-free path) and one per child (inserted once)
-                    assert_eq!(
-                        m.incr_by(&item(&bytes(b"hits")), 1, &mut res).unwrap(),
-                        Status::Ok
-                    );
-                    let own = format!("child{c}");
-                    assert_eq!(
-                        m.incr_by(&item(&bytes(own.as_bytes())), 2, &mut res)
-                            .unwrap(),
-                        Status::Ok
-                    );
+                    assert!(m.incr(b"hits").unwrap() >= i);
+                    assert_eq!(m.incr_by(own.as_bytes(), 2).unwrap(), 2 * i);
                 }
                 0
             })
@@ -130,15 +119,9 @@ fn forked_counters_lose_nothing() {
     for k in kids {
         assert_eq!(reap(k), 0);
     }
-    assert_eq!(
-        get(&mut *m, Variant::SI, &bytes(b"hits")),
-        Some(int(80_000))
-    );
+    assert_eq!(m.get(b"hits").unwrap(), Some(80_000));
     for c in 0..4 {
-        assert_eq!(
-            get(&mut *m, Variant::SI, &bytes(format!("child{c}").as_bytes())),
-            Some(int(40_000))
-        );
+        assert_eq!(m.get(format!("child{c}").as_bytes()).unwrap(), Some(40_000));
     }
 }
 
@@ -149,7 +132,7 @@ fn inherited_handle_works_in_children() {
     let mut m = open(&t, Variant::II, 1000);
     let kids: Vec<_> = (0..3)
         .map(|c| {
-            let mp: *mut dyn hashmap_shared::ffi::AnyMap = &mut *m;
+            let mp: *mut dyn hashmap_shared::testing::AnyMap = &mut *m;
             spawn(move || {
                 // SAFETY: the child has its own copy of the parent's memory.
                 let m = unsafe { &mut *mp };
@@ -186,10 +169,10 @@ fn racing_creators_make_one_map() {
                 let (r, w) = (bar.0, bar.1);
                 spawn(move || {
                     Barrier(r, w).wait();
-                    let mut m = match hashmap_shared::ffi::open_any(
+                    let mut m = match hashmap_shared::testing::open_any(
                         &path,
                         Variant::II,
-                        &hashmap_shared::map::Params::new(100 + c),
+                        &hashmap_shared::testing::Params::new(100 + c),
                     ) {
                         Ok(m) => m,
                         Err(e) => {
@@ -224,10 +207,13 @@ fn half_initialized_file_is_reinitialized() {
     assert_eq!(put(&mut *m, &int(1), &int(2)), Status::Ok);
     let t2 = Tmp::new("foreign");
     std::fs::write(&t2.1, b"hello world, not a map at all").unwrap();
-    let e =
-        hashmap_shared::ffi::open_any(&t2.0, Variant::II, &hashmap_shared::map::Params::new(10))
-            .err()
-            .unwrap();
+    let e = hashmap_shared::testing::open_any(
+        &t2.0,
+        Variant::II,
+        &hashmap_shared::testing::Params::new(10),
+    )
+    .err()
+    .unwrap();
     assert!(e.0.contains("not a Data::HashMap::Shared file"), "{e}");
     assert_eq!(
         std::fs::read(&t2.1).unwrap(),
@@ -253,10 +239,10 @@ fn dead_lock_holder_is_recovered() {
         }
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(
+            let mut c = hashmap_shared::testing::open_any(
                 &path,
                 Variant::SS,
-                &hashmap_shared::map::Params::new(1),
+                &hashmap_shared::testing::Params::new(1),
             )
             .unwrap();
             c.core().debug_hold_lock(mid_write).unwrap();
@@ -293,19 +279,19 @@ fn dead_lock_holder_is_recovered() {
 /// `check` runs. Returns how many rounds met a held lock (recoveries).
 fn kill_writer_rounds(
     t: &Tmp,
-    m: &mut dyn hashmap_shared::ffi::AnyMap,
+    m: &mut dyn hashmap_shared::testing::AnyMap,
     rounds: u64,
     reads: bool,
-    mut check: impl FnMut(&mut dyn hashmap_shared::ffi::AnyMap),
+    mut check: impl FnMut(&mut dyn hashmap_shared::testing::AnyMap),
 ) -> u64 {
     let mut recovered = 0;
     for round in 0..rounds {
         let path = t.0.clone();
         let kid = spawn(move || {
-            let mut c = hashmap_shared::ffi::open_any(
+            let mut c = hashmap_shared::testing::open_any(
                 &path,
                 Variant::SS,
-                &hashmap_shared::map::Params::new(1),
+                &hashmap_shared::testing::Params::new(1),
             )
             .unwrap();
             let mut i = 0u64;
@@ -359,8 +345,8 @@ fn writer_killed_mid_loop() {
         assert_eq!(snap.len() as u64, m.core_ref().info(Info::Size));
         for (k, v) in snap {
             if let (
-                hashmap_shared::map::Entry::Bytes(k, _),
-                hashmap_shared::map::Entry::Bytes(v, _),
+                hashmap_shared::testing::Entry::Bytes(k, _),
+                hashmap_shared::testing::Entry::Bytes(v, _),
             ) = (k, v)
             {
                 if k != b"parent" {
@@ -379,7 +365,7 @@ fn writer_killed_mid_loop() {
     );
 }
 
-fn int_bytes(n: u64) -> hashmap_shared::map::Entry {
+fn int_bytes(n: u64) -> hashmap_shared::testing::Entry {
     bytes(n.to_string().as_bytes())
 }
 
@@ -423,9 +409,12 @@ fn dead_holder_with_living_child_is_recovered() {
         (fds[0], fds[1])
     };
     let kid = spawn(move || {
-        let mut c =
-            hashmap_shared::ffi::open_any(&path, Variant::II, &hashmap_shared::map::Params::new(1))
-                .unwrap();
+        let mut c = hashmap_shared::testing::open_any(
+            &path,
+            Variant::II,
+            &hashmap_shared::testing::Params::new(1),
+        )
+        .unwrap();
         put(&mut *c, &int(2), &int(2));
         // A grandchild that sleeps, holding inherited descriptors.
         let g = spawn(|| {
@@ -463,10 +452,10 @@ fn dead_holder_with_living_child_is_recovered() {
 fn lru_writer_killed_mid_loop() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("kill-lru");
-    let mut p = hashmap_shared::map::Params::new(10_000);
+    let mut p = hashmap_shared::testing::Params::new(10_000);
     p.max_size = 300;
     p.ttl = 3600;
-    let mut m = hashmap_shared::ffi::open_any(&t.0, Variant::SS, &p).unwrap();
+    let mut m = hashmap_shared::testing::open_any(&t.0, Variant::SS, &p).unwrap();
     // A kill lands inside a put (with the lock held) in about a third of
     // the rounds: go on, 10 rounds at a time, until one did (at most 60
     // rounds: 0.7^60 is no chance worth a flaky test).
@@ -503,7 +492,7 @@ fn truncated_under_us_is_an_error_not_a_crash() {
     }
     t.truncate(4096);
     let mut o_buf = vec![0u8; 100];
-    let mut o = hashmap_shared::map::Out::with_vec(&mut o_buf);
+    let mut o = hashmap_shared::testing::Out::with_vec(&mut o_buf);
     let k = bytes(b"key7");
     let e = m.get(&item(&k), &mut o);
     // the engine may report the damage it read, or the truncation itself;

@@ -6,8 +6,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::map::{Out, Variant};
-use hashmap_shared::sigbus;
+use hashmap_shared::testing::sigbus;
+use hashmap_shared::testing::{Out, Variant};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static FOREIGN_FAULTS: AtomicUsize = AtomicUsize::new(0);
@@ -77,7 +77,7 @@ fn check(own_first: bool) {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // SAFETY: alarm has no preconditions.
-        unsafe { libc::alarm(20) };
+        unsafe { libc::alarm(60) };
         if own_first {
             install_own_handler();
         }
@@ -123,12 +123,11 @@ fn check(own_first: bool) {
     );
 }
 
+/// Both orders in one test, one after the other: no other test thread is
+/// running when either child is forked (a rare hang of a child forked while
+/// the other test's thread was live was seen under heavy load).
 #[test]
-fn a_handler_installed_before_gets_only_the_faults_that_are_not_ours() {
+fn a_handler_installed_before_or_after_gets_only_the_faults_that_are_not_ours() {
     check(true);
-}
-
-#[test]
-fn a_handler_installed_after_is_chained_behind_ours_by_ensure() {
     check(false);
 }

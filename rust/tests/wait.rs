@@ -13,8 +13,8 @@
 
 mod common;
 use common::*;
-use hashmap_shared::ffi::{open_any, AnyMap};
-use hashmap_shared::map::{Info, Item, Out, Params, Status, Variant};
+use hashmap_shared::testing::{open_any, AnyMap};
+use hashmap_shared::testing::{Info, Item, Out, Params, Status, Variant};
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

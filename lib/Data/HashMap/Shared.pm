@@ -1443,6 +1443,26 @@ map file from its header and works on it live:
     hashmap-shared verify FILE              # $map->verify
     hashmap-shared watch FILE [SECONDS]     # size, evictions, expiries per second
 
+=head1 FROM RUST
+
+The engine is a Rust crate, C<hashmap_shared> (C<rust/> in the
+distribution), whose public API is a safe, typed C<Map<K, V>>: a Rust
+program opens a map file and shares the map with Perl programs, live, as
+another Perl process would. The variant is the pair of kinds:
+C<Map<I64, I64>> is an C<II> map, C<Map<Bytes, Bytes>> an C<SS> map,
+C<Map<Bytes, I32>> an C<SI32> map; integers are C<i16>, C<i32>, C<i64>,
+strings C<&[u8]> in and C<Vec<u8>> out (Perl's UTF-8 flag is kept in the
+map but not reported to Rust).
+
+    use hashmap_shared::{Bytes, Map, Params, I64};
+    let mut hits = Map::<Bytes, I64>::open("/tmp/hits.shm", &Params::new(100_000))?;
+    hits.incr(b"home")?;          // shm_si_get $map, 'home' sees it at once
+
+C<rust/examples/share.rs> is a small program that counts in an C<II> map and
+exchanges strings through an C<SS> map; C<t/75-rust-and-perl.t> runs it
+beside Perl processes counting on the same keys and checks that the totals
+are exact. C<cargo doc> in C<rust/> documents the API.
+
 =head1 PERFORMANCE
 
 Use the keywords where speed matters: a keyword is a single op, while a

@@ -8,6 +8,8 @@
 //!
 //! This module is compiled without the backend as well, so that a build
 //! without it can recognise a location and say how to enable it.
+// Without the backend only `is_location` is used (to say how to get it).
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 use crate::error::{Error, Result};
 use std::time::Duration;

@@ -179,16 +179,7 @@ fn as_int(v: &Value) -> Option<i64> {
 
 /// `out` <- bytes; `Status::Small` (with the size needed) if they do not fit.
 fn emit_bytes(out: &mut Out, b: &[u8], utf8: bool) -> Status {
-    out.len = b.len();
-    out.utf8 = utf8 as u32;
-    if b.len() > out.cap {
-        return Status::Small;
-    }
-    if !b.is_empty() {
-        // SAFETY: the caller's buffer holds `cap` >= len bytes (API contract).
-        unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), out.buf, b.len()) };
-    }
-    Status::Ok
+    out.write(b, utf8)
 }
 
 fn worse(a: Status, b: Status) -> Status {
@@ -466,8 +457,7 @@ impl Remote {
 
     fn key(&self, k: &Item) -> Result<Vec<u8>> {
         if self.kb {
-            // SAFETY: the item's bytes are valid for this call (API contract).
-            return Ok(unsafe { k.as_bytes() }.to_vec());
+            return Ok(k.as_bytes().to_vec());
         }
         if let Some((lo, hi, name)) = key_bits(self.variant) {
             if k.num < lo || k.num > hi {
@@ -487,8 +477,7 @@ impl Remote {
 
     fn val(&self, v: &Item) -> Result<Vec<u8>> {
         if self.vb {
-            // SAFETY: as in key.
-            let b = unsafe { v.as_bytes() };
+            let b = v.as_bytes();
             let mut out = Vec::with_capacity(b.len() + 1);
             out.push(if v.utf8 != 0 { b'1' } else { b'0' });
             out.extend_from_slice(b);
@@ -512,8 +501,7 @@ impl Remote {
     /// the number.
     fn expected(&self, v: &Item) -> Vec<u8> {
         if self.vb {
-            // SAFETY: as in key.
-            unsafe { v.as_bytes() }.to_vec()
+            v.as_bytes().to_vec()
         } else {
             v.num.to_string().into_bytes()
         }

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use hashmap_shared::ffi::{open_any, AnyMap};
-use hashmap_shared::map::{Entry, Item, Out, Params, Status, Variant};
+use hashmap_shared::testing::{open_any, AnyMap};
+use hashmap_shared::testing::{Entry, Item, Out, Params, Status, Variant};
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -52,7 +52,7 @@ pub fn open(t: &Tmp, v: Variant, max_entries: u64) -> Box<dyn AnyMap> {
     open_any(&t.0, v, &Params::new(max_entries)).unwrap()
 }
 
-pub fn item(e: &Entry) -> Item {
+pub fn item(e: &Entry) -> Item<'_> {
     match e {
         Entry::Int(n) => Item::int(*n),
         Entry::Bytes(b, u) => {
@@ -71,12 +71,15 @@ pub fn read_out(is_bytes: bool, mut f: impl FnMut(&mut Out) -> Status) -> Option
         match f(&mut o) {
             Status::Ok => {
                 return Some(if is_bytes {
-                    Entry::Bytes(buf[..o.len].to_vec(), o.utf8 != 0)
+                    Entry::Bytes(o.written().to_vec(), o.utf8 != 0)
                 } else {
                     Entry::Int(o.num)
                 })
             }
-            Status::Small => buf.resize(o.len, 0),
+            Status::Small => {
+                let n = o.len;
+                buf.resize(n, 0)
+            }
             Status::False => return None,
             s => panic!("unexpected {s:?}"),
         }
