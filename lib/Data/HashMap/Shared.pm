@@ -1480,6 +1480,13 @@ later run than the others, see below):
               Cache::FastMmap 1.57, Hash::SharedMem 0.005 (Debian packages)
     maps      in /dev/shm (vs.pl, stress.pl), /tmp on ext4 (memory.pl)
 
+Two later changes move the figures: C<$x = shm_xx_get ...> stores straight
+into C<$x> (II get 114 instructions fewer per loop iteration, SS get 210;
+one later run of the budget rows: II get 1.05, IS get 1.06, SS get 0.91),
+and every argument is now converted once into safe Rust types (14 to 37
+instructions more per operation). F<DESIGN.md> ("Benchmarks") keeps the
+instruction counts of each step.
+
 To reproduce, build the module and run:
 
     perl -Mblib bench/vs.pl          # ratios to a Perl hash, other modules,
