@@ -343,9 +343,13 @@ impl Region {
         }
         // posix_fallocate tries fallocate(2) and, on a file system without
         // it, writes a zero into each block that reads as zero. That
-        // fallback is safe here: the ranges we allocate are unused (the
-        // inactive table region, the arena above its top, a new slot page)
-        // and the writer lock keeps other writers out of them.
+        // fallback is safe for the table and the arena: those ranges are
+        // unused (the inactive region, the arena above its top) and the
+        // writer lock keeps other writers out. Slot pages are allocated
+        // without the lock, so there the fallback could race with another
+        // process's first slot store; it only runs on file systems without
+        // fallocate (NFS, some FUSE), whose shared mappings are not
+        // coherent between hosts anyway: maps belong on local file systems.
         // SAFETY: fd is open; the call has no memory arguments.
         let rc = without_sigxfsz(|| unsafe {
             libc::posix_fallocate(self.fd, off as libc::off_t, len as libc::off_t)
