@@ -49,6 +49,9 @@ use File::Copy ();
 use File::Temp ();
 use Getopt::Long qw(GetOptions);
 use POSIX ();
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+use DHMSBench qw(keys_for fill_value put_value loop_source);
 
 # The workloads: the statement run once per key on each side (P: the
 # variant's keyword prefix). Values as bench/vs.pl's: the i-th key holds i
@@ -62,25 +65,10 @@ my @WORK = (
     { name => 'SS put',  ours => 'shm_P_put $m, $k, $v',  perl => '$h{$k} = $v' },
     { name => 'SI incr', ours => 'shm_P_incr $m, $k',     perl => '$h{$k}++' },
 );
-my %INT = (II => [ 1, 1 ], SS => [ 0, 0 ], SI => [ 0, 1 ]);    # integer key, integer value
-
-sub keys_for  { my ($v, $n) = @_; $INT{$v}[0] ? [ 1 .. $n ] : [ map { "key:$_" } 1 .. $n ] }
-sub fill_value { my ($v, $i) = @_; $INT{$v}[1] ? $i : sprintf 'val:%016d', $i }
-sub put_value  { my ($v) = @_; $INT{$v}[1] ? 7_777_777 : 'value-of-20-bytes-ok' }
-
-# The loop, as bench/vs.pl compiles it: lexical $m, %h, @keys, $x, $v.
-my $LOOP = <<'PERL';
-use strict; use warnings;
-use feature 'refaliasing'; no warnings 'experimental::refaliasing';
-use Data::HashMap::Shared::%V%;
-sub {
-    my ($m, $hash, $keys, $v) = @_;
-    \my %h = $hash;
-    \my @keys = $keys;
-    my $x;
-    return sub { for my $k (@keys) { %STMT% } return };
-}
-PERL
+# The keys and values of each variant and the loop are bench/vs.pl's own
+# (bench/lib/DHMSBench.pm): the instructions counted are those of the loop
+# vs.pl times.
+my @MEASURED = qw(II SI SS);    # the variants measured here
 
 my @PASSES = (1, 2);    # passes of the two counted runs of each loop
 
@@ -101,9 +89,7 @@ if (@ARGV && $ARGV[0] eq '--child') {
     for my $name (@names) {
         my ($variant) = split ' ', $name;
         my $stmt = $side eq 'loop' ? '' : $work{$name}{$side} =~ s/\bshm_P_/'shm_' . lc($variant) . '_'/ger;
-        (my $src = $LOOP) =~ s/%V%/$variant/;
-        $src =~ s/%STMT%/$stmt/;
-        my $loop = eval $src or die "compiling <<$stmt>>: $@";
+        my $loop = eval loop_source($variant, $stmt) or die "compiling <<$stmt>>: $@";
         my $keys = keys_for($variant, $n);
         my ($m, %h);
         if ($side eq 'ours') { $m = "Data::HashMap::Shared::$variant"->new(map_path($dir, $name), 2 * $n) }
@@ -161,7 +147,7 @@ if (!$valgrind) {
     exit 0;
 }
 chomp $valgrind;
-for my $v ('', map { "::$_" } sort keys %INT) {
+for my $v ('', map { "::$_" } @MEASURED) {
     next if eval "require Data::HashMap::Shared$v; 1";
     die "cannot load Data::HashMap::Shared$v: $@"
       . "Build the module first (perl Makefile.PL && make) and run: perl -Mblib $0\n";
@@ -189,7 +175,7 @@ for my $w (@work) {
 # Three children, run at once: the map's loops, the Perl hash's, and the
 # loop alone (one per kind of key).
 my %loops;    # the loop alone: one workload per kind of key
-$loops{ $INT{ (split ' ', $_->{name})[0] }[0] } //= $_->{name} for @work;
+$loops{ $DHMSBench::VARIANT{ (split ' ', $_->{name})[0] }{key} } //= $_->{name} for @work;
 my @children = (
     { side => 'ours', names => [ map { $_->{name} } @work ] },
     { side => 'perl', names => [ map { $_->{name} } @work ] },
@@ -256,8 +242,8 @@ for my $w (@work) {
         $opt{cache} ? sprintf('   %5.2f / %5.2f; %5.2f / %5.2f', map { $_->{D1mr} + $_->{D1mw}, $_->{DLmr} + $_->{DLmw} } $p, $o)
                     : '';
 }
-for my $int (sort { $b <=> $a } keys %loops) {
-    printf "%-23s %10.1f\n", 'loop alone, ' . ($int ? 'int keys' : 'str keys'), $per{"$loops{$int} loop"}{Ir};
+for my $kind (sort keys %loops) {    # int, str
+    printf "%-23s %10.1f\n", "loop alone, $kind keys", $per{"$loops{$kind} loop"}{Ir};
 }
 print "\n  Instructions (callgrind's Ir) per iteration of `for my \$k (\@keys) { STATEMENT }`,\n",
       "  the loop included; ratio: Perl hash / Shared (above 1: the map runs fewer);\n",

@@ -43,12 +43,11 @@ use Storable ();
 use Text::Wrap ();
 use Time::HiRes qw(CLOCK_MONOTONIC clock_gettime);
 
-my %VARIANT = (    # key and value kinds of the variants measured here
-    II => { key => 'int', value => 'int' },
-    IS => { key => 'int', value => 'str' },
-    SS => { key => 'str', value => 'str' },
-    SI => { key => 'str', value => 'int' },
-);
+# the variants' keys and values and the loop, shared with bench/instructions.pl
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+use DHMSBench qw(%VARIANT loop_source);
+
 my @VARIANTS = qw(II IS SS SI);
 
 # One row per operation: the statement run once per key on each side, how
@@ -335,12 +334,12 @@ sub selected {
 
 # ---- data ----------------------------------------------------------------
 
-sub keys_for { $VARIANT{ $_[0] }{key} eq 'int' ? [ 1 .. $N ] : [ map { "key:$_" } 1 .. $N ] }
-
-# The value stored for the i-th key when a map or hash is filled (~20 bytes
-# for strings), and the value every put stores.
-sub fill_value { $VARIANT{ $_[0] }{value} eq 'int' ? $_[1] : sprintf 'val:%016d', $_[1] }
-sub put_value  { $VARIANT{ $_[0] }{value} eq 'int' ? 7_777_777 : 'value-of-20-bytes-ok' }
+# The N keys of a variant, the value stored for the i-th key when a map or
+# hash is filled (~20 bytes for strings), and the value every put stores
+# (bench/lib/DHMSBench.pm).
+sub keys_for   { DHMSBench::keys_for($_[0], $N) }
+sub fill_value { DHMSBench::fill_value(@_) }
+sub put_value  { DHMSBench::put_value(@_) }
 
 for my $v ('', map { "::$_" } @VARIANTS) {
     my $class = "Data::HashMap::Shared$v";
@@ -405,28 +404,13 @@ sub new_map {
 
 # ---- loops ---------------------------------------------------------------
 
-# Keywords are compiled, so every loop is generated from its statement. Both
-# sides get the same closure shape: lexical $m / %h / $x / $v, and one
-# `for my $k (@keys) { STATEMENT }` per pass.
-my $LOOP = <<'PERL';
-use strict; use warnings;
-use feature 'refaliasing'; no warnings 'experimental::refaliasing';
-use Data::HashMap::Shared::%V%;
-sub {
-    my ($m, $hash, $keys, $v) = @_;
-    \my %h = $hash;
-    \my @keys = $keys;
-    my $x;
-    return sub { for my $k (@keys) { %STMT%; } return };
-}
-PERL
-
+# Keywords are compiled, so every loop is generated from its statement
+# (DHMSBench::loop_source: the same closure shape on both sides).
 my %loop_cache;
 sub loop_maker {    # -> sub ($map, \%hash, \@keys, $value) returning a pass
     my ($variant, $stmt) = @_;
-    (my $src = $LOOP) =~ s/%V%/$variant/;
     $stmt =~ s/\bshm_P_/'shm_' . lc($variant) . '_'/ge;
-    $src =~ s/%STMT%/$stmt/;
+    my $src = loop_source($variant, $stmt);
     return $loop_cache{$src} //= eval($src) || die "compiling <<$stmt>>: $@";
 }
 
@@ -551,7 +535,7 @@ sub debug_faults {    # DHMS_BENCH_DEBUG: minor page faults per timed pass
 
 # ---- other modules ---------------------------------------------------------
 
-# The loop of a contender, same shape as $LOOP: the handle $m, lexicals from
+# The loop of a contender, same shape as loop_source's: the handle $m, lexicals from
 # the contender's setup, then one `for my $k (@keys)` per pass. With $fill,
 # a pass stores the i-th value for the i-th key instead of $v.
 my $CLOOP = <<'PERL';
