@@ -92,13 +92,12 @@ impl Core {
             };
             match (kind, found) {
                 (SET, Some(i)) => {
-                    let s = t.slot(i);
-                    if s.key.load(Relaxed) != kw {
+                    if t.key(i) != kw {
                         unused.push(kw);
                     }
-                    let old = s.val.load(Relaxed);
+                    let old = t.val(i);
                     if old != vw && !self.gone(vb, vw) {
-                        s.val.store(vw, Release);
+                        t.set_val(i, vw);
                         crate::fault::point();
                         if vb {
                             self.str_free(old);

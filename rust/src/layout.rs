@@ -3,8 +3,8 @@
 //! ```text
 //! 0                 Header (one 4 KiB page; fields below, offsets asserted)
 //! SLOTS_OFF         process slots: NSLOTS x 64 bytes (one cache line each)
-//! region_off[0]     table region A: max_cap x 24-byte slots  } one is active,
-//! region_off[1]     table region B: max_cap x 24-byte slots  } the other a hole
+//! region_off[0]     table region A: max_cap slots (see Layout) } one is active,
+//! region_off[1]     table region B: max_cap slots             } the other a hole
 //! arena_off         string arena, grows at the end of the file
 //! ```
 //!
@@ -228,12 +228,16 @@ const _: () = assert!(size_of::<Link>() == 16);
 /// "No slot" in LRU links.
 pub const NIL: u32 = u32::MAX;
 
-/// Never used since the table was built.
+/// Never used since the table was built (a wide slot's `meta`, a packed
+/// slot's control byte).
 pub const EMPTY: u64 = 0;
 /// Removed; probing continues past it.
 pub const TOMB: u64 = 1;
-/// Low bits of a full slot's meta.
+/// Low bits of a full slot's meta; a full packed slot's control byte.
 pub const FULL: u64 = 2;
+/// A state that is none of the three: a damaged slot (recovery makes it a
+/// tombstone).
+pub const BAD: u64 = 3;
 
 /// The meta word of a full slot holding a key with this hash.
 #[inline(always)]
@@ -266,7 +270,10 @@ pub fn desc_cap(d: u64) -> u64 {
 /// A fingerprint of the layout: sizes and offsets that must agree between
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
-    let facts: [u64; 13] = [
+    let packed = Layout::packed(2, 2);
+    let facts: [u64; 15] = [
+        packed.per_group as u64,
+        packed.pairs_off as u64,
         size_of::<Header>() as u64,
         offset_of!(Header, arena_alloc) as u64,
         offset_of!(Header, lock) as u64,
@@ -298,13 +305,115 @@ pub fn max_cap(max_entries: u64) -> u64 {
     cap_for(max_entries)
 }
 
+/// How a table's slots are laid out. Two shapes (DESIGN.md section 3):
+///
+/// - **wide** slots (`kw == 0`): a [`Slot`] of three words (`meta` with the
+///   state and 62 hash bits, `key`, `val`), then with LRU or TTL the
+///   extension word: 24 or 32 bytes. Maps with string keys or with LRU/TTL.
+/// - **packed** slots (`kw > 0`): plain maps with integer keys. Slots come in
+///   groups of one cache line (two for 16-byte pairs): first a control byte
+///   per slot ([`EMPTY`], [`TOMB`] or [`FULL`]), then the key/value pairs at
+///   the variant's widths (I16 2+2, I32 4+4, II 8+8; a string value is its
+///   8-byte reference word). The hash is recomputed from the key, so a
+///   lookup reads one group: the same one cache line as a wide slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Packed: bytes of a key (2, 4, 8); 0 for wide slots.
+    pub kw: usize,
+    /// Packed: bytes of a value (2, 4, 8).
+    pub vw: usize,
+    /// Wide: bytes per slot (24 or 32). Packed: bytes per key/value pair.
+    pub stride: usize,
+    /// Packed: offset of the value in a pair.
+    pub val_off: usize,
+    /// Packed: slots per group (1 for wide slots).
+    pub per_group: usize,
+    /// Packed: bytes per group (64 or 128).
+    pub group_bytes: usize,
+    /// Packed: offset of the first pair in a group (after the control bytes).
+    pub pairs_off: usize,
+    /// Packed: `u64::MAX / per_group + 1`, so that `i / per_group` is
+    /// `i * div_m >> 64` (exact for every slot number below 2^58).
+    pub div_m: u64,
+}
+
+impl Layout {
+    /// Wide slots, with the extension word (`ext`) or without.
+    pub const fn wide(ext: bool) -> Layout {
+        Layout {
+            kw: 0,
+            vw: 0,
+            stride: if ext { SLOT_SIZE + 8 } else { SLOT_SIZE },
+            val_off: 0,
+            per_group: 1,
+            group_bytes: 0,
+            pairs_off: 0,
+            div_m: 0,
+        }
+    }
+
+    /// Packed slots for keys of `kw` and values of `vw` bytes (2, 4 or 8).
+    pub const fn packed(kw: usize, vw: usize) -> Layout {
+        // the value is aligned to its width; the pair to the wider of both
+        let val_off = if kw > vw { kw } else { vw };
+        let stride = val_off + vw;
+        let group_bytes = if stride > 8 { 128 } else { 64 };
+        // as many slots as fit beside their control bytes (rounded up to 8)
+        let mut per_group = group_bytes / stride;
+        while per_group.div_ceil(8) * 8 + per_group * stride > group_bytes {
+            per_group -= 1;
+        }
+        Layout {
+            kw,
+            vw,
+            stride,
+            val_off,
+            per_group,
+            group_bytes,
+            pairs_off: per_group.div_ceil(8) * 8,
+            div_m: u64::MAX / per_group as u64 + 1,
+        }
+    }
+
+    /// The layout of a variant's tables: packed for a plain map with
+    /// integer keys (`key_bytes`/`val_bytes` are 0 for strings), else wide.
+    pub const fn of(key_bytes: usize, val_bytes: usize, ext: bool) -> Layout {
+        if ext || key_bytes == 0 {
+            Layout::wide(ext)
+        } else {
+            Layout::packed(key_bytes, if val_bytes == 0 { 8 } else { val_bytes })
+        }
+    }
+
+    /// True for packed slots.
+    #[inline(always)]
+    pub const fn is_packed(&self) -> bool {
+        self.kw != 0
+    }
+
+    /// True if the slots carry extension words (wide slots with LRU/TTL).
+    #[inline(always)]
+    pub const fn has_ext(&self) -> bool {
+        self.kw == 0 && self.stride > SLOT_SIZE
+    }
+
+    /// Bytes of a table of `cap` slots.
+    pub const fn bytes(&self, cap: u64) -> u64 {
+        if self.is_packed() {
+            cap.div_ceil(self.per_group as u64) * self.group_bytes as u64
+        } else {
+            cap * self.stride as u64
+        }
+    }
+}
+
 /// Where each part of a file with these parameters lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
     /// The largest capacity (slots).
     pub max_cap: u64,
-    /// Bytes per table slot: 24, or 32 with the extension word (LRU or TTL).
-    pub stride: usize,
+    /// How the slots are laid out.
+    pub lay: Layout,
     /// True if the regions carry an LRU link array after the slots.
     pub lru: bool,
     /// Offsets of regions A and B.
@@ -321,17 +430,24 @@ fn page_up(x: u64) -> u64 {
 }
 
 impl Geometry {
-    /// The geometry of a map for `max_entries`, with LRU and/or TTL.
+    /// The geometry of a map for `max_entries`, with LRU and/or TTL, whose
+    /// keys and values are `key_bytes`/`val_bytes` wide (0: strings).
     /// A region holds `max_cap` slots, then (LRU) `max_cap` links.
-    pub fn new(max_entries: u64, lru: bool, ttl: bool) -> Geometry {
+    pub fn new(
+        max_entries: u64,
+        lru: bool,
+        ttl: bool,
+        key_bytes: usize,
+        val_bytes: usize,
+    ) -> Geometry {
         let l = max_cap(max_entries);
-        let stride = if lru || ttl { SLOT_SIZE + 8 } else { SLOT_SIZE };
-        let per_slot = stride as u64 + if lru { size_of::<Link>() as u64 } else { 0 };
-        let region = page_up(l * per_slot);
+        let lay = Layout::of(key_bytes, val_bytes, lru || ttl);
+        let links = if lru { size_of::<Link>() as u64 * l } else { 0 };
+        let region = page_up(lay.bytes(l) + links);
         let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
         Geometry {
             max_cap: l,
-            stride,
+            lay,
             lru,
             region_off: [a, a + region],
             arena_off: a + 2 * region,
@@ -340,11 +456,55 @@ impl Geometry {
 
     /// Offset of the link array inside a region (after the slots).
     pub fn links_off(&self) -> u64 {
-        self.stride as u64 * self.max_cap
+        self.lay.bytes(self.max_cap)
     }
 
     /// Bytes in one table region.
     pub fn region_bytes(&self) -> u64 {
         self.region_off[1] - self.region_off[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_groups_fill_their_cache_lines() {
+        // (key, value) bytes -> slots per group, group bytes, pairs offset, pair bytes
+        for (kw, vw, per, gb, off, stride) in [
+            (2, 2, 12, 64, 16, 4),
+            (4, 4, 7, 64, 8, 8),
+            (8, 8, 7, 128, 8, 16),
+            (2, 8, 7, 128, 8, 16),
+            (4, 8, 7, 128, 8, 16),
+        ] {
+            let l = Layout::packed(kw, vw);
+            assert_eq!(
+                (l.per_group, l.group_bytes, l.pairs_off, l.stride),
+                (per, gb, off, stride),
+                "{kw}+{vw}"
+            );
+            assert!(l.pairs_off >= l.per_group && l.pairs_off + per * stride <= gb);
+            assert_eq!(l.val_off % vw, 0, "the value is aligned");
+            assert_eq!(l.bytes(per as u64 + 1), 2 * gb as u64);
+        }
+        assert_eq!(Layout::of(0, 8, false), Layout::wide(false));
+        assert_eq!(Layout::of(8, 8, true), Layout::wide(true));
+        assert_eq!(Layout::of(2, 0, false), Layout::packed(2, 8));
+    }
+
+    #[test]
+    fn the_group_division_is_exact() {
+        for per in [7u64, 12] {
+            let m =
+                Layout::packed(if per == 12 { 2 } else { 4 }, if per == 12 { 2 } else { 4 }).div_m;
+            let check =
+                |i: u64| assert_eq!(((i as u128 * m as u128) >> 64) as u64, i / per, "{i}/{per}");
+            (0..1_000_000).for_each(check);
+            for i in [u32::MAX as u64, (1 << 40) - 1, (1 << 40) + 3, (1 << 58) - 1] {
+                check(i);
+            }
+        }
     }
 }

@@ -13,12 +13,12 @@
 
 use crate::layout::{EXT_USED, NIL};
 use crate::map::Core;
-use crate::table::Table;
+use crate::table::{Shape, Table};
 use std::sync::atomic::Ordering::*;
 
 impl Core {
     /// Remove slot `i` from the list.
-    pub(crate) fn lru_unlink(&self, t: &Table, i: usize) {
+    pub(crate) fn lru_unlink<S: Shape>(&self, t: &Table<S>, i: usize) {
         let h = self.hdr();
         let l = t.link(i);
         let (p, n) = (l.prev.load(Relaxed), l.next.load(Relaxed));
@@ -44,14 +44,14 @@ impl Core {
     }
 
     /// Put slot `i` (not in the list) at the head with a fresh stamp.
-    pub(crate) fn lru_push_head(&self, t: &Table, i: usize) {
+    pub(crate) fn lru_push_head<S: Shape>(&self, t: &Table<S>, i: usize) {
         let h = self.hdr();
         let stamp = h.lru_clock.fetch_add(1, Relaxed);
         crate::fault::point();
         self.lru_link_head(t, i, stamp);
     }
 
-    fn lru_link_head(&self, t: &Table, i: usize, stamp: u64) {
+    fn lru_link_head<S: Shape>(&self, t: &Table<S>, i: usize, stamp: u64) {
         let h = self.hdr();
         let l = t.link(i);
         l.stamp.store(stamp, Relaxed);
@@ -75,7 +75,7 @@ impl Core {
     /// An update used slot `i`: move it to the head, unless `lru_skip`
     /// thins this promotion out (it then skips `lru_skip`% of promotions,
     /// chosen by the LRU clock, and marks the entry used instead).
-    pub(crate) fn lru_promote(&self, t: &Table, i: usize) {
+    pub(crate) fn lru_promote<S: Shape>(&self, t: &Table<S>, i: usize) {
         if self.lru_skip > 0 {
             let c = self.hdr().lru_clock.load(Relaxed);
             if (c.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100 < self.lru_skip {
@@ -96,7 +96,7 @@ impl Core {
     /// entries to the head with their mark cleared (second chance). Expired
     /// entries go first whatever their mark. Bounded: after one pass every
     /// mark is clear.
-    pub(crate) fn lru_victim(&self, t: &Table, now: u32) -> Option<usize> {
+    pub(crate) fn lru_victim<S: Shape>(&self, t: &Table<S>, now: u32) -> Option<usize> {
         let h = self.hdr();
         let size = h.size.load(Relaxed) as usize;
         for _ in 0..=size {
@@ -120,9 +120,9 @@ impl Core {
 
     /// Evict one entry to make room (writer lock held, seq odd). An expired
     /// victim counts in `stat_expired`, any other in `stat_evictions`.
-    pub(crate) fn evict_one(&mut self, t: &Table, now: u32) {
+    pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
         if let Some(i) = self.lru_victim(t, now) {
-            if !crate::layout::is_full(t.slot(i).meta.load(Relaxed)) {
+            if !t.is_full(i) {
                 // a damaged list (a hostile file): derive it again
                 self.lru_rebuild(t);
                 return;
@@ -142,10 +142,10 @@ impl Core {
 
     /// Rebuild the list of `t` from the stamps of its full slots (after a
     /// resize or in recovery).
-    pub(crate) fn lru_rebuild(&self, t: &Table) {
+    pub(crate) fn lru_rebuild<S: Shape>(&self, t: &Table<S>) {
         let h = self.hdr();
         let mut order: Vec<(u64, usize)> = (0..t.cap())
-            .filter(|&i| crate::layout::is_full(t.slot(i).meta.load(Relaxed)))
+            .filter(|&i| t.is_full(i))
             .map(|i| (t.link(i).stamp.load(Relaxed), i))
             .collect();
         order.sort_unstable();
@@ -169,12 +169,10 @@ impl Core {
             return Ok(0);
         }
         let order = self.lru_walk(&t)?;
-        let full = (0..t.cap())
-            .filter(|&i| crate::layout::is_full(t.slot(i).meta.load(Relaxed)))
-            .count();
+        let full = (0..t.cap()).filter(|&i| t.is_full(i)).count();
         let mut seen = vec![false; t.cap()];
         for &i in &order {
-            if seen[i] || !crate::layout::is_full(t.slot(i).meta.load(Relaxed)) {
+            if seen[i] || !t.is_full(i) {
                 return Err(format!("LRU slot {i} is listed twice or is not full"));
             }
             seen[i] = true;
@@ -190,7 +188,7 @@ impl Core {
 
     /// Walk the list from the head; returns the slots in order, or a
     /// description of the first inconsistency.
-    pub(crate) fn lru_walk(&self, t: &Table) -> Result<Vec<usize>, String> {
+    pub(crate) fn lru_walk<S: Shape>(&self, t: &Table<S>) -> Result<Vec<usize>, String> {
         let h = self.hdr();
         let mut out = Vec::new();
         let mut prev = NIL;

@@ -6,12 +6,12 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::layout::{
     self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
-    HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
+    FULL, HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
 };
 use crate::lock::{self, Acquired, Me, Slots};
 use crate::region::{Kind, Opened, Region, Source};
 use crate::seqlock::{read_begin, read_valid, write_begin, write_end};
-use crate::table::{Probe, Table};
+use crate::table::{Ext, Plain, Probe, Shape, Table};
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::marker::PhantomData;
@@ -98,6 +98,23 @@ impl Variant {
     /// The variant with this number.
     pub fn from_u32(n: u32) -> Option<Variant> {
         Self::ALL.get(n as usize).copied()
+    }
+
+    /// Bytes of an integer key and an integer value (0 for a string).
+    pub const fn widths(self) -> (usize, usize) {
+        const W: [(usize, usize); 10] = [
+            (2, 2),
+            (4, 4),
+            (8, 8),
+            (2, 0),
+            (4, 0),
+            (8, 0),
+            (0, 2),
+            (0, 4),
+            (0, 8),
+            (0, 0),
+        ];
+        W[self as usize]
     }
 
     /// Its class suffix ("SS").
@@ -339,7 +356,7 @@ pub struct Core {
     /// answered "full" having changed nothing, and is run again once the
     /// mapping covers it (see [`Core::remap_pending`]).
     pub(crate) remap_want: u64,
-    seed: u64,
+    pub(crate) seed: u64,
     max_entries: u64,
     variant: Variant,
     me: Me,
@@ -388,7 +405,7 @@ fn random_seed() -> u64 {
 /// (and of its LRU links) before it is built there.
 fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
-    region.allocate(off, cap * geo.stride as u64)?;
+    region.allocate(off, geo.lay.bytes(cap))?;
     if geo.lru {
         let link = std::mem::size_of::<layout::Link>() as u64;
         region.allocate(off + geo.links_off(), cap * link)?;
@@ -455,7 +472,13 @@ impl Core {
     }
 
     fn init(mut region: Region, variant: Variant, p: &Params) -> Result<Core> {
-        let geo = Geometry::new(p.max_entries, p.max_size > 0, p.ttl > 0);
+        let geo = Geometry::new(
+            p.max_entries,
+            p.max_size > 0,
+            p.ttl > 0,
+            variant.widths().0,
+            variant.widths().1,
+        );
         let reserve = Self::reserve_for(p.arena_cap);
         let size = geo.arena_off + INITIAL_ARENA.min(reserve);
         region.truncate(size)?;
@@ -565,7 +588,13 @@ impl Core {
         if let Err(e) = p.check() {
             return corrupt(e.0);
         }
-        let geo = Geometry::new(p.max_entries, p.max_size > 0, p.ttl > 0);
+        let geo = Geometry::new(
+            p.max_entries,
+            p.max_size > 0,
+            p.ttl > 0,
+            variant.widths().0,
+            variant.widths().1,
+        );
         if h.max_cap.load(Relaxed) != geo.max_cap
             || h.region_off[0].load(Relaxed) != geo.region_off[0]
             || h.region_off[1].load(Relaxed) != geo.region_off[1]
@@ -928,16 +957,15 @@ impl Core {
             .punch(self.geo.region_off[other], self.geo.region_bytes());
         let (mut size, mut tombs) = (0u64, 0u64);
         for i in 0..t.cap() {
-            let s = t.slot(i);
-            let m = s.meta.load(Relaxed);
-            if is_full(m) {
-                size += 1;
-            } else if m == TOMB {
-                tombs += 1;
-            } else if m != EMPTY {
-                s.meta.store(TOMB, Relaxed);
-                crate::fault::point();
-                tombs += 1;
+            match t.state(i) {
+                FULL => size += 1,
+                TOMB => tombs += 1,
+                EMPTY => {}
+                _ => {
+                    t.set_state(i, TOMB);
+                    crate::fault::point();
+                    tombs += 1;
+                }
             }
         }
         hdr.size.store(size, Relaxed);
@@ -958,9 +986,8 @@ impl Core {
         let mut live = HashSet::new();
         let (kb, vb) = (self.kb, self.vb);
         for i in 0..t.cap() {
-            let s = t.slot(i);
-            if is_full(s.meta.load(Relaxed)) {
-                for (is_str, w) in [(kb, s.key.load(Relaxed)), (vb, s.val.load(Relaxed))] {
+            if t.is_full(i) {
+                for (is_str, w) in [(kb, t.key(i)), (vb, t.val(i))] {
                     if is_str && !is_inline(w) {
                         live.insert(w);
                     }
@@ -1090,15 +1117,14 @@ impl Core {
             .table_of(table_desc(other as u64, cap))
             .expect("capacity within range");
         for i in 0..old.cap() {
-            let s = old.slot(i);
-            let m = s.meta.load(Relaxed);
+            let m = old.meta(i);
             if is_full(m) {
                 let ext = if old.has_ext() {
                     old.ext(i).load(Relaxed)
                 } else {
                     0
                 };
-                let j = new.place(m, s.key.load(Relaxed), s.val.load(Relaxed), ext);
+                let j = new.place(m, old.key(i), old.val(i), ext);
                 if let (Some(j), true) = (j, self.lru_on) {
                     new.link(j)
                         .stamp
@@ -1119,7 +1145,7 @@ impl Core {
     }
 
     /// Make room for one more entry (grow, or compact tombstones).
-    fn make_room(&mut self, t: &Table) -> Result<bool> {
+    fn make_room<S: Shape>(&mut self, t: &Table<S>) -> Result<bool> {
         let hdr = self.hdr();
         let size = hdr.size.load(Relaxed);
         let tombs = hdr.tombstones.load(Relaxed);
@@ -1201,18 +1227,8 @@ impl Core {
                 return Err(self.damaged());
             }
         };
-        let s = t.slot(i);
-        let was_tomb = s.meta.load(Relaxed) == TOMB;
-        s.key.store(kw, Relaxed);
-        crate::fault::point();
-        s.val.store(vw, Relaxed);
-        crate::fault::point();
-        if t.has_ext() {
-            t.ext(i).store(expiry, Relaxed);
-            crate::fault::point();
-        }
-        s.meta.store(layout::full_meta(hash), Release);
-        crate::fault::point();
+        let was_tomb = t.state(i) == TOMB;
+        t.fill(i, hash, kw, vw, expiry);
         let hdr = self.hdr();
         if was_tomb {
             hdr.tombstones.fetch_sub(1, Relaxed);
@@ -1229,12 +1245,11 @@ impl Core {
 
     /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
     /// the LRU list, mark it removed, free its strings.
-    pub(crate) fn remove_slot(&mut self, t: &Table, i: usize) {
+    pub(crate) fn remove_slot<S: Shape>(&mut self, t: &Table<S>, i: usize) {
         if self.lru_on {
             self.lru_unlink(t, i);
         }
-        let s = t.slot(i);
-        let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
+        let (kw, vw) = (t.key(i), t.val(i));
         let dt = t.vacate(i);
         let hdr = self.hdr();
         if dt >= 0 {
@@ -1258,7 +1273,7 @@ impl Core {
     }
 
     /// Remove an entry found expired by a write (writer lock held, seq odd).
-    pub(crate) fn remove_expired(&mut self, t: &Table, i: usize) {
+    pub(crate) fn remove_expired<S: Shape>(&mut self, t: &Table<S>, i: usize) {
         self.remove_slot(t, i);
         self.hdr().stat_expired.fetch_add(1, Relaxed);
         crate::fault::point();
@@ -1277,19 +1292,19 @@ impl Core {
     /// True for a map without extension words (no LRU, no TTL).
     #[inline(always)]
     pub(crate) fn plain(&self) -> bool {
-        self.geo.stride == layout::SLOT_SIZE
+        !self.geo.lay.has_ext()
     }
 
     /// Is slot `i` of `t` live at `now`? (Always, without TTL.)
     #[inline(always)]
-    pub(crate) fn live(&self, t: &Table, i: usize, now: u32) -> bool {
+    pub(crate) fn live<S: Shape>(&self, t: &Table<S>, i: usize, now: u32) -> bool {
         !self.ttl_on || !self.expired(t.ext(i).load(Relaxed), now)
     }
 
     /// A read used slot `i`: set its LRU mark (only if not set, so that
     /// reads of a hot key do not keep writing its cache line).
     #[inline(always)]
-    pub(crate) fn mark_used(&self, t: &Table, i: usize) {
+    pub(crate) fn mark_used<S: Shape>(&self, t: &Table<S>, i: usize) {
         if self.lru_on && !self.readonly {
             let e = t.ext(i);
             if e.load(Relaxed) & layout::EXT_USED == 0 {
@@ -1548,6 +1563,20 @@ pub(crate) struct Key<'a> {
 }
 
 impl<K: Codec, V: Codec> Map<K, V> {
+    /// The active table.
+    #[inline(always)]
+    pub(crate) fn active(core: &Core) -> Option<Table> {
+        core.table_of(core.hdr().table.load(Acquire))
+    }
+
+    /// The active table seen through shape `S` ([`Plain<K, V>`] on a plain
+    /// map, [`Ext`] on one with LRU or TTL): its layout is a constant, so
+    /// slot accesses compile to fixed offsets (see [`Core::table_as`]).
+    #[inline(always)]
+    pub(crate) fn active_as<S: Shape>(core: &Core) -> Option<Table<S>> {
+        core.table_as::<S>(core.hdr().table.load(Acquire))
+    }
+
     /// The variant `Map<K, V>` is.
     pub fn variant() -> Variant {
         use Variant::*;
@@ -1695,34 +1724,18 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// `EXT`: the map has extension words (LRU or TTL); a plain map's
     /// reads are compiled without any of their cost.
     #[inline(always)]
-    fn read_entry<const EXT: bool>(
+    fn read_entry<S: Shape>(
         &mut self,
         k: &Item,
         out: &mut Out,
         mut ttl: Option<&mut i64>,
     ) -> Result<Status> {
         let key = self.key(k)?;
-        let now = if EXT { self.core.now() } else { 0 };
-        let r = self.core.read(|core| {
-            let t = core.table_as::<EXT>(core.hdr().table.load(Acquire))?;
-            match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                Probe::Found(i) if !EXT || core.live(&t, i, now) => {
-                    if EXT {
-                        core.mark_used(&t, i);
-                    }
-                    if let Some(ttl) = ttl.as_deref_mut() {
-                        *ttl = if EXT && core.ttl_on {
-                            Core::remaining(t.ext(i).load(Relaxed), now) as i64
-                        } else {
-                            -1
-                        };
-                    }
-                    let w = t.slot(i).val.load(Acquire);
-                    Some(Self::emit(core, V::BYTES, w, out))
-                }
-                _ => Some(Some(Status::False)),
-            }
-        })?;
+        let now = if Self::ext::<S>() { self.core.now() } else { 0 };
+        // The closure stays small, so that it is inlined into `read`.
+        let r = self
+            .core
+            .read(|core| Self::lookup::<S>(core, &key, now, out, ttl.as_deref_mut()))?;
         match r {
             None => Err(self.core.damaged()),
             Some(None) => Err(self.corrupt_ref()),
@@ -1730,12 +1743,47 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    /// True if shape `S` has extension words (LRU or TTL).
+    #[inline(always)]
+    fn ext<S: Shape>() -> bool {
+        S::LAY.is_some_and(|l| l.has_ext())
+    }
+
+    /// One attempt of [`Map::read_entry`] (inside an optimistic read).
+    #[inline(always)]
+    fn lookup<S: Shape>(
+        core: &Core,
+        key: &Key<'_>,
+        now: u32,
+        out: &mut Out,
+        ttl: Option<&mut i64>,
+    ) -> Option<Option<Status>> {
+        let ext = Self::ext::<S>();
+        let t = Self::active_as::<S>(core)?;
+        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
+            Probe::Found(i) if !ext || core.live(&t, i, now) => {
+                if ext {
+                    core.mark_used(&t, i);
+                }
+                if let Some(ttl) = ttl {
+                    *ttl = if ext && core.ttl_on {
+                        Core::remaining(t.ext(i).load(Relaxed), now) as i64
+                    } else {
+                        -1
+                    };
+                }
+                Some(Self::emit(core, V::BYTES, t.val(i), out))
+            }
+            _ => Some(Some(Status::False)),
+        }
+    }
+
     /// Look `k` up; its value goes into `out`.
     pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
         if self.core.plain() {
-            self.read_entry::<false>(k, out, None)
+            self.read_entry::<Plain<K, V>>(k, out, None)
         } else {
-            self.read_entry::<true>(k, out, None)
+            self.read_entry::<Ext>(k, out, None)
         }
     }
 
@@ -1743,9 +1791,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// has no TTL) in `ttl`.
     pub fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {
         if self.core.plain() {
-            self.read_entry::<false>(k, out, Some(ttl))
+            self.read_entry::<Plain<K, V>>(k, out, Some(ttl))
         } else {
-            self.read_entry::<true>(k, out, Some(ttl))
+            self.read_entry::<Ext>(k, out, Some(ttl))
         }
     }
 
@@ -1754,7 +1802,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let key = self.key(k)?;
         let now = self.core.now();
         let r = self.core.read(|core| {
-            let t = core.active()?;
+            let t = Self::active(core)?;
             Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
                 Probe::Found(i) => core.live(&t, i, now),
                 _ => false,
@@ -1772,7 +1820,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let key = self.key(k)?;
         let now = self.core.now();
         let r = self.core.read(|core| {
-            let t = core.active()?;
+            let t = Self::active(core)?;
             Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
                 Probe::Found(i) if core.live(&t, i, now) => {
                     Some(Core::remaining(t.ext(i).load(Relaxed), now))
@@ -1813,10 +1861,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         self.check_val(v)?;
         let g = self.core.write_lock()?;
         let now = g.core.now();
-        Self::put_locked(g.core, &key, k, v, ttl, now)
+        if g.core.plain() {
+            Self::put_locked::<Plain<K, V>>(g.core, &key, k, v, ttl, now)
+        } else {
+            Self::put_locked::<Ext>(g.core, &key, k, v, ttl, now)
+        }
     }
 
-    fn put_locked(
+    #[inline(always)]
+    fn put_locked<S: Shape>(
         core: &mut Core,
         key: &Key<'_>,
         k: &Item,
@@ -1824,7 +1877,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         ttl: Option<u64>,
         now: u32,
     ) -> Result<Status> {
-        match Self::find_live(core, key, now)? {
+        match Self::find_live_as::<S>(core, key, now)? {
             (t, Some(i)) => {
                 let expiry = core.expiry_on_write(&t, i, now, ttl);
                 Self::overwrite(core, &t, i, v, expiry)
@@ -1847,7 +1900,21 @@ impl<K: Codec, V: Codec> Map<K, V> {
         key: &Key<'_>,
         now: u32,
     ) -> Result<(Table, Option<usize>)> {
-        let t = core.active().ok_or_else(|| core.damaged())?;
+        if core.plain() {
+            Self::find_live_as::<Plain<K, V>>(core, key, now).map(|(t, i)| (t.erase(), i))
+        } else {
+            Self::find_live_as::<Ext>(core, key, now).map(|(t, i)| (t.erase(), i))
+        }
+    }
+
+    /// [`Map::find_live`] on a map known to have extension words or not.
+    #[inline(always)]
+    pub(crate) fn find_live_as<S: Shape>(
+        core: &mut Core,
+        key: &Key<'_>,
+        now: u32,
+    ) -> Result<(Table<S>, Option<usize>)> {
+        let t = Self::active_as::<S>(core).ok_or_else(|| core.damaged())?;
         match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
             Probe::Found(i) if core.live(&t, i, now) => Ok((t, Some(i))),
             Probe::Found(i) => {
@@ -1862,9 +1929,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Store `v` as the value of the live slot `i` (writer lock held), with
     /// a new expiry if given, and promote it.
-    pub(crate) fn overwrite(
+    pub(crate) fn overwrite<S: Shape>(
         core: &mut Core,
-        t: &Table,
+        t: &Table<S>,
         i: usize,
         v: &Item,
         expiry: Option<u64>,
@@ -1880,12 +1947,12 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     return e.into_status();
                 }
             };
-            let old = t.slot(i).val.swap(nw, AcqRel);
+            let old = t.swap_val(i, nw);
             crate::fault::point();
             core.str_free(old);
             core.seq_end();
         } else {
-            t.slot(i).val.store(v.num as u64, Release);
+            t.set_val(i, v.num as u64);
             crate::fault::point();
         }
         Self::updated(core, t, i, expiry);
@@ -1895,7 +1962,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Bookkeeping after an update of slot `i`: a new expiry (if given, on a
     /// TTL map) and an LRU promotion.
     #[inline(always)]
-    pub(crate) fn updated(core: &Core, t: &Table, i: usize, expiry: Option<u64>) {
+    pub(crate) fn updated<S: Shape>(core: &Core, t: &Table<S>, i: usize, expiry: Option<u64>) {
         if let (true, Some(e)) = (core.ttl_on, expiry) {
             t.ext(i).store(e, Release);
             crate::fault::point();
@@ -1909,7 +1976,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// gets a window of its own. Out of line: plain maps never come here.
     #[cold]
     #[inline(never)]
-    fn promote(core: &Core, t: &Table, i: usize) {
+    fn promote<S: Shape>(core: &Core, t: &Table<S>, i: usize) {
         core.seq_begin();
         core.lru_promote(t, i);
         core.seq_end();
@@ -1965,14 +2032,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Copy slot `i`'s value into `out` (if given), then remove the slot
     /// (writer lock held). `Status::Small` leaves the entry in place.
-    pub(crate) fn take_slot(
+    pub(crate) fn take_slot<S: Shape>(
         core: &mut Core,
-        t: &Table,
+        t: &Table<S>,
         i: usize,
         out: Option<&mut Out>,
     ) -> Result<Status> {
         if let Some(out) = out {
-            let w = t.slot(i).val.load(Acquire);
+            let w = t.val(i);
             match Self::emit(core, V::BYTES, w, out) {
                 Some(Status::Ok) => {}
                 Some(s) => return Ok(s),
@@ -2004,7 +2071,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let core = &mut *g.core;
         let now = core.now();
         if let (t, Some(i)) = Self::find_live(core, &key, now)? {
-            let w = t.slot(i).val.load(Acquire);
+            let w = t.val(i);
             let st = Self::emit(core, V::BYTES, w, out)
                 .ok_or_else(|| Error::new("corrupt map: bad value reference"))?;
             if st == Status::Ok {
@@ -2061,18 +2128,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // recent end of the shared list, which takes the writer lock.
         if !self.core.lru_on && lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
             let core = &self.core;
-            let r = core.active().and_then(|t| {
-                match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                    Probe::Found(i) if core.live(&t, i, now) => {
-                        let s = Self::apply_in_place(&t.slot(i).val, &f, result);
-                        if s == Status::Ok {
-                            core.refresh_expiry(&t, i, now);
-                        }
-                        Some(s)
-                    }
-                    _ => None,
-                }
-            });
+            let r = if core.plain() {
+                Self::counter_in_place::<Plain<K, V>>(core, &key, now, &f, result)
+            } else {
+                Self::counter_in_place::<Ext>(core, &key, now, &f, result)
+            };
             lock::leave_counter(slots, &self.core.me);
             if let Some(s) = r {
                 return Ok(s);
@@ -2082,7 +2142,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let core = &mut *g.core;
         match Self::find_live(core, &key, now)? {
             (t, Some(i)) => {
-                let s = Self::apply_in_place(&t.slot(i).val, &f, result);
+                let s = Self::apply_in_place(&t, i, &f, result);
                 if s == Status::Ok {
                     core.refresh_expiry(&t, i, now);
                     Self::updated(core, &t, i, None);
@@ -2103,14 +2163,38 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    /// The lock-free part of [`Map::counter`]: `None` if `key` has no live
+    /// entry.
+    #[inline(always)]
+    fn counter_in_place<S: Shape>(
+        core: &Core,
+        key: &Key<'_>,
+        now: u32,
+        f: &impl Fn(i64) -> Option<i64>,
+        result: &mut i64,
+    ) -> Option<Status> {
+        let t = Self::active_as::<S>(core)?;
+        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
+            Probe::Found(i) if core.live(&t, i, now) => {
+                let s = Self::apply_in_place(&t, i, f, result);
+                if s == Status::Ok {
+                    core.refresh_expiry(&t, i, now);
+                }
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
     /// CAS loop: the word becomes `f(current)` if that fits the value type.
     #[inline(always)]
-    pub(crate) fn apply_in_place(
-        word: &AtomicU64,
+    pub(crate) fn apply_in_place<S: Shape>(
+        t: &Table<S>,
+        i: usize,
         f: &impl Fn(i64) -> Option<i64>,
         result: &mut i64,
     ) -> Status {
-        let mut cur = word.load(Relaxed);
+        let mut cur = t.val(i);
         loop {
             let Some(new) = f(cur as i64).filter(|&n| V::fits(n)) else {
                 return Status::Range;
@@ -2119,7 +2203,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 *result = new;
                 return Status::Ok;
             }
-            match word.compare_exchange_weak(cur, new as u64, AcqRel, Relaxed) {
+            match t.cas_val(i, cur, new as u64) {
                 Ok(_) => {
                     *result = new;
                     return Status::Ok;
@@ -2203,7 +2287,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         let hdr = core.hdr();
         let d = hdr.table.load(Relaxed);
-        let t = core.active().ok_or_else(|| core.damaged())?;
+        let t = Self::active(core).ok_or_else(|| core.damaged())?;
         let pos = hdr.flush_pos.load(Relaxed);
         let mut i = if limit == u64::MAX || pos >> FLUSH_SLOT_BITS != flush_tag(d) {
             0
@@ -2214,7 +2298,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let mut removed = 0;
         core.seq_begin();
         while i < end {
-            if is_full(t.slot(i).meta.load(Relaxed)) && !core.live(&t, i, now) {
+            if t.is_full(i) && !core.live(&t, i, now) {
                 core.remove_expired(&t, i);
                 removed += 1;
             }
@@ -2258,7 +2342,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let after = *pos;
         let now = self.core.now();
         let r = self.core.read(|core| {
-            let t = core.active()?;
+            let t = Self::active(core)?;
             let mut from = after;
             let i = loop {
                 let Some(i) = t.next_after(from) else {
@@ -2267,11 +2351,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 if core.live(&t, i, now) {
                     break i;
                 }
-                from = Some(t.slot(i).meta.load(Acquire) & !3);
+                from = Some(t.meta(i) & !3);
             };
-            let s = t.slot(i);
-            let m = s.meta.load(Acquire);
-            let (kw, vw) = (s.key.load(Acquire), s.val.load(Acquire));
+            let m = t.meta(i);
+            let (kw, vw) = (t.key(i), t.val(i));
             let a = Self::emit(core, K::BYTES, kw, kout);
             let b = Self::emit(core, V::BYTES, vw, vout);
             Some(match (a, b) {
@@ -2295,13 +2378,12 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core.view_lock()?;
         let core = &*g.core;
         let now = core.now();
-        let t = core.active().ok_or_else(|| core.damaged())?;
+        let t = Self::active(core).ok_or_else(|| core.damaged())?;
         let mut v = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
         for i in 0..t.cap() {
-            let s = t.slot(i);
-            if is_full(s.meta.load(Relaxed)) && core.live(&t, i, now) {
-                let k = Self::entry(core, K::BYTES, s.key.load(Relaxed));
-                let val = Self::entry(core, V::BYTES, s.val.load(Acquire));
+            if t.is_full(i) && core.live(&t, i, now) {
+                let k = Self::entry(core, K::BYTES, t.key(i));
+                let val = Self::entry(core, V::BYTES, t.val(i));
                 match (k, val) {
                     (Some(k), Some(val)) => v.push((k, val)),
                     _ => return Err(Error::new("corrupt map: bad string reference")),

@@ -6,7 +6,7 @@
 use crate::arena::StoreError;
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::layout::{is_full, NIL};
+use crate::layout::NIL;
 use crate::map::{Core, Entry, Item, Map, Out, Status};
 use crate::table::Probe;
 use std::sync::atomic::Ordering::*;
@@ -72,7 +72,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         match Self::find_live(core, &key, now)? {
             (t, Some(i)) => {
-                let w = t.slot(i).val.load(Acquire);
+                let w = t.val(i);
                 match Self::emit(core, V::BYTES, w, out) {
                     Some(Status::Ok) => {}
                     Some(s) => return Ok(s),
@@ -115,7 +115,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let core = &mut *g.core;
         let now = core.now();
         match Self::find_live(core, &key, now)? {
-            (t, Some(i)) if Self::value_is(core, t.slot(i).val.load(Acquire), expected) => {
+            (t, Some(i)) if Self::value_is(core, t.val(i), expected) => {
                 let expiry = core.expiry_on_write(&t, i, now, None);
                 Self::overwrite(core, &t, i, desired, expiry)
             }
@@ -132,7 +132,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let (t, Some(i)) = Self::find_live(core, &key, now)? else {
             return Ok(Status::False);
         };
-        if !Self::value_is(core, t.slot(i).val.load(Acquire), expected) {
+        if !Self::value_is(core, t.val(i), expected) {
             return Ok(Status::False);
         }
         Self::take_slot(core, &t, i, Some(out))
@@ -166,8 +166,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             core.seq_end();
             return Err(e);
         }
-        let t = core
-            .active()
+        let t = Self::active(core)
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
         let size = core.hdr().size.load(Relaxed);
         let mut room = if core.lru_on {
@@ -244,18 +243,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core().view_lock()?;
         let core = &*g.core;
         let now = core.now();
-        let t = core
-            .table_of(core.hdr().table.load(Acquire))
-            .ok_or_else(|| Error::new("corrupt map"))?;
+        let t = Self::active(core).ok_or_else(|| Error::new("corrupt map"))?;
         let mut out = Vec::with_capacity(keys.len());
         for key in &prepared {
             let v = match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
                 Probe::Found(i) if core.live(&t, i, now) => {
                     core.mark_used(&t, i);
-                    Some(
-                        Self::entry(core, V::BYTES, t.slot(i).val.load(Acquire))
-                            .ok_or_else(self_corrupt)?,
-                    )
+                    Some(Self::entry(core, V::BYTES, t.val(i)).ok_or_else(self_corrupt)?)
                 }
                 _ => None,
             };
@@ -274,8 +268,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let g = self.core().write_lock()?;
         let core = &mut *g.core;
         let now = core.now();
-        let t = core
-            .active()
+        let t = Self::active(core)
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
         core.seq_begin();
         let mut entries = Vec::new();
@@ -302,9 +295,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         let size = core.hdr().size.load(Relaxed);
         let mut out = Vec::with_capacity(n.min(size) as usize);
-        let t = core
-            .table_of(core.hdr().table.load(Acquire))
-            .ok_or_else(|| Error::new("corrupt map"))?;
+        let t = Self::active(core).ok_or_else(|| Error::new("corrupt map"))?;
         // Without LRU: walk the table from one end, once.
         let mut scan = match end {
             End::Oldest => t.cap(),
@@ -321,7 +312,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 if w == NIL || w as usize >= t.cap() {
                     break;
                 }
-                if !is_full(t.slot(w as usize).meta.load(Relaxed)) {
+                if !t.is_full(w as usize) {
                     core.seq_end();
                     return Err(Error::new(format!(
                         "{}: corrupt map: the LRU list names an empty slot (verify tells more)",
@@ -331,10 +322,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 w as usize
             } else {
                 let found = match end {
-                    End::Oldest => (0..scan)
-                        .rev()
-                        .find(|&i| is_full(t.slot(i).meta.load(Relaxed))),
-                    End::Newest => (scan..t.cap()).find(|&i| is_full(t.slot(i).meta.load(Relaxed))),
+                    End::Oldest => (0..scan).rev().find(|&i| t.is_full(i)),
+                    End::Newest => (scan..t.cap()).find(|&i| t.is_full(i)),
                 };
                 let Some(i) = found else { break };
                 scan = if end == End::Oldest { i } else { i + 1 };
@@ -344,9 +333,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 core.remove_expired(&t, i);
                 continue;
             }
-            let s = t.slot(i);
-            let k = Self::entry(core, K::BYTES, s.key.load(Relaxed));
-            let v = Self::entry(core, V::BYTES, s.val.load(Relaxed));
+            let k = Self::entry(core, K::BYTES, t.key(i));
+            let v = Self::entry(core, V::BYTES, t.val(i));
             let (Some(k), Some(v)) = (k, v) else {
                 core.seq_end();
                 return Err(self_corrupt());

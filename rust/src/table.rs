@@ -4,21 +4,107 @@
 //! that a resize builds the new table beside the old one and publishes it
 //! with one atomic store of the table descriptor.
 
-use crate::layout::{full_meta, Link, Slot, EMPTY, TOMB};
+use crate::codec::Codec;
+use crate::layout::{full_meta, Layout, Link, Slot, BAD, EMPTY, FULL, TOMB};
 use crate::map::Core;
-use std::sync::atomic::AtomicU64;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
 
-/// A view of one table: where its slots are and how many.
+/// Where a table's [`Layout`] comes from: a constant of the type (the hot
+/// paths of a variant, which know it at compile time, so that every
+/// accessor below compiles to fixed offsets without a branch), or the
+/// `lay` field ([`Dyn`]: code shared by all variants).
+pub trait Shape: Copy + 'static {
+    /// The layout, or None to read the table's `lay` field.
+    const LAY: Option<Layout>;
+}
+
+/// The layout is the table's `lay` field.
 #[derive(Clone, Copy)]
-pub struct Table {
+pub struct Dyn;
+impl Shape for Dyn {
+    const LAY: Option<Layout> = None;
+}
+
+/// Wide slots with extension words: every map with LRU or TTL.
+#[derive(Clone, Copy)]
+pub struct Ext;
+impl Shape for Ext {
+    const LAY: Option<Layout> = Some(Layout::wide(true));
+}
+
+/// The layout of a plain map (no LRU, no TTL) of keys `K` and values `V`.
+pub struct Plain<K, V>(PhantomData<fn() -> (K, V)>);
+impl<K, V> Clone for Plain<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K, V> Copy for Plain<K, V> {}
+impl<K: Codec, V: Codec> Shape for Plain<K, V> {
+    const LAY: Option<Layout> = Some(Layout::of(
+        if K::BYTES { 0 } else { K::BITS as usize / 8 },
+        if V::BYTES { 0 } else { V::BITS as usize / 8 },
+        false,
+    ));
+}
+
+/// A view of one table: where its slots are, how many, and their layout.
+/// Every access to a slot goes through it, so the two slot shapes of
+/// [`Layout`] (wide and packed) look the same to the rest of the engine:
+/// a state, a 64-bit key word and a 64-bit value word (integers narrower
+/// than 64 bits are widened with their sign).
+pub struct Table<S: Shape = Dyn> {
     pub(crate) slots: *const u8,
     /// Number of slots (any number from `MIN_CAP` to the map's `max_cap`).
     pub(crate) cap: usize,
-    /// Bytes per slot (24, or 32 with the extension word).
-    pub(crate) stride: usize,
+    /// How the slots are laid out (read only with the [`Dyn`] shape).
+    pub(crate) lay: Layout,
+    /// The map's hash seed: packed slots recompute a key's hash.
+    pub(crate) seed: u64,
     /// The LRU link array (null without LRU).
     pub(crate) links: *const Link,
+    shape: PhantomData<S>,
+}
+
+impl<S: Shape> Clone for Table<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S: Shape> Copy for Table<S> {}
+
+/// Load a `w`-byte integer at `p`, widened with its sign (8: the raw word).
+///
+/// # Safety
+/// `p` is aligned to `w` and points at `w` bytes inside the mapping.
+#[inline(always)]
+unsafe fn load_w(p: *const u8, w: usize, o: std::sync::atomic::Ordering) -> u64 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match w {
+            2 => (*(p as *const AtomicU16)).load(o) as i16 as i64 as u64,
+            4 => (*(p as *const AtomicU32)).load(o) as i32 as i64 as u64,
+            _ => (*(p as *const AtomicU64)).load(o),
+        }
+    }
+}
+
+/// Store the low `w` bytes of `x` at `p`.
+///
+/// # Safety
+/// As [`load_w`].
+#[inline(always)]
+unsafe fn store_w(p: *const u8, w: usize, x: u64, o: std::sync::atomic::Ordering) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match w {
+            2 => (*(p as *const AtomicU16)).store(x as u16, o),
+            4 => (*(p as *const AtomicU32)).store(x as u32, o),
+            _ => (*(p as *const AtomicU64)).store(x, o),
+        }
+    }
 }
 
 /// Result of probing for a key.
@@ -33,7 +119,29 @@ pub enum Probe {
     NoRoom,
 }
 
-impl Table {
+impl<S: Shape> Table<S> {
+    /// The layout: the shape's constant, or the field.
+    #[inline(always)]
+    fn l(&self) -> Layout {
+        match S::LAY {
+            Some(l) => l,
+            None => self.lay,
+        }
+    }
+
+    /// The same table seen through the [`Dyn`] shape.
+    #[inline(always)]
+    pub fn erase(&self) -> Table {
+        Table {
+            slots: self.slots,
+            cap: self.cap,
+            lay: self.lay,
+            seed: self.seed,
+            links: self.links,
+            shape: PhantomData,
+        }
+    }
+
     /// Number of slots.
     #[inline(always)]
     pub fn cap(&self) -> usize {
@@ -69,21 +177,200 @@ impl Table {
         }
     }
 
-    /// Slot `i` (`i < cap`).
+    /// Wide slot `i` (`i < cap`).
     #[inline(always)]
-    pub fn slot(&self, i: usize) -> &Slot {
-        debug_assert!(i < self.cap());
+    fn slot(&self, i: usize) -> &Slot {
+        debug_assert!(i < self.cap() && !self.l().is_packed());
         // SAFETY: `slots` points at `cap` slots of `stride` bytes inside the
         // mapping (checked when the Table was made); Slot is all atomics.
-        unsafe { &*(self.slots.add(i * self.stride) as *const Slot) }
+        unsafe { &*(self.slots.add(i * self.l().stride) as *const Slot) }
+    }
+
+    /// Packed slot `i`: its group and its place in the group.
+    #[inline(always)]
+    fn group(&self, i: usize) -> (*const u8, usize) {
+        debug_assert!(i < self.cap() && self.l().is_packed());
+        let g = ((i as u128 * self.l().div_m as u128) >> 64) as usize;
+        // SAFETY: `slots` points at `cap.div_ceil(per_group)` groups inside
+        // the mapping (checked when the Table was made).
+        let p = unsafe { self.slots.add(g * self.l().group_bytes) };
+        (p, i - g * self.l().per_group)
+    }
+
+    /// Packed slot `i`'s control byte.
+    #[inline(always)]
+    fn ctrl(&self, i: usize) -> &AtomicU8 {
+        let (g, j) = self.group(i);
+        // SAFETY: the control bytes open the group.
+        unsafe { &*(g.add(j) as *const AtomicU8) }
+    }
+
+    /// Packed slot `i`'s pair.
+    #[inline(always)]
+    fn pair(&self, i: usize) -> *const u8 {
+        let (g, j) = self.group(i);
+        // SAFETY: pair `j` of the group, aligned to its widths.
+        unsafe { g.add(self.l().pairs_off + j * self.l().stride) }
+    }
+
+    /// The state of slot `i`: [`EMPTY`], [`TOMB`], [`FULL`] or [`BAD`].
+    #[inline(always)]
+    pub fn state(&self, i: usize) -> u64 {
+        if self.l().is_packed() {
+            match self.ctrl(i).load(Acquire) as u64 {
+                c @ (EMPTY | TOMB | FULL) => c,
+                _ => BAD,
+            }
+        } else {
+            match self.slot(i).meta.load(Acquire) {
+                m @ (EMPTY | TOMB) => m,
+                m if m & 3 == FULL => FULL,
+                _ => BAD,
+            }
+        }
+    }
+
+    /// True if slot `i` holds an entry.
+    #[inline(always)]
+    pub fn is_full(&self, i: usize) -> bool {
+        self.state(i) == FULL
+    }
+
+    /// The meta word of slot `i`: its state, and for a full slot the 62
+    /// hash bits of its key (recomputed from a packed slot's key).
+    #[inline(always)]
+    pub fn meta(&self, i: usize) -> u64 {
+        if self.l().is_packed() {
+            match self.state(i) {
+                FULL => full_meta(crate::hash::hash_int(self.seed, self.key(i) as i64)),
+                s => s,
+            }
+        } else {
+            self.slot(i).meta.load(Acquire)
+        }
+    }
+
+    /// The key word of slot `i`.
+    #[inline(always)]
+    pub fn key(&self, i: usize) -> u64 {
+        if self.l().is_packed() {
+            // SAFETY: the pair's key, aligned to its width.
+            unsafe { load_w(self.pair(i), self.l().kw, Relaxed) }
+        } else {
+            self.slot(i).key.load(Relaxed)
+        }
+    }
+
+    /// The value word of slot `i`.
+    #[inline(always)]
+    pub fn val(&self, i: usize) -> u64 {
+        if self.l().is_packed() {
+            // SAFETY: the pair's value, aligned to its width.
+            unsafe { load_w(self.pair(i).add(self.l().val_off), self.l().vw, Acquire) }
+        } else {
+            self.slot(i).val.load(Acquire)
+        }
+    }
+
+    /// Overwrite the value word of slot `i`.
+    #[inline(always)]
+    pub fn set_val(&self, i: usize, w: u64) {
+        if self.l().is_packed() {
+            // SAFETY: as in `val`.
+            unsafe { store_w(self.pair(i).add(self.l().val_off), self.l().vw, w, Release) }
+        } else {
+            self.slot(i).val.store(w, Release)
+        }
+    }
+
+    /// Replace the value word of slot `i`, returning the old one.
+    #[inline(always)]
+    pub fn swap_val(&self, i: usize, w: u64) -> u64 {
+        if !self.l().is_packed() {
+            return self.slot(i).val.swap(w, AcqRel);
+        }
+        let p = self.pair(i).wrapping_add(self.l().val_off);
+        // SAFETY: as in `val`.
+        unsafe {
+            match self.l().vw {
+                2 => (*(p as *const AtomicU16)).swap(w as u16, AcqRel) as i16 as i64 as u64,
+                4 => (*(p as *const AtomicU32)).swap(w as u32, AcqRel) as i32 as i64 as u64,
+                _ => (*(p as *const AtomicU64)).swap(w, AcqRel),
+            }
+        }
+    }
+
+    /// Compare-and-swap the value word of slot `i` (`cur` and `new` fit the
+    /// value's width): `Err` carries the word found instead of `cur`.
+    #[inline(always)]
+    pub fn cas_val(&self, i: usize, cur: u64, new: u64) -> Result<u64, u64> {
+        if !self.l().is_packed() {
+            return self
+                .slot(i)
+                .val
+                .compare_exchange_weak(cur, new, AcqRel, Relaxed);
+        }
+        let p = self.pair(i).wrapping_add(self.l().val_off);
+        // SAFETY: as in `val`.
+        unsafe {
+            match self.l().vw {
+                2 => (*(p as *const AtomicU16))
+                    .compare_exchange_weak(cur as u16, new as u16, AcqRel, Relaxed)
+                    .map(|x| x as i16 as i64 as u64)
+                    .map_err(|x| x as i16 as i64 as u64),
+                4 => (*(p as *const AtomicU32))
+                    .compare_exchange_weak(cur as u32, new as u32, AcqRel, Relaxed)
+                    .map(|x| x as i32 as i64 as u64)
+                    .map_err(|x| x as i32 as i64 as u64),
+                _ => (*(p as *const AtomicU64)).compare_exchange_weak(cur, new, AcqRel, Relaxed),
+            }
+        }
+    }
+
+    /// Mark slot `i` [`EMPTY`] or [`TOMB`].
+    #[inline(always)]
+    pub fn set_state(&self, i: usize, s: u64) {
+        if self.l().is_packed() {
+            self.ctrl(i).store(s as u8, Release)
+        } else {
+            self.slot(i).meta.store(s, Release)
+        }
+    }
+
+    /// Fill slot `i` with an entry: key, value and extension word first,
+    /// then the state (with the hash) that publishes them.
+    #[inline(always)]
+    pub fn fill(&self, i: usize, hash: u64, key: u64, val: u64, ext: u64) {
+        if self.l().is_packed() {
+            let p = self.pair(i);
+            // SAFETY: as in `key` and `val`.
+            unsafe { store_w(p, self.l().kw, key, Relaxed) };
+            crate::fault::point();
+            // SAFETY: as in `val`.
+            unsafe { store_w(p.add(self.l().val_off), self.l().vw, val, Relaxed) };
+            crate::fault::point();
+            self.ctrl(i).store(FULL as u8, Release);
+        } else {
+            let s = self.slot(i);
+            s.key.store(key, Relaxed);
+            crate::fault::point();
+            s.val.store(val, Relaxed);
+            crate::fault::point();
+            if self.has_ext() {
+                self.ext(i).store(ext, Relaxed);
+                crate::fault::point();
+            }
+            s.meta.store(full_meta(hash), Release);
+        }
+        crate::fault::point();
     }
 
     /// The extension word of slot `i` (maps with LRU or TTL only).
     #[inline(always)]
     pub fn ext(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < self.cap() && self.stride > 24);
+        debug_assert!(i < self.cap() && self.has_ext());
         // SAFETY: as in `slot`; the word follows the 24-byte slot.
-        unsafe { &*(self.slots.add(i * self.stride + 24) as *const AtomicU64) }
+        unsafe { &*(self.slots.add(i * self.l().stride + 24) as *const AtomicU64) }
     }
 
     /// The LRU link of slot `i` (LRU maps only).
@@ -97,24 +384,28 @@ impl Table {
     /// True if the slots carry extension words.
     #[inline(always)]
     pub fn has_ext(&self) -> bool {
-        self.stride > 24
+        self.l().has_ext()
     }
 
     /// Probe for a key with `hash`; `eq` compares a key word. Visits each
     /// slot at most once, so it ends on any table, even a damaged one.
     #[inline(always)]
     pub fn probe(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
+        if self.l().is_packed() {
+            return self.probe_packed(hash, eq);
+        }
+        // A wide slot's meta filters on 62 hash bits before the key is
+        // compared.
         let want = full_meta(hash);
         let mut i = self.home(hash);
         let mut vacant = usize::MAX;
         for _ in 0..self.cap() {
-            let s = self.slot(i);
-            let m = s.meta.load(Acquire);
+            let m = self.slot(i).meta.load(Acquire);
             if m == EMPTY {
                 return Probe::Vacant(if vacant == usize::MAX { i } else { vacant });
             }
             if m == want {
-                if eq(s.key.load(Relaxed)) {
+                if eq(self.slot(i).key.load(Relaxed)) {
                     return Probe::Found(i);
                 }
             } else if m == TOMB && vacant == usize::MAX {
@@ -129,14 +420,58 @@ impl Table {
         }
     }
 
+    /// [`Table::probe`] on packed slots: a full slot's (integer) key is
+    /// compared at once. The walk keeps its place in the group, so only
+    /// the home slot pays for finding its group.
+    #[inline(always)]
+    fn probe_packed(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
+        let l = self.l();
+        let mut i = self.home(hash);
+        let (mut g, mut j) = self.group(i);
+        let mut vacant = usize::MAX;
+        for _ in 0..self.cap() {
+            // SAFETY: (g, j) is slot i's group and place (kept in step
+            // below), inside the mapping like every slot of the table.
+            let (c, key) = unsafe {
+                let c = (*(g.add(j) as *const AtomicU8)).load(Acquire) as u64;
+                (c, g.add(l.pairs_off + j * l.stride))
+            };
+            if c == EMPTY {
+                return Probe::Vacant(if vacant == usize::MAX { i } else { vacant });
+            }
+            if c == FULL {
+                // SAFETY: the pair's key, aligned to its width.
+                if eq(unsafe { load_w(key, l.kw, Relaxed) }) {
+                    return Probe::Found(i);
+                }
+            } else if c == TOMB && vacant == usize::MAX {
+                vacant = i;
+            }
+            i += 1;
+            j += 1;
+            if i == self.cap {
+                (i, j, g) = (0, 0, self.slots);
+            } else if j == l.per_group {
+                j = 0;
+                // SAFETY: slot i < cap starts this group.
+                g = unsafe { g.add(l.group_bytes) };
+            }
+        }
+        if vacant == usize::MAX {
+            Probe::NoRoom
+        } else {
+            Probe::Vacant(vacant)
+        }
+    }
+
     /// The slot of the entry with the smallest hash greater than `after`
     /// (or the smallest of all for `None`): the next step of a walk in hash
     /// order. Because the home slot is the high bits of the hash, hash order
     /// is the same in a table of any size, so a walk that remembers only the
     /// last hash it returned resumes correctly after the table was grown,
     /// shrunk or compacted: every entry present throughout is returned
-    /// exactly once (entries are told apart by the 62 hash bits kept in
-    /// `meta`; two keys sharing all of them would be returned as one step).
+    /// exactly once (entries are told apart by the 62 hash bits of their
+    /// meta; two keys sharing all of them would be returned as one step).
     ///
     /// The entries whose home is bucket `b` all lie in the run of full or
     /// tombstone slots that starts at `b`, so each bucket is one short scan.
@@ -146,7 +481,7 @@ impl Table {
             let mut best: Option<(u64, usize)> = None;
             let mut i = b;
             for _ in 0..self.cap() {
-                let m = self.slot(i).meta.load(Acquire);
+                let m = self.meta(i);
                 if m == EMPTY {
                     break;
                 }
@@ -167,24 +502,14 @@ impl Table {
         None
     }
 
-    /// Put a full slot's words into a fresh table (no tombstones, key known
-    /// to be absent); `ext` is the extension word (ignored without one).
-    /// Returns the slot, or None if there is no empty slot.
+    /// Put an entry into a fresh table (no tombstones, key known to be
+    /// absent); `ext` is the extension word (ignored without one). Returns
+    /// the slot, or None if there is no empty slot.
     pub fn place(&self, meta: u64, key: u64, val: u64, ext: u64) -> Option<usize> {
         let mut i = self.home(meta);
         for _ in 0..self.cap() {
-            let s = self.slot(i);
-            if s.meta.load(Relaxed) == EMPTY {
-                s.key.store(key, Relaxed);
-                crate::fault::point();
-                s.val.store(val, Relaxed);
-                crate::fault::point();
-                if self.has_ext() {
-                    self.ext(i).store(ext, Relaxed);
-                    crate::fault::point();
-                }
-                s.meta.store(meta, Release);
-                crate::fault::point();
+            if self.state(i) == EMPTY {
+                self.fill(i, meta, key, val, ext);
                 return Some(i);
             }
             i = self.next(i);
@@ -197,18 +522,17 @@ impl Table {
     /// Each step keeps every remaining key reachable. Returns the change in
     /// the tombstone count.
     pub fn vacate(&self, i: usize) -> i64 {
-        let next = self.slot(self.next(i)).meta.load(Relaxed);
-        if next != EMPTY {
-            self.slot(i).meta.store(TOMB, Release);
+        if self.state(self.next(i)) != EMPTY {
+            self.set_state(i, TOMB);
             crate::fault::point();
             return 1;
         }
-        self.slot(i).meta.store(EMPTY, Release);
+        self.set_state(i, EMPTY);
         crate::fault::point();
         let mut freed = 0;
         let mut j = self.prev(i);
-        while j != i && self.slot(j).meta.load(Relaxed) == TOMB {
-            self.slot(j).meta.store(EMPTY, Release);
+        while j != i && self.state(j) == TOMB {
+            self.set_state(j, EMPTY);
             crate::fault::point();
             freed += 1;
             j = self.prev(j);
@@ -221,19 +545,19 @@ impl Core {
     /// The table a descriptor names, or None if the descriptor is invalid.
     #[inline(always)]
     pub(crate) fn table_of(&self, desc: u64) -> Option<Table> {
-        if self.geo.stride == crate::layout::SLOT_SIZE {
-            self.table_as::<false>(desc)
-        } else {
-            self.table_as::<true>(desc)
-        }
+        self.table_as::<Dyn>(desc)
     }
 
-    /// As [`Core::table_of`], for a map known to have extension words
-    /// (`EXT`) or not: the stride becomes a constant, which the hot read
-    /// paths need (a runtime stride in the probe loop cost plain-map
-    /// lookups a third of their time).
+    /// As [`Core::table_of`], seen through a shape that a caller knows at
+    /// compile time (the variant, and whether the map is plain): the layout
+    /// is a constant and the slot accessors' branches and strides fold
+    /// away, which the hot paths need (a runtime stride in the probe loop
+    /// cost plain-map lookups a third of their time). `S` must give this
+    /// map's layout.
     #[inline(always)]
-    pub(crate) fn table_as<const EXT: bool>(&self, desc: u64) -> Option<Table> {
+    pub(crate) fn table_as<S: Shape>(&self, desc: u64) -> Option<Table<S>> {
+        debug_assert!(S::LAY.is_none_or(|l| l == self.geo.lay));
+        let lay = S::LAY.unwrap_or(self.geo.lay);
         let cap = crate::layout::desc_cap(desc);
         if !(crate::layout::MIN_CAP..=self.geo.max_cap).contains(&cap) {
             return None;
@@ -242,16 +566,14 @@ impl Core {
         Some(Table {
             slots: self.ptr_at(off),
             cap: cap as usize,
-            stride: if EXT {
-                crate::layout::SLOT_SIZE + 8
-            } else {
-                crate::layout::SLOT_SIZE
-            },
-            links: if EXT && self.geo.lru {
+            lay,
+            seed: self.seed,
+            links: if lay.has_ext() && self.geo.lru {
                 self.ptr_at(off + self.geo.links_off()) as *const Link
             } else {
                 std::ptr::null()
             },
+            shape: PhantomData,
         })
     }
 }

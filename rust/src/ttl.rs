@@ -5,7 +5,7 @@
 
 use crate::layout::EXT_EXPIRY;
 use crate::map::Core;
-use crate::table::Table;
+use crate::table::{Shape, Table};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Wall-clock seconds now (the coarse clock: one vDSO read, no syscall).
@@ -38,9 +38,9 @@ impl Core {
     /// lifetime, except that a permanent entry stays permanent. `None`
     /// (leave the word alone) on a map without TTL.
     #[inline(always)]
-    pub(crate) fn expiry_on_write(
+    pub(crate) fn expiry_on_write<S: Shape>(
         &self,
-        t: &Table,
+        t: &Table<S>,
         i: usize,
         now: u32,
         ttl: Option<u64>,
@@ -63,7 +63,7 @@ impl Core {
     /// out by the counter indicators, and concurrent counters store the
     /// same second or a later one.
     #[inline(always)]
-    pub(crate) fn refresh_expiry(&self, t: &Table, i: usize, now: u32) {
+    pub(crate) fn refresh_expiry<S: Shape>(&self, t: &Table<S>, i: usize, now: u32) {
         let Some(ne) = self.expiry_on_write(t, i, now, None).filter(|&ne| ne != 0) else {
             return;
         };

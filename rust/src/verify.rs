@@ -47,8 +47,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let (mut full, mut tombs) = (0u64, 0u64);
         let mut blocks = HashSet::new();
         for i in 0..t.cap() {
-            let s = t.slot(i);
-            let m = s.meta.load(Relaxed);
+            let m = t.meta(i);
             if m == TOMB {
                 tombs += 1;
                 continue;
@@ -60,7 +59,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return bad(format!("slot {i}: unknown state {m:#x}"));
             }
             full += 1;
-            let (kw, vw) = (s.key.load(Relaxed), s.val.load(Relaxed));
+            let (kw, vw) = (t.key(i), t.val(i));
             let hash = if K::BYTES {
                 let Some(v) = core.str_view(kw) else {
                     return bad(format!(

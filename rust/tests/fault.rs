@@ -55,6 +55,13 @@ fn fill_ss(m: &mut dyn AnyMap, n: u64) {
     }
 }
 
+/// `n` integer entries: keys `i * step - 20`, values `-i`.
+fn fill_int(m: &mut dyn AnyMap, n: i64, step: i64) {
+    for i in 0..n {
+        put(m, &int(i * step - 20), &int(-i));
+    }
+}
+
 fn params(max_entries: u64, max_size: u64, ttl: u64) -> Params {
     let mut p = Params::new(max_entries);
     p.max_size = max_size;
@@ -265,6 +272,75 @@ fn kinds() -> Vec<Kind> {
             },
             per_key: false,
         },
+        // Packed slots (plain maps with integer keys: a control byte per
+        // slot, keys and values at their widths).
+        Kind {
+            name: "packed insert (I16)",
+            variant: Variant::I16,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 20, 1000),
+            mutate: |m| {
+                put(m, &int(-7), &int(-32768));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed insert that grows the table (I32)",
+            variant: Variant::I32,
+            params: params(1000, 0, 0),
+            // 16 slots hold 12 entries at a load of 3/4: the 13th grows it
+            setup: |m| fill_int(m, 12, 1000),
+            mutate: |m| {
+                put(m, &int(-123_456), &int(i32::MIN as i64));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed remove that shrinks the table (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                fill_int(m, 40, 1_000_003);
+                for i in 7..40 {
+                    if i != 9 {
+                        m.remove(&item(&int(i * 1_000_003 - 20))).unwrap();
+                    }
+                }
+            },
+            mutate: |m| {
+                m.remove(&item(&int(9 * 1_000_003 - 20))).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed counter insert (I16)",
+            variant: Variant::I16,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 20, 1000),
+            mutate: |m| {
+                let mut r = 0;
+                m.incr_by(&item(&int(4242)), -5, &mut r).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed set_multi (I32S)",
+            variant: Variant::I32S,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                for i in 0..20 {
+                    put(m, &int(i), &bytes(&long(i as u64)));
+                }
+            },
+            mutate: |m| {
+                let pairs: Vec<(Entry, Entry)> = (15..30)
+                    .map(|i| (int(i), bytes(format!("new value {i}").as_bytes())))
+                    .collect();
+                let items: Vec<_> = pairs.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&items).unwrap();
+            },
+            per_key: false,
+        },
         Kind {
             name: "drain",
             variant: Variant::IS,
@@ -395,7 +471,7 @@ fn bytes_or_int(v: Variant) -> Entry {
     if key_is_bytes(v) {
         bytes(b"after recovery")
     } else {
-        int(424242)
+        int(24242) // fits every integer width
     }
 }
 
