@@ -164,12 +164,14 @@ I32S, IS, SS) for everything else; store structured data serialized
 
 =item Width
 
-Every slot holds 64-bit words whatever the variant, so I16 and I32 keys or
-values save no memory over II. Choose a narrow type when its range is part
-of the data's meaning: a value outside it croaks instead of being stored
-(a counter that would overflow croaks and keeps its value), and a Rust
-program sharing the file sees the same type. When in doubt, take the
-64-bit variant (II, IS, SI).
+A plain map (no LRU, no TTL) with integer keys stores each key and value
+at its own width beside a one-byte state: about 8 bytes per entry for I16,
+13 for I32 and 26 for II (L</Memory>). String keys, LRU and TTL use 24- or
+32-byte slots whatever the width. A narrow type also keeps its range: a
+value outside it croaks instead of being stored (a counter that would
+overflow croaks and keeps its value), and a Rust program sharing the file
+sees the same type. When in doubt about the range, take the 64-bit variant
+(II, IS, SI).
 
 =item Strings
 
@@ -1726,22 +1728,32 @@ comparison, how much the resident set of a new process grows while it
 builds a Perl hash of the same data. Map files on ext4.
 
     map                       entries     map RSS    /entry        disk    /entry   Perl hash    /entry map/Perl
-    II, 1M entries          1,000,000    48.1 MiB      50.4    48.1 MiB      50.4   124.1 MiB     130.2    0.39
-    SS, 100k entries          100,000    19.7 MiB     207.1    19.7 MiB     207.0    27.1 MiB     283.9    0.73
-    SS, max 10M, 100 held         100    88.0 KiB     901.1    32.0 KiB     327.7           -         -       -
+    II, 1M entries          1,000,000    23.3 MiB      24.4    23.3 MiB      24.4   124.2 MiB     130.2    0.19
+    SS, 100k entries          100,000    16.8 MiB     176.2    17.0 MiB     178.5    27.1 MiB     284.3    0.62
+    SS, max 10M, 100 held         100    88.0 KiB     901.1    80.0 KiB     819.2           -         -       -
 
-    II, 1M entries         file length 96.3 MiB, table capacity 2,097,152 slots, string storage in use 0 B
-    SS, 100k entries       file length 27.8 MiB, table capacity 262,144 slots, string storage in use 13.7 MiB
-    SS, max 10M, 100 held  file length 768.3 MiB, table capacity 256 slots, string storage in use 14.1 KiB
+    II, 1M entries         file length 46.8 MiB, table capacity 1,333,335 slots, string storage in use 0 B
+    SS, 100k entries       file length 21.9 MiB, table capacity 133,335 slots, string storage in use 13.7 MiB
+    SS, max 10M, 100 held  file length 610.7 MiB, table capacity 256 slots, string storage in use 14.1 KiB
 
 The SS entries have 20-byte keys and 100-byte values (120 bytes of data);
-II entries hold 16 bytes. An II map of a million entries takes 50 bytes per
-entry (2**21 slots of 24 bytes, 48% full), 0.39 times what a Perl hash
-takes; SS takes 207 bytes per entry (262,144 slots, 38% full, and 13.7 MiB
-of string storage: 144 bytes per entry for 120 bytes of data), 0.73 times a
-Perl hash. A map made for 10 million entries that holds 100 uses 88 KiB of
-RAM and 32 KiB of disk: the length of its file (768 MiB) is address space
-only.
+II entries hold 16 bytes. An II map of a million entries takes 24 bytes per
+entry (1,333,335 slots of 16 bytes plus a control byte, 75% full), 0.19
+times what a Perl hash takes; SS takes 176 bytes per entry (133,335 slots
+of 24 bytes, and 13.7 MiB of string storage: 144 bytes per entry for 120
+bytes of data), 0.62 times a Perl hash. A map made for 10 million entries
+that holds 100 uses 88 KiB of RAM and 80 KiB of disk: the length of its
+file (611 MiB) is address space only.
+
+Every variant, a fresh map of C<max_entries> N filled to N, bytes per entry
+averaged over N = 20,000 to 60,000 (C<bench/memory.pl --variants>; integer
+keys and values, string keys of 20 bytes, string values of 16):
+
+    I16 8.0   I32 13.3   II 25.6   I16S/I32S/IS 48.9   SI16/SI32/SI 64.5   SS 88.5
+
+A plain map with integer keys keeps only a control byte and the key and
+value at their own widths per slot (I16: 2 + 2 bytes); string keys, LRU and
+TTL use 24-byte slots (32 with LRU or TTL, and 16 bytes of LRU links).
 
 =head2 Checked multi-process runs
 
@@ -1830,8 +1842,9 @@ a cleared map gives its memory back and faults it in again as it grows
 =item Not checked
 
 Resident memory per entry against the C implementation's: its figures are
-not available on this machine, so only the figures above (50 bytes per II
-entry, 207 per SS entry; 0.39 and 0.73 times a Perl hash) are given.
+not available on this machine, so only the figures above are given (24
+bytes per II entry at a million, 176 per SS entry; 0.19 and 0.62 times a
+Perl hash; I16, I32 and II 8.0, 13.3 and 25.6 at 20,000 to 60,000).
 
 =back
 
