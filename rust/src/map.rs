@@ -1760,8 +1760,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
     ) -> Option<Option<Status>> {
         let ext = Self::ext::<S>();
         let t = Self::active_as::<S>(core)?;
-        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-            Probe::Found(i) if !ext || core.live(&t, i, now) => {
+        match t.probe_read(key.hash, |w| Self::key_eq(core, key, w)) {
+            Some((i, w)) if !ext || core.live(&t, i, now) => {
                 if ext {
                     core.mark_used(&t, i);
                 }
@@ -1772,7 +1772,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                         -1
                     };
                 }
-                Some(Self::emit(core, V::BYTES, t.val(i), out))
+                Some(Self::emit(core, V::BYTES, w, out))
             }
             _ => Some(Some(Status::False)),
         }

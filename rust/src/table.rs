@@ -392,7 +392,7 @@ impl<S: Shape> Table<S> {
     #[inline(always)]
     pub fn probe(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
         if self.l().is_packed() {
-            return self.probe_packed(hash, eq);
+            return self.probe_packed(hash, eq, |_| {});
         }
         // A wide slot's meta filters on 62 hash bits before the key is
         // compared.
@@ -420,11 +420,36 @@ impl<S: Shape> Table<S> {
         }
     }
 
+    /// [`Table::probe`] for a read: the slot holding the key and its value
+    /// word, or None. A packed slot's value is read from the place the
+    /// probe found, without finding its group again.
+    #[inline(always)]
+    pub fn probe_read(&self, hash: u64, eq: impl FnMut(u64) -> bool) -> Option<(usize, u64)> {
+        if self.l().is_packed() {
+            let mut val = 0;
+            match self.probe_packed(hash, eq, |p| val = p) {
+                Probe::Found(i) => Some((i, val)),
+                _ => None,
+            }
+        } else {
+            match self.probe(hash, eq) {
+                Probe::Found(i) => Some((i, self.slot(i).val.load(Acquire))),
+                _ => None,
+            }
+        }
+    }
+
     /// [`Table::probe`] on packed slots: a full slot's (integer) key is
     /// compared at once. The walk keeps its place in the group, so only
-    /// the home slot pays for finding its group.
+    /// the home slot pays for finding its group. `found` gets the value
+    /// word of the slot found.
     #[inline(always)]
-    fn probe_packed(&self, hash: u64, mut eq: impl FnMut(u64) -> bool) -> Probe {
+    fn probe_packed(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(u64) -> bool,
+        found: impl FnOnce(u64),
+    ) -> Probe {
         let l = self.l();
         let mut i = self.home(hash);
         let (mut g, mut j) = self.group(i);
@@ -442,6 +467,8 @@ impl<S: Shape> Table<S> {
             if c == FULL {
                 // SAFETY: the pair's key, aligned to its width.
                 if eq(unsafe { load_w(key, l.kw, Relaxed) }) {
+                    // SAFETY: the pair's value, aligned to its width.
+                    found(unsafe { load_w(key.add(l.val_off), l.vw, Acquire) });
                     return Probe::Found(i);
                 }
             } else if c == TOMB && vacant == usize::MAX {
