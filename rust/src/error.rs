@@ -44,13 +44,13 @@ impl Error {
     }
 
     /// A wait on a live process that saw no progress for `limit` (the
-    /// handle's `wait_timeout`): names what it waited for and who holds it.
-    pub fn stalled(path: &str, s: &crate::lock::Stalled, limit: std::time::Duration) -> Self {
+    /// handle's `wait_timeout`): `what` names what it waited for and who
+    /// holds it (`sync::lock::Stalled::describe`).
+    pub fn stalled(path: &str, what: &str, limit: std::time::Duration) -> Self {
         Self::new(format!(
-            "{path}: timed out after {} s waiting for {} (alive but making no progress; \
+            "{path}: timed out after {} s waiting for {what} (alive but making no progress; \
              see wait_timeout)",
             limit.as_secs_f64(),
-            s.describe()
         ))
     }
 

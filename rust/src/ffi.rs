@@ -3,11 +3,12 @@
 //! function catches panics and reports them as `DHMS_ERROR`: nothing unwinds
 //! into C, and the writer lock is released by its guard on the way out.
 
-use crate::codec::{Bytes, Codec, I16, I32, I64};
+use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
 use crate::error::{Error, Result};
-use crate::map::{Entry, Info, Item, Map, Out, Params, Status, Variant};
+use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
+use crate::map::Map;
 use crate::ops::End;
-use crate::region::Source;
+use crate::os::region::Source;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::mem::MaybeUninit;
@@ -267,7 +268,7 @@ pub trait AnyMap: Send {
     /// The position from which the next step returns `k` (see [`Map::seek`]).
     fn seek(&mut self, k: &Item) -> Result<Option<CursorPos>>;
 
-    // ---- whole-map operations: a local map asks its `crate::map::Core`; a sharded
+    // ---- whole-map operations: a local map asks its `crate::raw::core::Core`; a sharded
     // map aggregates or fans out; a remote map asks its server ----
 
     /// A diagnostic value (what the handle knows without a round trip).
@@ -276,23 +277,23 @@ pub trait AnyMap: Send {
     fn info_try(&mut self, which: Info) -> Result<u64> {
         Ok(self.info(which))
     }
-    /// See [`crate::map::Core::reserve`].
+    /// See [`crate::raw::core::Core::reserve`].
     fn reserve(&mut self, n: u64) -> Result<bool>;
-    /// See [`crate::map::Core::clear`].
+    /// See [`crate::raw::core::Core::clear`].
     fn clear(&mut self) -> Result<()>;
     /// Restart `each`.
     fn iter_reset(&mut self);
-    /// See [`crate::map::Core::truncated`].
+    /// See [`crate::raw::core::Core::truncated`].
     fn truncated(&self) -> bool;
-    /// See [`crate::map::Core::freeze`].
+    /// See [`crate::raw::core::Core::freeze`].
     fn freeze(&mut self) -> Result<()>;
-    /// See [`crate::map::Core::sync`].
+    /// See [`crate::raw::core::Core::sync`].
     fn sync(&self) -> Result<()>;
-    /// See [`crate::map::Core::memfd`].
+    /// See [`crate::raw::core::Core::memfd`].
     fn memfd(&self) -> i32;
-    /// See [`crate::map::Core::frozen`].
+    /// See [`crate::raw::core::Core::frozen`].
     fn frozen(&self) -> bool;
-    /// See [`crate::map::Core::readonly`].
+    /// See [`crate::raw::core::Core::readonly`].
     fn readonly(&self) -> bool;
     /// The file path or location (None for anonymous and memfd maps).
     fn file_path(&self) -> Option<String>;
@@ -309,20 +310,20 @@ pub trait AnyMap: Send {
     fn claim_shard(&mut self, n: u32, i: u32) -> Result<()>;
     /// The codec-independent part of a local map (None on a server; a
     /// sharded map gives its first shard's).
-    fn local_core(&self) -> Option<&crate::map::Core> {
+    fn local_core(&self) -> Option<&crate::raw::core::Core> {
         None
     }
     /// The same, mutable.
-    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+    fn local_core_mut(&mut self) -> Option<&mut crate::raw::core::Core> {
         None
     }
-    /// See [`crate::map::Core::wait_timeout`]; a map on a server waits on
+    /// See [`crate::raw::core::Core::wait_timeout`]; a map on a server waits on
     /// no other process (its timeouts are in its location): the default.
     fn wait_timeout(&self) -> std::time::Duration {
         self.local_core()
-            .map_or(crate::lock::DEFAULT_WAIT_TIMEOUT, |c| c.wait_timeout())
+            .map_or(crate::sync::lock::DEFAULT_WAIT_TIMEOUT, |c| c.wait_timeout())
     }
-    /// See [`crate::map::Core::set_wait_timeout`].
+    /// See [`crate::raw::core::Core::set_wait_timeout`].
     fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
         match self.local_core_mut() {
             Some(c) => c.set_wait_timeout(d),
@@ -360,22 +361,22 @@ fn again<K: Codec, V: Codec, R>(
 impl<'a> dyn AnyMap + 'a {
     /// The codec-independent part of a local map, for tests and tools that
     /// look inside. Panics for a map on a server, which has none.
-    pub fn core_ref(&self) -> &crate::map::Core {
+    pub fn core_ref(&self) -> &crate::raw::core::Core {
         self.local_core()
             .expect("core_ref: this map is not a local map (it has no Core)")
     }
     /// The same, mutable.
-    pub fn core(&mut self) -> &mut crate::map::Core {
+    pub fn core(&mut self) -> &mut crate::raw::core::Core {
         self.local_core_mut()
             .expect("core: this map is not a local map (it has no Core)")
     }
 }
 
 impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
-    fn local_core(&self) -> Option<&crate::map::Core> {
+    fn local_core(&self) -> Option<&crate::raw::core::Core> {
         Some(self.core_ref())
     }
-    fn local_core_mut(&mut self) -> Option<&mut crate::map::Core> {
+    fn local_core_mut(&mut self) -> Option<&mut crate::raw::core::Core> {
         Some(self.core())
     }
     fn info(&self, which: Info) -> u64 {
@@ -1434,7 +1435,7 @@ export!(
     /// Set the handle's wait timeout in seconds (fractions allowed; above
     /// 0, at most one day).
     fn dhms_set_wait_timeout(map, secs: f64) {
-        map.set_wait_timeout(crate::map::wait_timeout_from_secs(secs)?)
+        map.set_wait_timeout(crate::raw::types::wait_timeout_from_secs(secs)?)
             .map(|_| 0)
     }
 );

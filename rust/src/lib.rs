@@ -44,33 +44,23 @@
 #![warn(missing_docs)]
 
 mod api;
-mod arena;
-mod batch;
-mod codec;
 mod error;
 #[doc(hidden)]
 pub mod fault;
 mod ffi;
-mod futex;
-mod hash;
-mod layout;
-mod lock;
-mod lru;
+mod format;
 mod map;
 mod ops;
-mod region;
+mod os;
+mod raw;
 mod remote;
-mod seqlock;
 mod sharded;
-mod sigbus;
-mod table;
-mod ttl;
-mod verify;
+mod sync;
 
 pub use api::{Iter, Map, Stats};
-pub use codec::{Bytes, Codec, Int, I16, I32, I64};
+pub use raw::codec::{Bytes, Codec, Int, I16, I32, I64};
 pub use error::{Error, Result};
-pub use map::{Params, Variant};
+pub use raw::types::{Params, Variant};
 
 /// The engine's internals, for this crate's own tests and benchmarks
 /// (`rust/tests/`, `rust/benches/`), which look inside: not part of the
@@ -80,13 +70,14 @@ pub use map::{Params, Variant};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::ffi::{open_any, AnyMap, CursorPos};
-    pub use crate::hash::{hash_bytes, hash_int};
-    pub use crate::map::{Entry, Info, Item, Map as LocalMap, Out, Params, Status, Variant};
+    pub use crate::format::hash::{hash_bytes, hash_int};
+    pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
+    pub use crate::map::Map as LocalMap;
     pub use crate::ops::End;
     pub use crate::sharded::Sharded;
     /// The SIGBUS handler (a truncated map file must not kill us).
     pub mod sigbus {
-        pub use crate::sigbus::ensure;
+        pub use crate::os::sigbus::ensure;
     }
 
     /// Every number of the C ABI (`xs/dhms.h`) by its name there: the

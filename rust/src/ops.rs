@@ -3,12 +3,14 @@
 //! built from the primitives of `map.rs` under one writer lock (or, for
 //! `max`/`min`, on the lock-free counter path).
 
-use crate::arena::StoreError;
-use crate::codec::Codec;
+use crate::raw::arena::StoreError;
+use crate::raw::codec::Codec;
 use crate::error::{Error, Result};
-use crate::layout::NIL;
-use crate::map::{Core, Entry, Item, Map, Out, Status};
-use crate::table::Probe;
+use crate::format::layout::NIL;
+use crate::raw::core::Core;
+use crate::raw::types::{Entry, Item, Out, Status};
+use crate::map::Map;
+use crate::raw::table::Probe;
 use std::sync::atomic::Ordering::*;
 
 /// Which end `take_ends` removes from.
@@ -51,11 +53,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         match (Self::find_live(core, &key, now)?, present) {
             ((t, Some(i)), true) => {
-                let expiry = core.expiry_on_write(&t, i, now, ttl);
+                let expiry = core.ttl().expiry_on_write(&t, i, now, ttl);
                 Self::overwrite(core, &t, i, v, expiry)
             }
             ((_, None), false) => {
-                let expiry = crate::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
+                let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
                 Self::insert_locked(core, &key, k, v, expiry, now)
             }
             _ => Ok(Status::False),
@@ -78,14 +80,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     Some(s) => return Ok(s),
                     None => return Err(Error::new("corrupt map: bad value reference")),
                 }
-                let expiry = core.expiry_on_write(&t, i, now, None);
+                let expiry = core.ttl().expiry_on_write(&t, i, now, None);
                 match Self::overwrite(core, &t, i, v, expiry)? {
                     Status::Ok => Ok(Status::Ok),
                     s => Ok(s),
                 }
             }
             (_, None) => {
-                let expiry = crate::ttl::expiry_after(now, core.ttl_default);
+                let expiry = crate::raw::ttl::expiry_after(now, core.ttl_default);
                 match Self::insert_locked(core, &key, k, v, expiry, now)? {
                     Status::Ok => Ok(Status::False),
                     s => Ok(s),
@@ -101,9 +103,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return w as i64 == want.num;
         }
         let b = want.as_bytes();
-        match crate::arena::inline_word(b, false) {
-            Some(iw) => crate::arena::inline_same_bytes(w, iw),
-            None => !crate::arena::is_inline(w) && core.str_eq(w, b),
+        match crate::format::words::inline_word(b, false) {
+            Some(iw) => crate::format::words::inline_same_bytes(w, iw),
+            None => !crate::format::words::is_inline(w) && core.str_eq(w, b),
         }
     }
 
@@ -116,7 +118,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         match Self::find_live(core, &key, now)? {
             (t, Some(i)) if Self::value_is(core, t.val(i), expected) => {
-                let expiry = core.expiry_on_write(&t, i, now, None);
+                let expiry = core.ttl().expiry_on_write(&t, i, now, None);
                 Self::overwrite(core, &t, i, desired, expiry)
             }
             _ => Ok(Status::False),
@@ -172,7 +174,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let mut room = if core.lru_on {
             u64::MAX
         } else {
-            core.info(crate::map::Info::MaxEntries).saturating_sub(size)
+            core.info(crate::raw::types::Info::MaxEntries).saturating_sub(size)
         };
         let mut entries = Vec::with_capacity(pairs.len());
         for (key, (k, v)) in keys.iter().zip(pairs) {
@@ -199,7 +201,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             };
             entries.push((key.hash, kw, vw));
         }
-        Self::run_batch(core, crate::batch::SET, &entries)
+        Self::run_batch(core, crate::raw::batch::SET, &entries)
     }
 
     /// Commit and apply a prepared batch (sequence odd; ends the window).
@@ -282,7 +284,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 Err(e) => return Self::abandon(core, &entries, e),
             }
         }
-        Self::run_batch(core, crate::batch::REMOVE, &entries)
+        Self::run_batch(core, crate::raw::batch::REMOVE, &entries)
     }
 
     // ---- removing from the ends --------------------------------------------
@@ -356,7 +358,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !self.exists(k)? {
             return Ok(None);
         }
-        let h = crate::layout::full_meta(key.hash) & !3;
+        let h = crate::format::layout::full_meta(key.hash) & !3;
         Ok(Some(h.checked_sub(1)))
     }
 }

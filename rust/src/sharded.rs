@@ -8,9 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::ffi::{open_source, AnyMap, CursorPos};
-use crate::map::{Core, Entry, Info, Item, Out, Params, Status, Variant};
+use crate::raw::core::Core;
+use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
 use crate::ops::End;
-use crate::region::Source;
+use crate::os::region::Source;
 use std::ffi::CString;
 
 /// The seed of the routing hash: part of the sharded format.
@@ -62,9 +63,9 @@ impl Sharded {
     /// The shard a key belongs to.
     fn route(&self, k: &Item) -> usize {
         let h = if self.key_bytes {
-            crate::hash::hash_bytes(ROUTE_SEED, k.as_bytes())
+            crate::format::hash::hash_bytes(ROUTE_SEED, k.as_bytes())
         } else {
-            crate::hash::hash_int(ROUTE_SEED, k.num)
+            crate::format::hash::hash_int(ROUTE_SEED, k.num)
         };
         ((h >> 32) % self.shards.len() as u64) as usize
     }

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::ffi::AnyMap;
-use crate::map::{Params, Variant};
+use crate::raw::types::{Params, Variant};
 
 pub mod location;
 #[cfg(feature = "redis")]

@@ -4,9 +4,8 @@
 //! that a resize builds the new table beside the old one and publishes it
 //! with one atomic store of the table descriptor.
 
-use crate::codec::Codec;
-use crate::layout::{full_meta, Layout, Link, Slot, BAD, EMPTY, FULL, TOMB};
-use crate::map::Core;
+use crate::raw::codec::Codec;
+use crate::format::layout::{full_meta, Layout, Link, Slot, BAD, EMPTY, FULL, TOMB};
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};
@@ -56,16 +55,43 @@ impl<K: Codec, V: Codec> Shape for Plain<K, V> {
 /// a state, a 64-bit key word and a 64-bit value word (integers narrower
 /// than 64 bits are widened with their sign).
 pub struct Table<S: Shape = Dyn> {
-    pub(crate) slots: *const u8,
+    slots: *const u8,
     /// Number of slots (any number from `MIN_CAP` to the map's `max_cap`).
-    pub(crate) cap: usize,
+    cap: usize,
     /// How the slots are laid out (read only with the [`Dyn`] shape).
-    pub(crate) lay: Layout,
+    lay: Layout,
     /// The map's hash seed: packed slots recompute a key's hash.
-    pub(crate) seed: u64,
+    seed: u64,
     /// The LRU link array (null without LRU).
-    pub(crate) links: *const Link,
+    links: *const Link,
     shape: PhantomData<S>,
+}
+
+impl<S: Shape> Table<S> {
+    /// The table of `cap` slots laid out as `lay` at `slots` (LRU links at
+    /// `links`, or null).
+    ///
+    /// # Safety
+    /// `slots` points at a table of `cap` such slots (and `links` at `cap`
+    /// links, if not null) inside a mapping that outlives the table; `S`
+    /// gives `lay` if it gives a layout.
+    #[inline(always)]
+    pub(crate) unsafe fn new(
+        slots: *const u8,
+        cap: usize,
+        lay: Layout,
+        seed: u64,
+        links: *const Link,
+    ) -> Table<S> {
+        Table {
+            slots,
+            cap,
+            lay,
+            seed,
+            links,
+            shape: PhantomData,
+        }
+    }
 }
 
 impl<S: Shape> Clone for Table<S> {
@@ -242,7 +268,7 @@ impl<S: Shape> Table<S> {
     pub fn meta(&self, i: usize) -> u64 {
         if self.l().is_packed() {
             match self.state(i) {
-                FULL => full_meta(crate::hash::hash_int(self.seed, self.key(i) as i64)),
+                FULL => full_meta(crate::format::hash::hash_int(self.seed, self.key(i) as i64)),
                 s => s,
             }
         } else {
@@ -513,7 +539,7 @@ impl<S: Shape> Table<S> {
                     break;
                 }
                 let h = m & !3;
-                if crate::layout::is_full(m)
+                if crate::format::layout::is_full(m)
                     && self.home(m) == b
                     && after.is_none_or(|a| h > a)
                     && best.is_none_or(|(bh, _)| h < bh)
@@ -565,42 +591,5 @@ impl<S: Shape> Table<S> {
             j = self.prev(j);
         }
         -freed
-    }
-}
-
-impl Core {
-    /// The table a descriptor names, or None if the descriptor is invalid.
-    #[inline(always)]
-    pub(crate) fn table_of(&self, desc: u64) -> Option<Table> {
-        self.table_as::<Dyn>(desc)
-    }
-
-    /// As [`Core::table_of`], seen through a shape that a caller knows at
-    /// compile time (the variant, and whether the map is plain): the layout
-    /// is a constant and the slot accessors' branches and strides fold
-    /// away, which the hot paths need (a runtime stride in the probe loop
-    /// cost plain-map lookups a third of their time). `S` must give this
-    /// map's layout.
-    #[inline(always)]
-    pub(crate) fn table_as<S: Shape>(&self, desc: u64) -> Option<Table<S>> {
-        debug_assert!(S::LAY.is_none_or(|l| l == self.geo.lay));
-        let lay = S::LAY.unwrap_or(self.geo.lay);
-        let cap = crate::layout::desc_cap(desc);
-        if !(crate::layout::MIN_CAP..=self.geo.max_cap).contains(&cap) {
-            return None;
-        }
-        let off = self.geo.region_off[crate::layout::desc_region(desc)];
-        Some(Table {
-            slots: self.ptr_at(off),
-            cap: cap as usize,
-            lay,
-            seed: self.seed,
-            links: if lay.has_ext() && self.geo.lru {
-                self.ptr_at(off + self.geo.links_off()) as *const Link
-            } else {
-                std::ptr::null()
-            },
-            shape: PhantomData,
-        })
     }
 }

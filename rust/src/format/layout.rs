@@ -37,8 +37,7 @@ pub const SLOTS_OFF: u64 = HEADER_SIZE as u64;
 pub const SLOT_SIZE: usize = 24;
 /// Smallest table capacity (slots).
 pub const MIN_CAP: u64 = 16;
-/// Number of arena size classes (see `arena::class_size`).
-pub const NCLASSES: usize = 112;
+pub use crate::format::words::NCLASSES;
 
 /// Byte offsets (far beyond any data) whose kernel file locks carry meaning:
 /// `INIT_LOCK_BYTE` serializes creation; `SLOT_LOCK_BASE + i` is held by the
@@ -174,7 +173,7 @@ impl Header {
         for (i, w) in words.iter().enumerate() {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
-        crate::hash::hash_bytes(0xf1ed_5a11, &bytes)
+        crate::format::hash::hash_bytes(0xf1ed_5a11, &bytes)
     }
 }
 
@@ -285,14 +284,14 @@ pub fn fingerprint() -> u64 {
         PROC_SLOT_SIZE as u64,
         SLOT_SIZE as u64,
         NCLASSES as u64,
-        crate::arena::class_size(NCLASSES - 1),
-        crate::arena::BLOCK_HEADER as u64,
+        crate::format::words::class_size(NCLASSES - 1),
+        crate::format::words::BLOCK_HEADER as u64,
     ];
     let mut bytes = Vec::with_capacity(facts.len() * 8);
     for f in facts {
         bytes.extend_from_slice(&f.to_le_bytes());
     }
-    crate::hash::hash_bytes(0x5eed_f1a9, &bytes)
+    crate::format::hash::hash_bytes(0x5eed_f1a9, &bytes)
 }
 
 /// The table capacity that holds `n` entries at a load of at most 3/4.

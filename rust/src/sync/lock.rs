@@ -38,9 +38,9 @@
 //! value or generation; for an odd sequence, the sequence or the lock word
 //! changing.
 
-use crate::futex;
-use crate::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
-use crate::region::{ofd_held_by_other, ofd_lock};
+use crate::os::futex;
+use crate::format::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
+use crate::os::region::{ofd_held_by_other, ofd_lock};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::Once;
@@ -57,12 +57,7 @@ const SPINS: u32 = 200;
 /// Spins on a counter flag before sleeping (a counter operation lasts
 /// well under a microsecond).
 const FLAG_SPINS: u32 = 1000;
-/// How long a wait on another live process may see no progress before it
-/// gives up, unless the handle sets another (`wait_timeout`). Long enough
-/// for a holder descheduled on a loaded machine, or briefly stopped
-/// (SIGSTOP, a debugger); short enough that a stuck process is reported
-/// while someone still looks.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::os::region::DEFAULT_WAIT_TIMEOUT;
 /// First sleep of a backoff wait.
 pub const BACKOFF_MIN: Duration = Duration::from_micros(50);
 /// Longest sleep of a backoff wait.

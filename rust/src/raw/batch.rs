@@ -10,9 +10,11 @@
 //! that recovery applies to the end. The record is cleared, then the words
 //! that no entry ended up using are freed.
 
-use crate::arena::{is_inline, StoreError};
-use crate::map::{Core, Status};
-use crate::table::Probe;
+use crate::format::words::is_inline;
+use crate::raw::arena::StoreError;
+use crate::raw::core::Core;
+use crate::raw::types::Status;
+use crate::raw::table::Probe;
 use std::sync::atomic::Ordering::*;
 
 /// Store every entry's key and value.
@@ -30,8 +32,8 @@ impl Core {
         match (self.str_view(a), self.str_view(b)) {
             (Some(x), Some(y)) if x.len() == y.len() => {
                 let (mut p, mut q) = (vec![0u8; x.len()], vec![0u8; y.len()]);
-                self.str_copy(&x, crate::map::Out::new(&mut p).buf_mut());
-                self.str_copy(&y, crate::map::Out::new(&mut q).buf_mut());
+                self.str_copy(&x, crate::raw::types::Out::new(&mut p).buf_mut());
+                self.str_copy(&y, crate::raw::types::Out::new(&mut q).buf_mut());
                 p == q
             }
             _ => false,
@@ -74,12 +76,12 @@ impl Core {
             return 0;
         };
         let mut b = vec![0u8; view.len()];
-        self.str_copy(&view, crate::map::Out::new(&mut b).buf_mut());
+        self.str_copy(&view, crate::raw::types::Out::new(&mut b).buf_mut());
         let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap());
         let (kind, n) = (word(0), word(1));
         let n = (n as usize).min((b.len() / 8).saturating_sub(2) / 3);
         let now = self.now();
-        let expiry = crate::ttl::expiry_after(now, self.ttl_default);
+        let expiry = crate::raw::ttl::expiry_after(now, self.ttl_default);
         let (kb, vb) = (self.kb_flag(), self.vb_flag());
         let mut unused = Vec::new();
         let mut done = 0;
@@ -103,11 +105,11 @@ impl Core {
                             self.str_free(old);
                         }
                     }
-                    if let Some(e) = self.expiry_on_write(&t, i, now, None) {
+                    if let Some(e) = self.ttl().expiry_on_write(&t, i, now, None) {
                         t.ext(i).store(e, Release);
                     }
                     if self.lru_on {
-                        self.lru_promote(&t, i);
+                        self.lru().promote(&t, i);
                     }
                     done += 1;
                 }

@@ -3,9 +3,8 @@
 //! to every read at once and are removed by the next write that meets them,
 //! by `flush_expired*`, or by eviction.
 
-use crate::layout::EXT_EXPIRY;
-use crate::map::Core;
-use crate::table::{Shape, Table};
+use crate::format::layout::EXT_EXPIRY;
+use crate::raw::table::{Shape, Table};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Wall-clock seconds now (the coarse clock: one vDSO read, no syscall).
@@ -31,7 +30,16 @@ pub fn expiry_after(now: u32, secs: u64) -> u64 {
     }
 }
 
-impl Core {
+/// A map's expiry settings: whether it has TTL, and the default lifetime.
+#[derive(Debug, Clone, Copy)]
+pub struct Ttl {
+    /// Expiry is on (`ttl > 0` at creation).
+    pub on: bool,
+    /// The default lifetime in seconds.
+    pub default: u64,
+}
+
+impl Ttl {
     /// The expiry an overwrite gives the live slot `i` of `t` at `now`
     /// (SPEC section 5): a TTL write (`ttl` = its seconds) sets its own
     /// lifetime; any other write refreshes the entry to the default
@@ -45,13 +53,13 @@ impl Core {
         now: u32,
         ttl: Option<u64>,
     ) -> Option<u64> {
-        if !self.ttl_on {
+        if !self.on {
             return None;
         }
         Some(match ttl {
             Some(secs) => expiry_after(now, secs),
             None if t.ext(i).load(Relaxed) & EXT_EXPIRY == 0 => 0,
-            None => expiry_after(now, self.ttl_default),
+            None => expiry_after(now, self.default),
         })
     }
 
@@ -82,17 +90,17 @@ impl Core {
     #[inline(always)]
     pub(crate) fn expired(&self, ext: u64, now: u32) -> bool {
         let e = ext & EXT_EXPIRY;
-        self.ttl_on && e != 0 && e < now as u64
+        self.on && e != 0 && e < now as u64
     }
+}
 
-    /// Seconds left for an extension word (0 = permanent).
-    #[inline(always)]
-    pub(crate) fn remaining(ext: u64, now: u32) -> u64 {
-        let e = ext & EXT_EXPIRY;
-        if e == 0 {
-            0
-        } else {
-            e.saturating_sub(now as u64).max(1)
-        }
+/// Seconds left for an extension word (0 = permanent).
+#[inline(always)]
+pub fn remaining(ext: u64, now: u32) -> u64 {
+    let e = ext & EXT_EXPIRY;
+    if e == 0 {
+        0
+    } else {
+        e.saturating_sub(now as u64).max(1)
     }
 }

@@ -5,7 +5,7 @@
 //! as a reference word: strings of up to 7 bytes live inside the word
 //! itself, longer ones in an arena block (see `arena`).
 
-use crate::map::{Entry, Item, Out};
+use crate::raw::types::{Entry, Item, Out};
 
 mod sealed {
     pub trait Sealed {}

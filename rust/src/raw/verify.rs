@@ -1,17 +1,17 @@
 //! `verify`: walk the whole map under the writer lock and check every
 //! internal invariant, naming the first problem found.
 
-use crate::arena::{class_size, is_inline, BLOCK_HEADER};
-use crate::codec::Codec;
+use crate::format::words::{class_size, is_inline, BLOCK_HEADER};
+use crate::raw::codec::Codec;
 use crate::error::{Error, Result};
-use crate::layout::{is_full, EMPTY, NCLASSES, TOMB};
-use crate::map::{Core, Map};
-use crate::table::Probe;
+use crate::format::layout::{is_full, EMPTY, NCLASSES, TOMB};
+use crate::raw::core::Core;
+use crate::map::Map;
+use crate::raw::table::Probe;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering::*;
 
-const BLOCK_MAGIC: u64 = 0xB10C;
-const F_FREE: u64 = 1 << 41;
+use crate::format::words::{BLOCK_MAGIC, F_FREE};
 
 impl<K: Codec, V: Codec> Map<K, V> {
     /// Check the header, the table (counts, hashes, reachability, no
@@ -67,8 +67,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     ));
                 };
                 let mut b = vec![0u8; v.len()];
-                core.str_copy(&v, crate::map::Out::new(&mut b).buf_mut());
-                crate::hash::hash_bytes(core.seed(), &b)
+                core.str_copy(&v, crate::raw::types::Out::new(&mut b).buf_mut());
+                crate::format::hash::hash_bytes(core.seed(), &b)
             } else {
                 if !K::fits(kw as i64) {
                     return bad(format!(
@@ -77,9 +77,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
                         K::NAME
                     ));
                 }
-                crate::hash::hash_int(core.seed(), kw as i64)
+                crate::format::hash::hash_int(core.seed(), kw as i64)
             };
-            if crate::layout::full_meta(hash) != m {
+            if crate::format::layout::full_meta(hash) != m {
                 return bad(format!("slot {i}: the stored hash does not match the key"));
             }
             // reachable from its home, and the first slot holding this key
@@ -122,7 +122,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 h.tombstones.load(Relaxed)
             ));
         }
-        if full > core.info(crate::map::Info::MaxEntries) {
+        if full > core.info(crate::raw::types::Info::MaxEntries) {
             return bad("the table holds more than max_entries entries".into());
         }
         // ---- arena: walk every block

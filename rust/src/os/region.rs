@@ -3,10 +3,17 @@
 //! and for death detection.
 
 use crate::error::{Error, Result};
-use crate::layout::{INIT_LOCK_BYTE, MAGIC_PENDING};
+use crate::format::layout::{INIT_LOCK_BYTE, MAGIC_PENDING};
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::ptr;
+
+/// How long a wait on another live process may see no progress before it
+/// gives up, unless the handle sets another (`wait_timeout`). Long enough
+/// for a holder descheduled on a loaded machine, or briefly stopped
+/// (SIGSTOP, a debugger); short enough that a stuck process is reported
+/// while someone still looks.
+pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A file mapped `MAP_SHARED` into this process.
 pub struct Region {
@@ -142,7 +149,7 @@ impl Region {
         // Serialize creation: whoever holds this lock either finds a finished
         // map or (re)initializes the file. A creator that died released it.
         if self.kind != Kind::ReadOnly {
-            self.creation_lock(crate::lock::DEFAULT_WAIT_TIMEOUT)?;
+            self.creation_lock(DEFAULT_WAIT_TIMEOUT)?;
         }
         let size = self.file_size()?;
         let mut magic = [0u8; 8];
@@ -389,13 +396,13 @@ impl Region {
         self.unmap();
         self.base = p.cast();
         self.len = len;
-        self.watch = crate::sigbus::register(p as usize, len);
+        self.watch = crate::os::sigbus::register(p as usize, len);
         Ok(())
     }
 
     /// True if the file was truncated under this mapping (a SIGBUS hit it).
     pub fn truncated(&self) -> bool {
-        crate::sigbus::was_hit(self.watch)
+        crate::os::sigbus::was_hit(self.watch)
     }
 
     /// Map `want` bytes of address space, or, if the system refuses that
@@ -432,17 +439,17 @@ impl Region {
             )));
         }
         if let Some(w) = self.watch.take() {
-            crate::sigbus::unregister(w);
+            crate::os::sigbus::unregister(w);
         }
         self.base = p.cast();
         self.len = len;
-        self.watch = crate::sigbus::register(p as usize, len);
+        self.watch = crate::os::sigbus::register(p as usize, len);
         Ok(())
     }
 
     fn unmap(&mut self) {
         if let Some(w) = self.watch.take() {
-            crate::sigbus::unregister(w);
+            crate::os::sigbus::unregister(w);
         }
         if !self.base.is_null() {
             // SAFETY: base/len describe a mapping we made.

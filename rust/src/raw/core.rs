@@ -1,0 +1,1283 @@
+//! An open map file, untyped: opening and validating it, the mapping, the
+//! writer protocol and the sequence, and the table maintenance every
+//! variant shares (placing and removing entries, resizing).
+
+use crate::error::{Error, Result};
+use crate::format::layout::{
+    self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
+    FULL, HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
+};
+use crate::format::words::is_inline;
+use crate::os::region::{Kind, Opened, Region, Source};
+use crate::raw::table::{Dyn, Probe, Shape, Table};
+use crate::raw::types::{wait_timeout_from_secs, Info, Params, Status, Variant, DEFAULT_ARENA_RESERVE};
+use crate::sync::lock::{self, Acquired, Me, Slots};
+use crate::sync::seqlock::{read_begin, read_valid, write_begin, write_end};
+use std::collections::HashSet;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+/// The least arena address space a handle maps: arenas below it never
+/// need a remap.
+const MIN_ARENA_MAP: u64 = 64 << 20;
+
+/// Arena bytes to map for an arena of `bytes`: four times that (so that a
+/// growing arena is remapped O(log n) times), at least [`MIN_ARENA_MAP`],
+/// at most the arena's `limit`.
+fn arena_map_len(bytes: u64, limit: u64) -> u64 {
+    bytes.saturating_mul(4).max(MIN_ARENA_MAP).min(limit)
+}
+
+/// Arena bytes allocated when a map is created.
+const INITIAL_ARENA: u64 = 64 << 10;
+
+/// Reader spins on an odd sequence before it sleeps (`reader_stuck`).
+const READ_SPINS: u32 = 20_000;
+
+/// Everything about an open map that does not depend on the codecs.
+pub struct Core {
+    pub(crate) region: Region,
+    base: *mut u8,
+    pub(crate) geo: Geometry,
+    pub(crate) arena_off: u64,
+    pub(crate) arena_cap: u64,
+    /// Arena bytes this handle maps now (it grows by remapping, see
+    /// [`Core::cover_arena`]).
+    pub(crate) arena_reserve: u64,
+    /// How far the arena may grow (`arena_cap`, or the default).
+    pub(crate) arena_limit: u64,
+    /// An arena end that a store needed beyond the mapping: the operation
+    /// answered "full" having changed nothing, and is run again once the
+    /// mapping covers it (see [`Core::remap_pending`]).
+    pub(crate) remap_want: u64,
+    pub(crate) seed: u64,
+    pub(crate) max_entries: u64,
+    variant: Variant,
+    pub(crate) me: Me,
+    /// Keys / values are byte strings (they own arena blocks).
+    kb: bool,
+    vb: bool,
+    /// LRU eviction is on (`max_size > 0`).
+    pub(crate) lru_on: bool,
+    /// Expiry is on (`ttl > 0`).
+    pub(crate) ttl_on: bool,
+    pub(crate) max_size: u64,
+    pub(crate) ttl_default: u64,
+    pub(crate) lru_skip: u64,
+    /// Opened with `new_readonly`: mapped PROT_READ, never writes a byte.
+    pub(crate) readonly: bool,
+    /// `each`: the hash of the last entry returned (None: at the start).
+    pub(crate) iter: Option<u64>,
+    /// How long a wait on another live process may see no progress.
+    wait_timeout: std::time::Duration,
+}
+
+// SAFETY: its raw pointers point into a shared mapping that every thread may
+// access; a Core is Send but not Sync, so one thread at a time uses it.
+unsafe impl Send for Core {}
+
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid 8-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    let mut s = u64::from_le_bytes(b);
+    if n != 8 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        // SAFETY: getpid has no preconditions.
+        s ^= t ^ ((unsafe { libc::getpid() } as u64) << 32);
+    }
+    s
+}
+
+/// Claim a process slot for a new handle (or a forked child), allocating
+/// the slot table's file blocks a page at a time before any slot on them is
+/// written, so that a full file system fails the open, not a later store.
+/// Allocate the file blocks of a table of `cap` slots in region `r`
+/// (and of its LRU links) before it is built there.
+fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
+    let off = geo.region_off[r];
+    region.allocate(off, geo.lay.bytes(cap))?;
+    if geo.lru {
+        let link = std::mem::size_of::<layout::Link>() as u64;
+        region.allocate(off + geo.links_off(), cap * link)?;
+    }
+    Ok(())
+}
+
+fn claim_slot(region: &Region, h: &Header, slots: Slots) -> Result<Me> {
+    const PER_PAGE: usize = layout::PAGE as usize / layout::PROC_SLOT_SIZE;
+    let hwm = (h.slot_hwm.load(Acquire) as usize).min(layout::NSLOTS);
+    let mut limit = (hwm + 1).div_ceil(PER_PAGE) * PER_PAGE;
+    loop {
+        limit = limit.min(layout::NSLOTS);
+        region.allocate(SLOTS_OFF, (limit * layout::PROC_SLOT_SIZE) as u64)?;
+        if let Some(me) = lock::claim(region.lock_fd(), h, slots, limit) {
+            return Ok(me);
+        }
+        if limit == layout::NSLOTS {
+            return Err(Error::new(format!(
+                "too many handles open on this map (at most {})",
+                layout::NSLOTS
+            )));
+        }
+        limit += PER_PAGE;
+    }
+}
+
+impl Core {
+
+    /// The map's expiry settings.
+    #[inline(always)]
+    pub(crate) fn ttl(&self) -> crate::raw::ttl::Ttl {
+        crate::raw::ttl::Ttl {
+            on: self.ttl_on,
+            default: self.ttl_default,
+        }
+    }
+
+    /// The map's LRU list.
+    #[inline(always)]
+    pub(crate) fn lru(&self) -> crate::raw::lru::Lru<'_> {
+        crate::raw::lru::Lru {
+            hdr: self.hdr(),
+            skip: self.lru_skip,
+            ttl: self.ttl(),
+        }
+    }
+
+    /// Evict one entry to make room (writer lock held, seq odd). An expired
+    /// victim counts in `stat_expired`, any other in `stat_evictions`.
+    pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
+        if let Some(i) = self.lru().victim(t, now) {
+            if !t.is_full(i) {
+                // a damaged list (a hostile file): derive it again
+                self.lru().rebuild(t);
+                return;
+            }
+            let expired = self.ttl().expired(t.ext(i).load(Relaxed), now);
+            self.remove_slot(t, i);
+            let h = self.hdr();
+            let counter = if expired {
+                &h.stat_expired
+            } else {
+                &h.stat_evictions
+            };
+            counter.fetch_add(1, Relaxed);
+            crate::fault::point();
+        }
+    }
+
+    /// Check the LRU list against the table: every full slot exactly once,
+    /// links consistent both ways. Returns the list length.
+    pub fn check_lru(&self) -> std::result::Result<usize, String> {
+        let Some(t) = self.table_of(self.hdr().table.load(Acquire)) else {
+            return Err("table descriptor is invalid".into());
+        };
+        if !self.lru_on {
+            return Ok(0);
+        }
+        let order = self.lru().walk(&t)?;
+        let full = (0..t.cap()).filter(|&i| t.is_full(i)).count();
+        let mut seen = vec![false; t.cap()];
+        for &i in &order {
+            if seen[i] || !t.is_full(i) {
+                return Err(format!("LRU slot {i} is listed twice or is not full"));
+            }
+            seen[i] = true;
+        }
+        if order.len() != full {
+            return Err(format!(
+                "LRU list has {} entries, the table {full}",
+                order.len()
+            ));
+        }
+        Ok(order.len())
+    }
+
+    /// The table a descriptor names, or None if the descriptor is invalid.
+    #[inline(always)]
+    pub(crate) fn table_of(&self, desc: u64) -> Option<Table> {
+        self.table_as::<Dyn>(desc)
+    }
+
+    /// As [`Core::table_of`], seen through a shape that a caller knows at
+    /// compile time (the variant, and whether the map is plain): the layout
+    /// is a constant and the slot accessors' branches and strides fold
+    /// away, which the hot paths need (a runtime stride in the probe loop
+    /// cost plain-map lookups a third of their time). `S` must give this
+    /// map's layout.
+    #[inline(always)]
+    pub(crate) fn table_as<S: Shape>(&self, desc: u64) -> Option<Table<S>> {
+        debug_assert!(S::LAY.is_none_or(|l| l == self.geo.lay));
+        let lay = S::LAY.unwrap_or(self.geo.lay);
+        let cap = layout::desc_cap(desc);
+        if !(layout::MIN_CAP..=self.geo.max_cap).contains(&cap) {
+            return None;
+        }
+        let off = self.geo.region_off[layout::desc_region(desc)];
+        let links = if lay.has_ext() && self.geo.lru {
+            self.ptr_at(off + self.geo.links_off()) as *const layout::Link
+        } else {
+            std::ptr::null()
+        };
+        // SAFETY: the region at `off` holds a table of `cap` slots of this
+        // layout (cap is within max_cap, for which the region was sized),
+        // and its links, inside the mapping.
+        Some(unsafe { Table::new(self.ptr_at(off), cap as usize, lay, self.seed, links) })
+    }
+
+    /// Create or attach the map at `path`.
+    pub fn open(path: &CStr, variant: Variant, p: &Params) -> Result<Core> {
+        Core::open_source(&Source::Path(path), variant, p)
+    }
+
+    /// Create or attach a map from any [`Source`].
+    pub fn open_source(src: &Source<'_>, variant: Variant, p: &Params) -> Result<Core> {
+        p.check()?;
+        lock::install_fork_hook();
+        let region = Region::open_source(src, p.file_mode)?;
+        let shown = match &region {
+            Opened::Fresh(r) | Opened::Existing(r) => r.path().to_string(),
+        };
+        let core = match region {
+            Opened::Fresh(region) => Core::init(region, variant, p),
+            Opened::Existing(region) => Core::attach(region, variant),
+        }
+        .map_err(|e| {
+            if e.0.starts_with(&shown) || e.0.contains(&format!("({shown})")) {
+                e
+            } else {
+                Error::new(format!("{shown}: {e}"))
+            }
+        })?;
+        core.region.finish_open();
+        Ok(core)
+    }
+
+    /// How far the arena may grow: `arena_cap`, else [`DEFAULT_ARENA_RESERVE`].
+    fn reserve_for(arena_cap: u64) -> u64 {
+        if arena_cap == 0 {
+            DEFAULT_ARENA_RESERVE
+        } else {
+            arena_cap.div_ceil(4096).max(INITIAL_ARENA / 4096) * 4096
+        }
+    }
+
+    fn init(mut region: Region, variant: Variant, p: &Params) -> Result<Core> {
+        let geo = Geometry::new(
+            p.max_entries,
+            p.max_size > 0,
+            p.ttl > 0,
+            variant.widths().0,
+            variant.widths().1,
+        );
+        let reserve = Self::reserve_for(p.arena_cap);
+        let size = geo.arena_off + INITIAL_ARENA.min(reserve);
+        region.truncate(size)?;
+        // The header and the first table are written now: allocate them
+        // (the slot page is allocated by the claim, the arena as it grows).
+        region.allocate(0, HEADER_SIZE as u64)?;
+        allocate_table(&region, &geo, 0, MIN_CAP)?;
+        let limit = reserve;
+        let want = geo.arena_off + arena_map_len(size - geo.arena_off, limit);
+        let reserve = region.map_reserving(size, want)? - geo.arena_off;
+        // SAFETY: the mapping starts with a header page inside the file.
+        let h = unsafe { &*(region.base() as *const Header) };
+        h.version.store(VERSION, Relaxed);
+        h.variant.store(variant as u32, Relaxed);
+        h.fingerprint.store(layout::fingerprint(), Relaxed);
+        h.max_entries.store(p.max_entries, Relaxed);
+        h.max_size.store(p.max_size, Relaxed);
+        h.ttl.store(p.ttl, Relaxed);
+        h.lru_skip.store(p.lru_skip, Relaxed);
+        h.arena_cap.store(p.arena_cap, Relaxed);
+        h.file_mode.store(p.file_mode as u64, Relaxed);
+        h.seed.store(random_seed(), Relaxed);
+        h.max_cap.store(geo.max_cap, Relaxed);
+        h.region_off[0].store(geo.region_off[0], Relaxed);
+        h.region_off[1].store(geo.region_off[1], Relaxed);
+        h.arena_off.store(geo.arena_off, Relaxed);
+        h.table.store(table_desc(0, MIN_CAP), Relaxed);
+        h.file_size.store(size, Relaxed);
+        h.arena_top.store(geo.arena_off, Relaxed);
+        h.arena_alloc.store(geo.arena_off, Relaxed);
+        h.lru_head.store(layout::NIL as u64, Relaxed);
+        h.lru_tail.store(layout::NIL as u64, Relaxed);
+        // The magic goes last: until it is there, the file is "pending".
+        let pending = h.magic.load(Relaxed);
+        h.magic.store(MAGIC, Relaxed);
+        h.fixed_sum.store(h.fixed_sum(), Relaxed);
+        h.magic.store(pending, Relaxed);
+        h.magic.store(MAGIC, Release);
+        Core::finish(region, variant, geo, reserve, limit)
+    }
+
+    fn attach(mut region: Region, variant: Variant) -> Result<Core> {
+        let fsize = region.file_size()?;
+        if fsize < HEADER_SIZE as u64 {
+            let mut m = [0u8; 8];
+            // A short file: ours only if it starts with our magic.
+            return Err(Error::new(
+                if fsize >= 8 && peek(&region, &mut m) && u64::from_le_bytes(m) == MAGIC {
+                    format!("corrupt header: file is truncated ({fsize} bytes)")
+                } else {
+                    format!(
+                        "not a Data::HashMap::Shared file (too small: {fsize} bytes, a map \
+                         has at least {HEADER_SIZE})"
+                    )
+                },
+            ));
+        }
+        region.map(HEADER_SIZE as u64)?;
+        // SAFETY: the header page is inside the file (checked above).
+        let h = unsafe { &*(region.base() as *const Header) };
+        if h.magic.load(Acquire) != MAGIC {
+            return Err(Error::new(
+                "not a Data::HashMap::Shared file (no map magic number at its start)",
+            ));
+        }
+        let v = h.version.load(Relaxed);
+        if v != VERSION {
+            return Err(Error::new(if v < VERSION {
+                format!(
+                    "unsupported format version {v}: the file was made by an earlier release \
+                     (this build reads version {VERSION}); recreate the map: remove the file \
+                     (or copy its entries out with the earlier release) and open it again"
+                )
+            } else {
+                format!(
+                    "unsupported format version {v}: the file was made by a newer release \
+                     (this build reads version {VERSION}); upgrade Data::HashMap::Shared"
+                )
+            }));
+        }
+        let fv = h.variant.load(Relaxed);
+        let Some(file_variant) = Variant::from_u32(fv) else {
+            return Err(Error::new(format!("corrupt header: unknown variant {fv}")));
+        };
+        if file_variant != variant {
+            return Err(Error::new(format!(
+                "variant mismatch: file is {}, opened as {}",
+                file_variant.name(),
+                variant.name()
+            )));
+        }
+        let corrupt = |what: String| Err(Error::new(format!("corrupt header: {what}")));
+        if h.fingerprint.load(Relaxed) != layout::fingerprint() {
+            return corrupt("layout fingerprint differs (written by an incompatible build)".into());
+        }
+        if h.fixed_sum.load(Relaxed) != h.fixed_sum() {
+            return corrupt("the checksum of the fixed fields does not match".into());
+        }
+        let p = Params {
+            max_entries: h.max_entries.load(Relaxed),
+            max_size: h.max_size.load(Relaxed),
+            ttl: h.ttl.load(Relaxed),
+            lru_skip: h.lru_skip.load(Relaxed),
+            arena_cap: h.arena_cap.load(Relaxed),
+            file_mode: h.file_mode.load(Relaxed) as u32,
+        };
+        if let Err(e) = p.check() {
+            return corrupt(e.0);
+        }
+        let geo = Geometry::new(
+            p.max_entries,
+            p.max_size > 0,
+            p.ttl > 0,
+            variant.widths().0,
+            variant.widths().1,
+        );
+        if h.max_cap.load(Relaxed) != geo.max_cap
+            || h.region_off[0].load(Relaxed) != geo.region_off[0]
+            || h.region_off[1].load(Relaxed) != geo.region_off[1]
+            || h.arena_off.load(Relaxed) != geo.arena_off
+        {
+            return corrupt("region offsets do not match max_entries".into());
+        }
+        let reserve = Self::reserve_for(p.arena_cap);
+        let recorded = h.file_size.load(Relaxed);
+        if recorded < geo.arena_off || recorded > geo.arena_off + reserve {
+            return corrupt(format!("recorded file size {recorded} is out of range"));
+        }
+        if fsize < recorded {
+            return corrupt(format!(
+                "file is truncated ({fsize} bytes, the map needs {recorded})"
+            ));
+        }
+        let top = h.arena_top.load(Relaxed);
+        if top < geo.arena_off || top > recorded {
+            return corrupt(format!("arena top {top} is out of range"));
+        }
+        let d = h.table.load(Relaxed);
+        if !(MIN_CAP..=geo.max_cap).contains(&desc_cap(d)) {
+            return corrupt(format!("table descriptor {d:#x} is invalid"));
+        }
+        if h.size.load(Relaxed) > p.max_entries {
+            return corrupt("size exceeds max_entries".into());
+        }
+        if region.kind() == Kind::ReadOnly && h.frozen.load(Acquire) != 1 {
+            return Err(Error::new(
+                "new_readonly needs a frozen map, and this map is not frozen: freeze it first \
+                 (a map that can still change cannot be read without the writer protocol)",
+            ));
+        }
+        let limit = reserve;
+        let want = geo.arena_off + arena_map_len(recorded - geo.arena_off, limit);
+        let reserve = region.map_reserving(recorded, want)? - geo.arena_off;
+        Core::finish(region, variant, geo, reserve, limit)
+    }
+
+    fn finish(
+        mut region: Region,
+        variant: Variant,
+        geo: Geometry,
+        reserve: u64,
+        limit: u64,
+    ) -> Result<Core> {
+        let base = region.base();
+        // SAFETY: the header page is mapped and inside the file.
+        let h = unsafe { &*(base as *const Header) };
+        // SAFETY: the slot table follows the header inside the file and
+        // stays mapped while `region` lives.
+        let slots = unsafe { Slots::new(base.add(SLOTS_OFF as usize) as *const ProcSlot) };
+        let me = if region.kind() == Kind::ReadOnly {
+            // A read-only handle never locks: it needs no slot.
+            Me {
+                slot: u32::MAX,
+                gen: 0,
+                fork_gen: lock::fork_gen(),
+            }
+        } else {
+            lock::register_fd(region.lock_fd());
+            claim_slot(&region, h, slots)?
+        };
+        let _ = &mut region;
+        let readonly = region.kind() == Kind::ReadOnly;
+        let kb = matches!(
+            variant,
+            Variant::SI16 | Variant::SI32 | Variant::SI | Variant::SS
+        );
+        let vb = matches!(
+            variant,
+            Variant::I16S | Variant::I32S | Variant::IS | Variant::SS
+        );
+        Ok(Core {
+            kb,
+            vb,
+            lru_on: geo.lru,
+            ttl_on: h.ttl.load(Relaxed) > 0,
+            max_size: h.max_size.load(Relaxed),
+            ttl_default: h.ttl.load(Relaxed),
+            lru_skip: h.lru_skip.load(Relaxed),
+            readonly,
+            seed: h.seed.load(Relaxed),
+            max_entries: h.max_entries.load(Relaxed),
+            arena_off: geo.arena_off,
+            arena_cap: h.arena_cap.load(Relaxed),
+            arena_reserve: reserve,
+            arena_limit: limit,
+            remap_want: 0,
+            base,
+            geo,
+            region,
+            variant,
+            me,
+            iter: None,
+            wait_timeout: lock::DEFAULT_WAIT_TIMEOUT,
+        })
+    }
+
+    // ---- raw access ----------------------------------------------------
+
+    /// The header.
+    #[inline(always)]
+    pub(crate) fn hdr(&self) -> &Header {
+        // SAFETY: the header page is mapped for the life of `self`; it is all
+        // atomics, so a shared reference is sound although others write it.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn slots(&self) -> Slots {
+        // SAFETY: the slot table is mapped for the life of `self`, and the
+        // Slots value never outlives the call it is made for.
+        unsafe { Slots::new(self.base.add(SLOTS_OFF as usize) as *const ProcSlot) }
+    }
+
+    /// Map the whole arena as far as its shared top, if other processes
+    /// grew it past this handle's mapping (one load of a header word that
+    /// the read already needs in cache). Call only where no pointer into
+    /// the mapping is held: the mapping may move.
+    #[inline(always)]
+    pub(crate) fn cover_arena(&mut self) -> Result<()> {
+        let top = self.hdr().arena_top.load(Acquire);
+        if top > self.arena_off + self.arena_reserve {
+            self.grow_mapping(top)?;
+        }
+        Ok(())
+    }
+
+    /// Remap so that the arena up to `end` is mapped (bounded by the file
+    /// size and the arena's limit).
+    #[cold]
+    fn grow_mapping(&mut self, end: u64) -> Result<()> {
+        let end = end.min(self.arena_off + self.arena_limit);
+        let want = arena_map_len(end - self.arena_off, self.arena_limit).max(end - self.arena_off);
+        if want <= self.arena_reserve {
+            return Ok(());
+        }
+        self.region.remap(self.arena_off + want)?;
+        self.base = self.region.base();
+        self.arena_reserve = want;
+        Ok(())
+    }
+
+    /// After an operation: if a store found the mapping too small (and so
+    /// changed nothing), grow it and say that the operation must run again.
+    pub fn remap_pending(&mut self) -> Result<bool> {
+        if self.remap_want == 0 {
+            return Ok(false);
+        }
+        let want = std::mem::take(&mut self.remap_want);
+        self.grow_mapping(want)?;
+        Ok(true)
+    }
+
+    /// Pointer to an absolute offset (must be inside the mapping).
+    #[inline(always)]
+    pub(crate) fn ptr_at(&self, off: u64) -> *mut u8 {
+        debug_assert!((off as usize) < self.region.len());
+        // SAFETY: callers pass offsets they bounded by the file size.
+        unsafe { self.base.add(off as usize) }
+    }
+
+    /// The atomic word at an 8-aligned offset inside the file.
+    #[inline(always)]
+    pub(crate) fn word_at(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: callers pass 8-aligned offsets inside the file.
+        unsafe { &*(self.ptr_at(off) as *const AtomicU64) }
+    }
+
+    /// Writer: start a structural change (readers will retry).
+    #[inline(always)]
+    pub(crate) fn seq_begin(&self) {
+        write_begin(&self.hdr().seq);
+    }
+
+    /// Writer: publish a structural change.
+    #[inline(always)]
+    pub(crate) fn seq_end(&self) {
+        write_end(&self.hdr().seq);
+    }
+
+    /// The active table (None if the descriptor is damaged).
+    #[inline(always)]
+    pub(crate) fn active(&self) -> Option<Table> {
+        self.table_of(self.hdr().table.load(Acquire))
+    }
+
+    pub(crate) fn damaged(&self) -> Error {
+        Error::new(format!(
+            "{}: corrupt map: the table descriptor is invalid",
+            self.region.path()
+        ))
+    }
+
+    // ---- process identity and the writer protocol ------------------------
+
+    /// After `fork`, give this handle its own file description and slot.
+    #[inline(always)]
+    pub(crate) fn ensure_me(&mut self) -> Result<()> {
+        if self.me.fork_gen != lock::fork_gen() && !self.readonly {
+            self.refork()?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn refork(&mut self) -> Result<()> {
+        self.region.reopen_private()?;
+        self.me = claim_slot(&self.region, self.hdr(), self.slots())?;
+        Ok(())
+    }
+
+    /// Take the writer lock (recovering from a dead holder) and return a
+    /// guard that releases it.
+    #[inline]
+    pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
+        self.writable()?;
+        self.ensure_me()?;
+        let (fd, limit) = (self.region.lock_fd(), self.wait_timeout);
+        let how = lock::lock(fd, self.hdr(), self.slots(), &self.me, limit)
+            .map_err(|e| Error::stalled(self.path(), &e.describe(), limit))?;
+        // Strings that other writers stored may lie past this handle's
+        // mapping: map them before reading anything (recovery included).
+        if let Err(e) = self.cover_arena() {
+            lock::unlock(self.hdr());
+            return Err(e);
+        }
+        // A dead holder (or a lock word no live process wrote), or a change
+        // left half-done with the lock free (a damaged file, or a panic that
+        // unwound through the guard): either way the next holder repairs,
+        // and counts a recovery.
+        if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
+            self.recover();
+        }
+        if self.frozen() {
+            // frozen while we waited: this lock must not change anything
+            lock::unlock(self.hdr());
+            return Err(self.frozen_error());
+        }
+        Ok(WriteGuard {
+            core: self,
+            locked: true,
+        })
+    }
+
+    /// A consistent view for a whole-map read (keys, get_multi, verify):
+    /// the writer lock, or nothing on a frozen map, which cannot change.
+    pub(crate) fn view_lock(&mut self) -> Result<WriteGuard<'_>> {
+        if self.frozen() {
+            self.cover_arena()?;
+            return Ok(WriteGuard {
+                core: self,
+                locked: false,
+            });
+        }
+        self.write_lock()
+    }
+
+    /// True once the map is frozen (always for a read-only handle).
+    #[inline(always)]
+    pub fn frozen(&self) -> bool {
+        self.readonly || self.hdr().frozen.load(Acquire) != 0
+    }
+
+    fn frozen_error(&self) -> Error {
+        Error::new(format!(
+            "{}: map is frozen{}: it can be read, not changed",
+            self.path(),
+            if self.readonly {
+                " (opened with new_readonly)"
+            } else {
+                ""
+            }
+        ))
+    }
+
+    /// Err if the map may not change (frozen, or a read-only handle).
+    #[inline(always)]
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.frozen() {
+            return Err(self.frozen_error());
+        }
+        Ok(())
+    }
+
+    /// Seal the map: after this every mutator on every handle fails with
+    /// "map is frozen". Durable: the map and the flag are synced to disk.
+    /// File-backed maps only.
+    pub fn freeze(&mut self) -> Result<()> {
+        if self.frozen() {
+            return Ok(());
+        }
+        if self.region.kind() != Kind::File {
+            return Err(Error::new(format!(
+                "{}: freeze needs a map in a file (new_readonly attaches frozen maps by path)",
+                self.path()
+            )));
+        }
+        let g = self.write_lock()?;
+        g.core.region.sync()?;
+        g.core.hdr().frozen.store(1, Release);
+        g.core.region.sync()?;
+        g.core.region.fsync()?;
+        Ok(())
+    }
+
+    /// msync the whole mapping (durability only: sharing needs nothing).
+    pub fn sync(&self) -> Result<()> {
+        self.region.sync()
+    }
+
+    /// The data descriptor of a memfd map, else -1.
+    pub fn memfd(&self) -> i32 {
+        if self.region.kind() == Kind::Memfd {
+            self.region.fd()
+        } else {
+            -1
+        }
+    }
+
+    /// True when this handle cannot change the map: a `new_readonly`
+    /// handle, or any handle of a frozen map (the one that froze it too).
+    pub fn readonly(&self) -> bool {
+        self.frozen()
+    }
+
+    /// The file's path (None for anonymous and memfd maps).
+    pub fn file_path(&self) -> Option<&str> {
+        matches!(self.region.kind(), Kind::File | Kind::ReadOnly).then(|| self.region.path())
+    }
+
+    /// Repair the map after its lock holder died: finish or roll back what it
+    /// was doing. Every mutation publishes with one atomic store, so the
+    /// primary state (table descriptor, slots, block headers) is always
+    /// consistent; the derived state is rebuilt here.
+    fn recover(&mut self) {
+        let hdr = self.hdr();
+        hdr.stat_recoveries.fetch_add(1, Relaxed);
+        crate::fault::point();
+        let pending_batch = hdr.batch_log.load(Relaxed) != 0;
+        if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
+            // The holder died between changes: every multi-store change runs
+            // with the sequence odd, so there is nothing to repair.
+            return;
+        }
+        let Some(t) = self.active() else {
+            // Nothing sane to keep: start from an empty table.
+            self.hdr().batch_log.store(0, Relaxed);
+            // On a full disk the damage stays; the next holder tries again.
+            let _ = self.publish_empty();
+            write_end(&self.hdr().seq);
+            return;
+        };
+        let hdr = self.hdr();
+        let d = hdr.table.load(Relaxed);
+        let other = 1 - desc_region(d);
+        self.region
+            .punch(self.geo.region_off[other], self.geo.region_bytes());
+        let (mut size, mut tombs) = (0u64, 0u64);
+        for i in 0..t.cap() {
+            match t.state(i) {
+                FULL => size += 1,
+                TOMB => tombs += 1,
+                EMPTY => {}
+                _ => {
+                    t.set_state(i, TOMB);
+                    crate::fault::point();
+                    tombs += 1;
+                }
+            }
+        }
+        hdr.size.store(size, Relaxed);
+        crate::fault::point();
+        hdr.tombstones.store(tombs, Relaxed);
+        crate::fault::point();
+        if self.lru_on {
+            self.lru().rebuild(&t);
+        }
+        if pending_batch {
+            // A committed batch: finish it (the record is idempotent), on a
+            // table whose counts and LRU order are already repaired.
+            self.seq_begin();
+            self.batch_apply();
+        }
+        // The blocks the table references now; every other block is free.
+        let Some(t) = self.active() else { return };
+        let mut live = HashSet::new();
+        let (kb, vb) = (self.kb, self.vb);
+        for i in 0..t.cap() {
+            if t.is_full(i) {
+                for (is_str, w) in [(kb, t.key(i)), (vb, t.val(i))] {
+                    if is_str && !is_inline(w) {
+                        live.insert(w);
+                    }
+                }
+            }
+        }
+        self.arena_rebuild(&live);
+        if self.hdr().seq.load(Relaxed) & 1 == 1 {
+            self.seq_end();
+        }
+    }
+
+    /// Publish an empty minimum-size table in the inactive region. Fails,
+    /// changing nothing, when the file system has no room for its page.
+    fn publish_empty(&mut self) -> Result<()> {
+        let hdr = self.hdr();
+        let d = hdr.table.load(Relaxed);
+        let other = 1 - desc_region(d) as u64;
+        let region_bytes = self.geo.region_bytes();
+        self.region
+            .punch(self.geo.region_off[other as usize], region_bytes);
+        allocate_table(&self.region, &self.geo, other as usize, MIN_CAP)?;
+        hdr.table.store(table_desc(other, MIN_CAP), Release);
+        crate::fault::point();
+        hdr.size.store(0, Relaxed);
+        crate::fault::point();
+        hdr.tombstones.store(0, Relaxed);
+        crate::fault::point();
+        hdr.lru_head.store(layout::NIL as u64, Relaxed);
+        crate::fault::point();
+        hdr.lru_tail.store(layout::NIL as u64, Relaxed);
+        crate::fault::point();
+        self.region
+            .punch(self.geo.region_off[1 - other as usize], region_bytes);
+        Ok(())
+    }
+
+    /// A reader found the sequence odd for a long time: wait (sleeping)
+    /// until it moves; if nobody live is changing the map (the writer died,
+    /// or the lock word is garbage), take the lock, which recovers, and let
+    /// go. Gives up after `wait_timeout` without progress.
+    #[cold]
+    fn reader_stuck(&mut self) -> Result<()> {
+        if self.frozen() {
+            // nobody may write a frozen map: an odd sequence is damage
+            return Err(Error::new(format!(
+                "{}: corrupt map: a frozen map is marked as being changed",
+                self.path()
+            )));
+        }
+        self.ensure_me()?;
+        let seq = self.hdr().seq.load(Acquire);
+        let mut watch = None;
+        let mut backoff = lock::Backoff::default();
+        while self.hdr().seq.load(Acquire) == seq && seq & 1 == 1 {
+            let fd = self.region.lock_fd();
+            let Some((word, slot)) = lock::live_holder(fd, self.hdr(), self.slots(), &self.me)
+            else {
+                // Taking the lock repairs a change that nobody is finishing.
+                drop(self.write_lock()?);
+                break;
+            };
+            let w = watch.get_or_insert_with(|| lock::Watch::new(word));
+            if w.stalled(word, self.wait_timeout) {
+                let e = lock::Stalled {
+                    what: lock::WaitFor::Change,
+                    slot,
+                };
+                return Err(Error::stalled(self.path(), &e.describe(), self.wait_timeout));
+            }
+            backoff.sleep();
+        }
+        Ok(())
+    }
+
+    /// How long a wait on another live process may see no progress before
+    /// it croaks (this handle only).
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        self.wait_timeout
+    }
+
+    /// Set [`Core::wait_timeout`]: more than 0, at most [`MAX_WAIT_TIMEOUT`].
+    pub fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
+        self.wait_timeout = wait_timeout_from_secs(d.as_secs_f64())?;
+        Ok(())
+    }
+
+    /// Run an optimistic read until it validates.
+    #[inline(always)]
+    pub(crate) fn read<R>(&mut self, mut f: impl FnMut(&Core) -> R) -> Result<R> {
+        let mut spins = 0u32;
+        loop {
+            self.cover_arena()?;
+            if let Some(s) = read_begin(&self.hdr().seq) {
+                let r = f(self);
+                if read_valid(&self.hdr().seq, s) {
+                    return Ok(r);
+                }
+            }
+            spins += 1;
+            if spins % READ_SPINS == 0 {
+                self.reader_stuck()?;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    // ---- table maintenance (writer lock held) ----------------------------
+
+    /// Rebuild the table at `cap` slots in the other region and publish it.
+    /// Fails, changing nothing, when the file system has no room for it.
+    fn resize(&mut self, cap: u64) -> Result<()> {
+        let hdr = self.hdr();
+        let d = hdr.table.load(Relaxed);
+        let old = self.table_of(d).expect("validated table");
+        let other = 1 - desc_region(d);
+        let rb = self.geo.region_bytes();
+        self.region.punch(self.geo.region_off[other], rb);
+        crate::fault::point();
+        if let Err(e) = allocate_table(&self.region, &self.geo, other, cap) {
+            // Return whatever part of it was allocated: the disk is full.
+            self.region.punch(self.geo.region_off[other], rb);
+            return Err(e);
+        }
+        let new = self
+            .table_of(table_desc(other as u64, cap))
+            .expect("capacity within range");
+        for i in 0..old.cap() {
+            let m = old.meta(i);
+            if is_full(m) {
+                let ext = if old.has_ext() {
+                    old.ext(i).load(Relaxed)
+                } else {
+                    0
+                };
+                let j = new.place(m, old.key(i), old.val(i), ext);
+                if let (Some(j), true) = (j, self.lru_on) {
+                    new.link(j)
+                        .stamp
+                        .store(old.link(i).stamp.load(Relaxed), Relaxed);
+                }
+            }
+        }
+        if self.lru_on {
+            self.lru().rebuild(&new);
+        }
+        hdr.table.store(table_desc(other as u64, cap), Release);
+        crate::fault::point();
+        hdr.tombstones.store(0, Relaxed);
+        crate::fault::point();
+        self.region.punch(self.geo.region_off[1 - other], rb);
+        crate::fault::point();
+        Ok(())
+    }
+
+    /// Make room for one more entry (grow, or compact tombstones).
+    fn make_room<S: Shape>(&mut self, t: &Table<S>) -> Result<bool> {
+        let hdr = self.hdr();
+        let size = hdr.size.load(Relaxed);
+        let tombs = hdr.tombstones.load(Relaxed);
+        let cap = t.cap() as u64;
+        if (size + tombs + 1) * 4 <= cap * 3 {
+            return Ok(false);
+        }
+        let new = if (size + 1) * 8 <= cap * 3 || cap >= self.geo.max_cap {
+            cap // mostly tombstones (or at the largest size): compact in place
+        } else {
+            self.grown(cap, size)
+        };
+        self.resize(new)?;
+        Ok(true)
+    }
+
+    /// Shrink or compact after removals.
+    pub(crate) fn maybe_shrink(&mut self) {
+        let Some(t) = self.active() else { return };
+        let hdr = self.hdr();
+        let size = hdr.size.load(Relaxed);
+        let tombs = hdr.tombstones.load(Relaxed);
+        let cap = t.cap() as u64;
+        if cap > MIN_CAP && size * 4 < cap {
+            // Back to a load of 1/2: far from both the shrink and the grow
+            // threshold, so alternating inserts and removes cannot thrash.
+            let want = (size * 2 + 2).clamp(MIN_CAP, cap - 1);
+            // On a full disk the table stays as it is: removals still work.
+            let _ = self.resize(want);
+        } else if tombs * 4 > cap {
+            let _ = self.resize(cap);
+        }
+    }
+
+    /// Put prepared key and value words of a key known to be absent into
+    /// the table (writer lock held, the sequence already odd; ends the
+    /// window): evicts first on an LRU map at max_size, grows if needed.
+    /// On `Full` the words' blocks are freed.
+    pub(crate) fn place_new(
+        &mut self,
+        hash: u64,
+        kw: u64,
+        vw: u64,
+        expiry: u64,
+        now: u32,
+    ) -> Result<Status> {
+        let mut t = self.active().ok_or_else(|| self.damaged())?;
+        if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
+            self.evict_one(&t, now);
+        }
+        if self.hdr().size.load(Relaxed) >= self.max_entries {
+            if self.kb {
+                self.str_free(kw);
+            }
+            if self.vb {
+                self.str_free(vw);
+            }
+            self.seq_end();
+            return Ok(Status::Full);
+        }
+        match self.make_room(&t) {
+            Ok(false) => {}
+            Ok(true) => t = self.active().ok_or_else(|| self.damaged())?,
+            Err(e) => {
+                if self.kb {
+                    self.str_free(kw);
+                }
+                if self.vb {
+                    self.str_free(vw);
+                }
+                self.seq_end();
+                return Err(e);
+            }
+        }
+        let i = match t.probe(hash, |_| false) {
+            Probe::Vacant(i) => i,
+            _ => {
+                self.seq_end();
+                return Err(self.damaged());
+            }
+        };
+        let was_tomb = t.state(i) == TOMB;
+        t.fill(i, hash, kw, vw, expiry);
+        let hdr = self.hdr();
+        if was_tomb {
+            hdr.tombstones.fetch_sub(1, Relaxed);
+            crate::fault::point();
+        }
+        hdr.size.fetch_add(1, Relaxed);
+        crate::fault::point();
+        if self.lru_on {
+            self.lru().push_head(&t, i);
+        }
+        self.seq_end();
+        Ok(Status::Ok)
+    }
+
+    /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
+    /// the LRU list, mark it removed, free its strings.
+    pub(crate) fn remove_slot<S: Shape>(&mut self, t: &Table<S>, i: usize) {
+        if self.lru_on {
+            self.lru().unlink(t, i);
+        }
+        let (kw, vw) = (t.key(i), t.val(i));
+        let dt = t.vacate(i);
+        let hdr = self.hdr();
+        if dt >= 0 {
+            hdr.tombstones.fetch_add(dt as u64, Relaxed);
+            crate::fault::point();
+        } else {
+            let cur = hdr.tombstones.load(Relaxed);
+            hdr.tombstones
+                .store(cur.saturating_sub((-dt) as u64), Relaxed);
+        }
+        // saturating: a damaged file must not make the size wrap around
+        hdr.size
+            .store(hdr.size.load(Relaxed).saturating_sub(1), Relaxed);
+        crate::fault::point();
+        if self.kb {
+            self.str_free(kw);
+        }
+        if self.vb {
+            self.str_free(vw);
+        }
+    }
+
+    /// Remove an entry found expired by a write (writer lock held, seq odd).
+    pub(crate) fn remove_expired<S: Shape>(&mut self, t: &Table<S>, i: usize) {
+        self.remove_slot(t, i);
+        self.hdr().stat_expired.fetch_add(1, Relaxed);
+        crate::fault::point();
+    }
+
+    /// Keys are byte strings.
+    pub(crate) fn kb_flag(&self) -> bool {
+        self.kb
+    }
+
+    /// Values are byte strings.
+    pub(crate) fn vb_flag(&self) -> bool {
+        self.vb
+    }
+
+    /// True for a map without extension words (no LRU, no TTL).
+    #[inline(always)]
+    pub(crate) fn plain(&self) -> bool {
+        !self.geo.lay.has_ext()
+    }
+
+    /// Is slot `i` of `t` live at `now`? (Always, without TTL.)
+    #[inline(always)]
+    pub(crate) fn live<S: Shape>(&self, t: &Table<S>, i: usize, now: u32) -> bool {
+        !self.ttl_on || !self.ttl().expired(t.ext(i).load(Relaxed), now)
+    }
+
+    /// A read used slot `i`: set its LRU mark (only if not set, so that
+    /// reads of a hot key do not keep writing its cache line).
+    #[inline(always)]
+    pub(crate) fn mark_used<S: Shape>(&self, t: &Table<S>, i: usize) {
+        if self.lru_on && !self.readonly {
+            let e = t.ext(i);
+            if e.load(Relaxed) & layout::EXT_USED == 0 {
+                e.fetch_or(layout::EXT_USED, Relaxed);
+            }
+        }
+    }
+
+    /// The time for expiry checks (0, and no clock read, without TTL).
+    #[inline(always)]
+    pub(crate) fn now(&self) -> u32 {
+        if self.ttl_on {
+            crate::raw::ttl::now()
+        } else {
+            0
+        }
+    }
+
+    /// Grow the table now so that `n` more entries fit without a resize
+    /// (writer lock held, sequence odd): a batch does this before it commits,
+    /// so that applying its record never needs space the disk may not have.
+    pub(crate) fn room_for(&mut self, n: u64) -> Result<()> {
+        let t = self.active().ok_or_else(|| self.damaged())?;
+        let hdr = self.hdr();
+        let want = self.cap_for(
+            (hdr.size.load(Relaxed) + hdr.tombstones.load(Relaxed))
+                .saturating_add(n)
+                .min(self.max_entries + hdr.tombstones.load(Relaxed)),
+        );
+        if want > t.cap() as u64 {
+            self.resize(want)?;
+        }
+        Ok(())
+    }
+
+    /// The capacity for `n` entries (load at most 3/4), within the map's.
+    fn cap_for(&self, n: u64) -> u64 {
+        cap_for(n).min(self.geo.max_cap)
+    }
+
+    /// The capacity a full table of `cap` slots holding `size` entries grows
+    /// to: twice as large while small, then half as large again, so that
+    /// the load stays between 1/2 and 3/4 and memory follows the data.
+    fn grown(&self, cap: u64, size: u64) -> u64 {
+        let step = if cap < 4096 { cap * 2 } else { cap + cap / 2 };
+        step.max(cap_for(size + 1)).min(self.geo.max_cap)
+    }
+
+    // ---- whole-map operations (codec-independent) ------------------------
+
+    /// A diagnostic value.
+    pub fn info(&self, which: Info) -> u64 {
+        let h = self.hdr();
+        match which {
+            Info::Size => h.size.load(Relaxed),
+            Info::MaxEntries => self.max_entries,
+            Info::MaxSize => h.max_size.load(Relaxed),
+            Info::Ttl => h.ttl.load(Relaxed),
+            Info::LruSkip => h.lru_skip.load(Relaxed),
+            Info::Capacity => self.active().map_or(0, |t| t.cap() as u64),
+            Info::Tombstones => h.tombstones.load(Relaxed),
+            Info::MmapSize => h.file_size.load(Relaxed),
+            Info::ArenaUsed => h.arena_used.load(Relaxed),
+            Info::ArenaCap => self.arena_cap,
+            Info::StatEvictions => h.stat_evictions.load(Relaxed),
+            Info::StatExpired => h.stat_expired.load(Relaxed),
+            Info::StatRecoveries => h.stat_recoveries.load(Relaxed),
+            Info::Variant => self.variant as u64,
+        }
+    }
+
+    /// Pre-size the table for `n` entries; false if `n > max_entries`.
+    /// A mutator like any other: on a frozen map it fails with "map is
+    /// frozen" before anything else is checked.
+    pub fn reserve(&mut self, n: u64) -> Result<bool> {
+        self.writable()?;
+        if n > self.max_entries {
+            return Ok(false);
+        }
+        let g = self.write_lock()?;
+        let t = g.core.active().ok_or_else(|| g.core.damaged())?;
+        let tombs = g.core.hdr().tombstones.load(Relaxed);
+        let want = g.core.cap_for(n + tombs);
+        if want > t.cap() as u64 {
+            g.core.seq_begin();
+            let r = g.core.resize(want);
+            g.core.seq_end();
+            r?;
+        }
+        Ok(true)
+    }
+
+    /// Remove every entry (stat counters survive).
+    pub fn clear(&mut self) -> Result<()> {
+        let g = self.write_lock()?;
+        let core = &mut *g.core;
+        core.seq_begin();
+        let r = core.publish_empty();
+        if r.is_ok() {
+            core.arena_reset();
+        }
+        core.seq_end();
+        r
+    }
+
+    /// Restart `each`.
+    pub fn iter_reset(&mut self) {
+        self.iter = None;
+    }
+
+    /// Was the file truncated under this handle's mapping? (Then every
+    /// further call reports it.)
+    pub fn truncated(&self) -> bool {
+        self.region.truncated()
+    }
+
+    /// The path given at open.
+    pub fn path(&self) -> &str {
+        self.region.path()
+    }
+
+    /// Take the writer lock and never release it (optionally with the
+    /// sequence left odd, as if in the middle of a change): lets tests
+    /// simulate a writer that dies holding the lock.
+    #[doc(hidden)]
+    pub fn debug_hold_lock(&mut self, mid_write: bool) -> Result<()> {
+        let g = self.write_lock()?;
+        if mid_write {
+            g.core.seq_begin();
+        }
+        std::mem::forget(g);
+        Ok(())
+    }
+
+    /// The handle's process slot (for tests).
+    pub fn slot(&self) -> u32 {
+        self.me.slot
+    }
+}
+
+/// `flush_pos` holds a slot number in its low bits and, above them, a tag
+/// of the table descriptor the pass runs over (a pass restarts when the
+/// table was rebuilt since).
+pub(crate) const FLUSH_SLOT_BITS: u32 = 35;
+
+pub(crate) fn flush_tag(desc: u64) -> u64 {
+    desc.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> FLUSH_SLOT_BITS
+}
+
+fn peek(r: &Region, m: &mut [u8; 8]) -> bool {
+    // SAFETY: m is a valid 8-byte buffer.
+    unsafe { libc::pread(r.fd(), m.as_mut_ptr().cast(), 8, 0) == 8 }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // A forked child that never re-claimed shares its parent's slot lock:
+        // leave it alone. Closing the fd (Region's drop) releases ours.
+        if self.readonly {
+            return;
+        }
+        if self.me.fork_gen == lock::fork_gen() {
+            lock::release_slot(self.region.lock_fd(), self.slots(), &self.me);
+        }
+        lock::unregister_fd(self.region.lock_fd());
+    }
+}
+
+/// Holds the writer lock; releases it when dropped (also on early return).
+pub struct WriteGuard<'a> {
+    pub(crate) core: &'a mut Core,
+    locked: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.locked {
+            lock::unlock(self.core.hdr());
+        }
+    }
+}
