@@ -18,11 +18,11 @@
 //! # Ok::<(), hashmap_shared::Error>(())
 //! ```
 
-use crate::raw::codec::{Bytes, Codec, Int};
 use crate::error::{Error, Result};
 use crate::ffi::{open_source, AnyMap, CursorPos};
-use crate::raw::types::{Info, Out, Params, Status, Variant};
 use crate::os::region::Source;
+use crate::raw::codec::{Bytes, Codec, Int};
+use crate::raw::types::{Info, Out, Params, Status, Variant};
 use std::ffi::CString;
 use std::marker::PhantomData;
 use std::os::unix::ffi::OsStrExt;

@@ -3,12 +3,12 @@
 //! function catches panics and reports them as `DHMS_ERROR`: nothing unwinds
 //! into C, and the writer lock is released by its guard on the way out.
 
-use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
 use crate::error::{Error, Result};
-use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
+use crate::map::End;
 use crate::map::Map;
-use crate::ops::End;
 use crate::os::region::Source;
+use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
+use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::mem::MaybeUninit;
@@ -321,7 +321,9 @@ pub trait AnyMap: Send {
     /// no other process (its timeouts are in its location): the default.
     fn wait_timeout(&self) -> std::time::Duration {
         self.local_core()
-            .map_or(crate::sync::lock::DEFAULT_WAIT_TIMEOUT, |c| c.wait_timeout())
+            .map_or(crate::sync::lock::DEFAULT_WAIT_TIMEOUT, |c| {
+                c.wait_timeout()
+            })
     }
     /// See [`crate::raw::core::Core::set_wait_timeout`].
     fn set_wait_timeout(&mut self, d: std::time::Duration) -> Result<()> {
@@ -383,10 +385,10 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         self.core_ref().info(which)
     }
     fn reserve(&mut self, n: u64) -> Result<bool> {
-        self.core().reserve(n)
+        Map::reserve(self, n)
     }
     fn clear(&mut self) -> Result<()> {
-        self.core().clear()
+        Map::clear(self)
     }
     fn iter_reset(&mut self) {
         self.core().iter_reset()
@@ -395,7 +397,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         self.core_ref().truncated()
     }
     fn freeze(&mut self) -> Result<()> {
-        self.core().freeze()
+        Map::freeze(self)
     }
     fn sync(&self) -> Result<()> {
         self.core_ref().sync()
@@ -416,7 +418,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         self.core_ref().path().to_string()
     }
     fn claim_shard(&mut self, n: u32, i: u32) -> Result<()> {
-        self.core().claim_shard(n, i)
+        Map::claim_shard(self, n, i)
     }
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
         again(self, |m| Map::put(m, k, v))

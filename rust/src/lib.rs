@@ -50,7 +50,6 @@ pub mod fault;
 mod ffi;
 mod format;
 mod map;
-mod ops;
 mod os;
 mod raw;
 mod remote;
@@ -58,8 +57,8 @@ mod sharded;
 mod sync;
 
 pub use api::{Iter, Map, Stats};
-pub use raw::codec::{Bytes, Codec, Int, I16, I32, I64};
 pub use error::{Error, Result};
+pub use raw::codec::{Bytes, Codec, Int, I16, I32, I64};
 pub use raw::types::{Params, Variant};
 
 /// The engine's internals, for this crate's own tests and benchmarks
@@ -71,9 +70,10 @@ pub use raw::types::{Params, Variant};
 pub mod testing {
     pub use crate::ffi::{open_any, AnyMap, CursorPos};
     pub use crate::format::hash::{hash_bytes, hash_int};
-    pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
+    pub use crate::map::End;
     pub use crate::map::Map as LocalMap;
-    pub use crate::ops::End;
+    pub use crate::raw::guard::debug_hold_lock;
+    pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
     pub use crate::sharded::Sharded;
     /// The SIGBUS handler (a truncated map file must not kill us).
     pub mod sigbus {

@@ -8,10 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::ffi::{open_source, AnyMap, CursorPos};
+use crate::map::End;
+use crate::os::region::Source;
 use crate::raw::core::Core;
 use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
-use crate::ops::End;
-use crate::os::region::Source;
 use std::ffi::CString;
 
 /// The seed of the routing hash: part of the sharded format.
@@ -82,40 +82,6 @@ impl Sharded {
             g[self.route(&k)].push((i, k));
         }
         g
-    }
-}
-
-impl Core {
-    /// Record (or check) that this file is shard `i` of `n`.
-    pub(crate) fn claim_shard(&mut self, n: u32, i: u32) -> Result<()> {
-        let want = ((n as u64) << 32) | i as u64;
-        let mismatch = |path: &str, have: u64| {
-            Err(Error::new(format!(
-                "{path}: shard count mismatch: this file is shard {} of {}, opened as shard {i} \
-                 of {n} (num_shards must be the count the files were created with)",
-                have & 0xffff_ffff,
-                have >> 32
-            )))
-        };
-        let have = self.hdr().shard.load(std::sync::atomic::Ordering::Acquire);
-        if have == want {
-            return Ok(());
-        }
-        if have != 0 {
-            return mismatch(self.path(), have);
-        }
-        let g = self.write_lock()?;
-        let h = g.core.hdr();
-        match h.shard.compare_exchange(
-            0,
-            want,
-            std::sync::atomic::Ordering::AcqRel,
-            std::sync::atomic::Ordering::Acquire,
-        ) {
-            Ok(_) => Ok(()),
-            Err(now) if now == want => Ok(()),
-            Err(now) => mismatch(g.core.path(), now),
-        }
     }
 }
 

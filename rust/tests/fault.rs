@@ -148,7 +148,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 0, 0),
             setup: |m| fill_ss(m, 20),
-            mutate: |m| m.core().clear().unwrap(),
+            mutate: |m| m.clear().unwrap(),
             per_key: false,
         },
         Kind {

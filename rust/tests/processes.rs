@@ -245,7 +245,7 @@ fn dead_lock_holder_is_recovered() {
                 &hashmap_shared::testing::Params::new(1),
             )
             .unwrap();
-            c.core().debug_hold_lock(mid_write).unwrap();
+            hashmap_shared::testing::debug_hold_lock(c.core(), mid_write).unwrap();
             // SAFETY: dies by signal while holding the lock.
             unsafe { libc::raise(libc::SIGKILL) };
             0
@@ -423,7 +423,7 @@ fn dead_holder_with_living_child_is_recovered() {
         });
         // SAFETY: write the grandchild's pid to the parent.
         unsafe { libc::write(w, (&g as *const i32).cast(), 4) };
-        c.core().debug_hold_lock(true).unwrap();
+        hashmap_shared::testing::debug_hold_lock(c.core(), true).unwrap();
         // SAFETY: die holding the lock.
         unsafe { libc::raise(libc::SIGKILL) };
         0

@@ -83,7 +83,7 @@ impl Live {
             std::panic::catch_unwind(|| {
                 let mut c = open_any(&path, Variant::SI, &Params::new(1)).unwrap();
                 if hold {
-                    c.core().debug_hold_lock(mid_write).unwrap();
+                    hashmap_shared::testing::debug_hold_lock(c.core(), mid_write).unwrap();
                 }
                 std::mem::forget(c);
             })

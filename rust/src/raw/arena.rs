@@ -8,13 +8,14 @@
 //! be walked. Recovery rebuilds the free lists from a walk of the arena and
 //! the set of blocks the table references.
 
+use crate::format::layout::Header;
 use crate::format::layout::NCLASSES;
 use crate::format::words::*;
-use crate::raw::core::Core;
+use crate::os::region::Region;
 use crate::sync::seqlock::{racy_copy, racy_eq};
 use std::collections::HashSet;
 use std::mem::MaybeUninit;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Why a string could not be stored.
 #[derive(Debug)]
@@ -23,6 +24,10 @@ pub enum StoreError {
     Full,
     /// A system call failed.
     Sys(crate::Error),
+    /// There is room in the arena up to this end, but not in this handle's
+    /// mapping: the caller changes nothing, and the operation runs again
+    /// once the mapping covers it (see `Core::str_store`).
+    Remap(u64),
 }
 
 impl StoreError {
@@ -30,7 +35,7 @@ impl StoreError {
     /// is an answer (`Status::Full`), a failed system call an error.
     pub(crate) fn into_status(self) -> crate::Result<crate::raw::types::Status> {
         match self {
-            StoreError::Full => Ok(crate::raw::types::Status::Full),
+            StoreError::Full | StoreError::Remap(_) => Ok(crate::raw::types::Status::Full),
             StoreError::Sys(e) => Err(e),
         }
     }
@@ -59,12 +64,52 @@ impl StrView {
     }
 }
 
-impl Core {
+/// The string arena of an open map: the header words that describe it and
+/// this handle's view of the file (`Core::arena`).
+pub struct Arena<'a> {
+    /// The map's header (top, allocation, usage, free lists).
+    pub hdr: &'a Header,
+    /// The file (allocation, growth, punching).
+    pub region: &'a Region,
+    /// Start of the mapping.
+    pub base: *mut u8,
+    /// Offset of the arena in the file.
+    pub off: u64,
+    /// `arena_cap` (0: none).
+    pub cap: u64,
+    /// Arena bytes this handle maps.
+    pub reserve: u64,
+    /// How far the arena may grow.
+    pub limit: u64,
+}
+
+impl Arena<'_> {
+    #[inline(always)]
+    fn hdr(&self) -> &Header {
+        self.hdr
+    }
+
+    /// The byte at `off` of the mapping.
+    #[inline(always)]
+    fn ptr_at(&self, off: u64) -> *mut u8 {
+        // SAFETY (of the callers' use): `off` was bounded by the arena's
+        // checks against the top and this handle's reserve.
+        self.base.wrapping_add(off as usize)
+    }
+
+    /// The 8-aligned word at `off` (inside the mapping).
+    #[inline(always)]
+    fn word_at(&self, off: u64) -> &AtomicU64 {
+        // SAFETY: callers pass offsets of block words below the arena top
+        // (inside the file and this handle's mapping); 8-aligned.
+        unsafe { &*(self.ptr_at(off) as *const AtomicU64) }
+    }
+
     /// Decode a reference word, checking every bound against the arena.
     /// `None` means the word cannot be a valid reference (a torn read or a
     /// damaged file).
     #[inline(always)]
-    pub(crate) fn str_view(&self, w: u64) -> Option<StrView> {
+    pub(crate) fn view(&self, w: u64) -> Option<StrView> {
         if is_inline(w) {
             let len = ((w >> 56) & 7) as usize;
             return Some(StrView {
@@ -80,8 +125,8 @@ impl Core {
             .hdr()
             .arena_top
             .load(Acquire)
-            .min(self.arena_off + self.arena_reserve);
-        if w < self.arena_off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
+            .min(self.off + self.reserve);
+        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
             return None;
         }
         let h = self.word_at(w).load(Relaxed);
@@ -104,8 +149,8 @@ impl Core {
 
     /// Do the bytes referenced by `w` equal `want`? (Racy: validate after.)
     #[inline(always)]
-    pub(crate) fn str_eq(&self, w: u64, want: &[u8]) -> bool {
-        match self.str_view(w) {
+    pub(crate) fn eq(&self, w: u64, want: &[u8]) -> bool {
+        match self.view(w) {
             Some(v) if v.len == want.len() && v.off != 0 => {
                 // SAFETY: str_view checked that the block (whose size is a
                 // multiple of 8 and covers the rounded-up length) lies inside
@@ -119,7 +164,7 @@ impl Core {
     /// Copy the bytes of `v` into the first `v.len` bytes of `dst`
     /// (panics if `dst` is shorter). Racy.
     #[inline(always)]
-    pub(crate) fn str_copy(&self, v: &StrView, dst: &mut [MaybeUninit<u8>]) {
+    pub(crate) fn copy(&self, v: &StrView, dst: &mut [MaybeUninit<u8>]) {
         assert!(dst.len() >= v.len, "str_copy: destination too short");
         let dst: *mut u8 = dst.as_mut_ptr().cast();
         if v.off == 0 {
@@ -134,7 +179,7 @@ impl Core {
     }
 
     /// Store a string; returns its reference word. Writer lock held.
-    pub(crate) fn str_store(&mut self, b: &[u8], utf8: bool) -> Result<u64, StoreError> {
+    pub(crate) fn store(&self, b: &[u8], utf8: bool) -> Result<u64, StoreError> {
         if let Some(w) = inline_word(b, utf8) {
             return Ok(w);
         }
@@ -156,8 +201,8 @@ impl Core {
     }
 
     /// Release the block behind `w` (no-op for inline). Writer lock held.
-    pub(crate) fn str_free(&mut self, w: u64) {
-        let Some(v) = self.str_view(w) else { return };
+    pub(crate) fn free(&self, w: u64) {
+        let Some(v) = self.view(w) else { return };
         if v.off == 0 {
             return;
         }
@@ -175,7 +220,7 @@ impl Core {
             .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
     }
 
-    fn block_alloc(&mut self, class: usize) -> Result<u64, StoreError> {
+    fn block_alloc(&self, class: usize) -> Result<u64, StoreError> {
         let size = class_size(class);
         let hdr = self.hdr();
         let head = hdr.free_heads[class].load(Relaxed);
@@ -199,16 +244,16 @@ impl Core {
         }
         let top = hdr.arena_top.load(Relaxed);
         let end = top + size;
-        if self.arena_cap != 0 && end - self.arena_off > self.arena_cap {
+        if self.cap != 0 && end - self.off > self.cap {
             return Err(StoreError::Full);
         }
-        if end > self.arena_off + self.arena_reserve {
-            if end <= self.arena_off + self.arena_limit {
+        if end > self.off + self.reserve {
+            if end <= self.off + self.limit {
                 // Room in the arena, not in this handle's mapping: answer
                 // "full" (the caller changes nothing) and let the operation
                 // run again once the mapping has grown (no pointer into the
                 // mapping may be held while it moves).
-                self.remap_want = end;
+                return Err(StoreError::Remap(end));
             }
             return Err(StoreError::Full);
         }
@@ -228,7 +273,7 @@ impl Core {
 
     fn is_free_block(&self, off: u64, class: usize) -> bool {
         let top = self.hdr().arena_top.load(Relaxed);
-        if off < self.arena_off || off % 8 != 0 || off + class_size(class) > top {
+        if off < self.off || off % 8 != 0 || off + class_size(class) > top {
             return false;
         }
         let h = self.word_at(off).load(Relaxed);
@@ -239,19 +284,19 @@ impl Core {
     /// carved there: the file grows (sparse, in generous steps), then its
     /// blocks are allocated a smaller step ahead of the top, so that a full
     /// file system fails this call instead of a later store.
-    fn allocate_arena(&mut self, end: u64) -> crate::Result<()> {
+    fn allocate_arena(&self, end: u64) -> crate::Result<()> {
         if end > self.hdr().file_size.load(Relaxed) {
             self.grow_file(end)?;
         }
         let hdr = self.hdr();
         let size = hdr.file_size.load(Relaxed);
         // A damaged word only costs allocation calls, never a wrong store.
-        let alloc = hdr.arena_alloc.load(Relaxed).clamp(self.arena_off, size);
+        let alloc = hdr.arena_alloc.load(Relaxed).clamp(self.off, size);
         if end <= alloc {
             hdr.arena_alloc.store(alloc, Release);
             return Ok(());
         }
-        let step = ((alloc - self.arena_off) / 8).max(64 << 10);
+        let step = ((alloc - self.off) / 8).max(64 << 10);
         let new = end.max(alloc + step).div_ceil(4096) * 4096;
         let new = new.min(size).max(end);
         self.region.allocate(alloc, new - alloc)?;
@@ -261,13 +306,13 @@ impl Core {
     }
 
     /// Grow the file so that `need` bytes exist (sparse; in generous steps).
-    fn grow_file(&mut self, need: u64) -> crate::Result<()> {
+    fn grow_file(&self, need: u64) -> crate::Result<()> {
         let hdr = self.hdr();
         let cur = hdr.file_size.load(Relaxed);
-        let used = cur.saturating_sub(self.arena_off);
+        let used = cur.saturating_sub(self.off);
         let step = (used / 4).max(1 << 20);
         let mut new = (need.max(cur + step)).div_ceil(4096) * 4096;
-        new = new.min(self.arena_off + self.arena_limit).max(need);
+        new = new.min(self.off + self.limit).max(need);
         self.region.truncate(new)?;
         hdr.file_size.store(new, Release);
         crate::fault::point();
@@ -277,9 +322,9 @@ impl Core {
     /// Rebuild the free lists and `arena_used` from a walk of the arena,
     /// keeping exactly the blocks in `live`. Writer lock held (recovery).
     /// Returns the number of blocks found in use.
-    pub(crate) fn arena_rebuild(&mut self, live: &HashSet<u64>) -> u64 {
+    pub(crate) fn rebuild(&self, live: &HashSet<u64>) -> u64 {
         let hdr = self.hdr();
-        if hdr.arena_top.load(Relaxed) > self.arena_off + self.arena_reserve {
+        if hdr.arena_top.load(Relaxed) > self.off + self.reserve {
             // This process cannot see the whole arena (it reserved less
             // address space than the arena has grown to): leave the lists to
             // a process that can; a damaged list is dropped when met anyway.
@@ -289,7 +334,7 @@ impl Core {
             h.store(0, Relaxed);
         }
         let top = hdr.arena_top.load(Relaxed).min(hdr.file_size.load(Relaxed));
-        let mut off = self.arena_off;
+        let mut off = self.off;
         let mut used = 0;
         let mut n = 0;
         while off + BLOCK_HEADER as u64 <= top {
@@ -317,26 +362,26 @@ impl Core {
     }
 
     /// Forget every block (after `clear` published an empty table).
-    pub(crate) fn arena_reset(&mut self) {
+    pub(crate) fn reset(&self) {
         let hdr = self.hdr();
         for h in &hdr.free_heads {
             h.store(0, Relaxed);
             crate::fault::point();
         }
         let top = hdr.arena_top.load(Relaxed);
-        hdr.arena_top.store(self.arena_off, Release);
+        hdr.arena_top.store(self.off, Release);
         crate::fault::point();
         hdr.arena_used.store(0, Relaxed);
         crate::fault::point();
         // Lowered before the punch: a page is never claimed allocated
         // after it has been returned.
         let alloc = hdr.arena_alloc.load(Relaxed);
-        hdr.arena_alloc.store(self.arena_off, Release);
+        hdr.arena_alloc.store(self.off, Release);
         crate::fault::point();
         self.region.punch(
-            self.arena_off,
+            self.off,
             top.max(alloc.min(hdr.file_size.load(Relaxed)))
-                .saturating_sub(self.arena_off),
+                .saturating_sub(self.off),
         );
         crate::fault::point();
     }

@@ -4,16 +4,17 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{
-    self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot, EMPTY,
-    FULL, HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
+    self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot,
+    HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
 };
-use crate::format::words::is_inline;
 use crate::os::region::{Kind, Opened, Region, Source};
+use crate::raw::arena::StoreError;
 use crate::raw::table::{Dyn, Probe, Shape, Table};
-use crate::raw::types::{wait_timeout_from_secs, Info, Params, Status, Variant, DEFAULT_ARENA_RESERVE};
-use crate::sync::lock::{self, Acquired, Me, Slots};
-use crate::sync::seqlock::{read_begin, read_valid, write_begin, write_end};
-use std::collections::HashSet;
+use crate::raw::types::{
+    wait_timeout_from_secs, Info, Params, Status, Variant, DEFAULT_ARENA_RESERVE,
+};
+use crate::sync::lock::{self, Me, Slots};
+use crate::sync::seqlock::{write_begin, write_end};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -30,9 +31,6 @@ fn arena_map_len(bytes: u64, limit: u64) -> u64 {
 
 /// Arena bytes allocated when a map is created.
 const INITIAL_ARENA: u64 = 64 << 10;
-
-/// Reader spins on an odd sequence before it sleeps (`reader_stuck`).
-const READ_SPINS: u32 = 20_000;
 
 /// Everything about an open map that does not depend on the codecs.
 pub struct Core {
@@ -55,8 +53,8 @@ pub struct Core {
     variant: Variant,
     pub(crate) me: Me,
     /// Keys / values are byte strings (they own arena blocks).
-    kb: bool,
-    vb: bool,
+    pub(crate) kb: bool,
+    pub(crate) vb: bool,
     /// LRU eviction is on (`max_size > 0`).
     pub(crate) lru_on: bool,
     /// Expiry is on (`ttl > 0`).
@@ -69,7 +67,7 @@ pub struct Core {
     /// `each`: the hash of the last entry returned (None: at the start).
     pub(crate) iter: Option<u64>,
     /// How long a wait on another live process may see no progress.
-    wait_timeout: std::time::Duration,
+    pub(crate) wait_timeout: std::time::Duration,
 }
 
 // SAFETY: its raw pointers point into a shared mapping that every thread may
@@ -128,13 +126,44 @@ fn claim_slot(region: &Region, h: &Header, slots: Slots) -> Result<Me> {
 }
 
 impl Core {
-
     /// The map's expiry settings.
     #[inline(always)]
     pub(crate) fn ttl(&self) -> crate::raw::ttl::Ttl {
         crate::raw::ttl::Ttl {
             on: self.ttl_on,
             default: self.ttl_default,
+        }
+    }
+
+    /// The map's string arena, as this handle sees it.
+    #[inline(always)]
+    pub(crate) fn arena(&self) -> crate::raw::arena::Arena<'_> {
+        crate::raw::arena::Arena {
+            hdr: self.hdr(),
+            region: &self.region,
+            base: self.base,
+            off: self.arena_off,
+            cap: self.arena_cap,
+            reserve: self.arena_reserve,
+            limit: self.arena_limit,
+        }
+    }
+
+    /// Store a string in the arena; returns its reference word. Writer
+    /// lock held. When the arena has room beyond this handle's mapping,
+    /// answers `Full` having changed nothing and records the end it needs,
+    /// so the operation runs again after the remap ([`Core::remap_pending`]).
+    pub(crate) fn str_store(
+        &mut self,
+        b: &[u8],
+        utf8: bool,
+    ) -> std::result::Result<u64, StoreError> {
+        match self.arena().store(b, utf8) {
+            Err(StoreError::Remap(end)) => {
+                self.remap_want = end;
+                Err(StoreError::Full)
+            }
+            r => r,
         }
     }
 
@@ -604,59 +633,13 @@ impl Core {
         Ok(())
     }
 
-    /// Take the writer lock (recovering from a dead holder) and return a
-    /// guard that releases it.
-    #[inline]
-    pub(crate) fn write_lock(&mut self) -> Result<WriteGuard<'_>> {
-        self.writable()?;
-        self.ensure_me()?;
-        let (fd, limit) = (self.region.lock_fd(), self.wait_timeout);
-        let how = lock::lock(fd, self.hdr(), self.slots(), &self.me, limit)
-            .map_err(|e| Error::stalled(self.path(), &e.describe(), limit))?;
-        // Strings that other writers stored may lie past this handle's
-        // mapping: map them before reading anything (recovery included).
-        if let Err(e) = self.cover_arena() {
-            lock::unlock(self.hdr());
-            return Err(e);
-        }
-        // A dead holder (or a lock word no live process wrote), or a change
-        // left half-done with the lock free (a damaged file, or a panic that
-        // unwound through the guard): either way the next holder repairs,
-        // and counts a recovery.
-        if how == Acquired::FromDead || self.hdr().seq.load(Relaxed) & 1 == 1 {
-            self.recover();
-        }
-        if self.frozen() {
-            // frozen while we waited: this lock must not change anything
-            lock::unlock(self.hdr());
-            return Err(self.frozen_error());
-        }
-        Ok(WriteGuard {
-            core: self,
-            locked: true,
-        })
-    }
-
-    /// A consistent view for a whole-map read (keys, get_multi, verify):
-    /// the writer lock, or nothing on a frozen map, which cannot change.
-    pub(crate) fn view_lock(&mut self) -> Result<WriteGuard<'_>> {
-        if self.frozen() {
-            self.cover_arena()?;
-            return Ok(WriteGuard {
-                core: self,
-                locked: false,
-            });
-        }
-        self.write_lock()
-    }
-
     /// True once the map is frozen (always for a read-only handle).
     #[inline(always)]
     pub fn frozen(&self) -> bool {
         self.readonly || self.hdr().frozen.load(Acquire) != 0
     }
 
-    fn frozen_error(&self) -> Error {
+    pub(crate) fn frozen_error(&self) -> Error {
         Error::new(format!(
             "{}: map is frozen{}: it can be read, not changed",
             self.path(),
@@ -674,27 +657,6 @@ impl Core {
         if self.frozen() {
             return Err(self.frozen_error());
         }
-        Ok(())
-    }
-
-    /// Seal the map: after this every mutator on every handle fails with
-    /// "map is frozen". Durable: the map and the flag are synced to disk.
-    /// File-backed maps only.
-    pub fn freeze(&mut self) -> Result<()> {
-        if self.frozen() {
-            return Ok(());
-        }
-        if self.region.kind() != Kind::File {
-            return Err(Error::new(format!(
-                "{}: freeze needs a map in a file (new_readonly attaches frozen maps by path)",
-                self.path()
-            )));
-        }
-        let g = self.write_lock()?;
-        g.core.region.sync()?;
-        g.core.hdr().frozen.store(1, Release);
-        g.core.region.sync()?;
-        g.core.region.fsync()?;
         Ok(())
     }
 
@@ -723,81 +685,9 @@ impl Core {
         matches!(self.region.kind(), Kind::File | Kind::ReadOnly).then(|| self.region.path())
     }
 
-    /// Repair the map after its lock holder died: finish or roll back what it
-    /// was doing. Every mutation publishes with one atomic store, so the
-    /// primary state (table descriptor, slots, block headers) is always
-    /// consistent; the derived state is rebuilt here.
-    fn recover(&mut self) {
-        let hdr = self.hdr();
-        hdr.stat_recoveries.fetch_add(1, Relaxed);
-        crate::fault::point();
-        let pending_batch = hdr.batch_log.load(Relaxed) != 0;
-        if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
-            // The holder died between changes: every multi-store change runs
-            // with the sequence odd, so there is nothing to repair.
-            return;
-        }
-        let Some(t) = self.active() else {
-            // Nothing sane to keep: start from an empty table.
-            self.hdr().batch_log.store(0, Relaxed);
-            // On a full disk the damage stays; the next holder tries again.
-            let _ = self.publish_empty();
-            write_end(&self.hdr().seq);
-            return;
-        };
-        let hdr = self.hdr();
-        let d = hdr.table.load(Relaxed);
-        let other = 1 - desc_region(d);
-        self.region
-            .punch(self.geo.region_off[other], self.geo.region_bytes());
-        let (mut size, mut tombs) = (0u64, 0u64);
-        for i in 0..t.cap() {
-            match t.state(i) {
-                FULL => size += 1,
-                TOMB => tombs += 1,
-                EMPTY => {}
-                _ => {
-                    t.set_state(i, TOMB);
-                    crate::fault::point();
-                    tombs += 1;
-                }
-            }
-        }
-        hdr.size.store(size, Relaxed);
-        crate::fault::point();
-        hdr.tombstones.store(tombs, Relaxed);
-        crate::fault::point();
-        if self.lru_on {
-            self.lru().rebuild(&t);
-        }
-        if pending_batch {
-            // A committed batch: finish it (the record is idempotent), on a
-            // table whose counts and LRU order are already repaired.
-            self.seq_begin();
-            self.batch_apply();
-        }
-        // The blocks the table references now; every other block is free.
-        let Some(t) = self.active() else { return };
-        let mut live = HashSet::new();
-        let (kb, vb) = (self.kb, self.vb);
-        for i in 0..t.cap() {
-            if t.is_full(i) {
-                for (is_str, w) in [(kb, t.key(i)), (vb, t.val(i))] {
-                    if is_str && !is_inline(w) {
-                        live.insert(w);
-                    }
-                }
-            }
-        }
-        self.arena_rebuild(&live);
-        if self.hdr().seq.load(Relaxed) & 1 == 1 {
-            self.seq_end();
-        }
-    }
-
     /// Publish an empty minimum-size table in the inactive region. Fails,
     /// changing nothing, when the file system has no room for its page.
-    fn publish_empty(&mut self) -> Result<()> {
+    pub(crate) fn publish_empty(&mut self) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d) as u64;
@@ -820,44 +710,6 @@ impl Core {
         Ok(())
     }
 
-    /// A reader found the sequence odd for a long time: wait (sleeping)
-    /// until it moves; if nobody live is changing the map (the writer died,
-    /// or the lock word is garbage), take the lock, which recovers, and let
-    /// go. Gives up after `wait_timeout` without progress.
-    #[cold]
-    fn reader_stuck(&mut self) -> Result<()> {
-        if self.frozen() {
-            // nobody may write a frozen map: an odd sequence is damage
-            return Err(Error::new(format!(
-                "{}: corrupt map: a frozen map is marked as being changed",
-                self.path()
-            )));
-        }
-        self.ensure_me()?;
-        let seq = self.hdr().seq.load(Acquire);
-        let mut watch = None;
-        let mut backoff = lock::Backoff::default();
-        while self.hdr().seq.load(Acquire) == seq && seq & 1 == 1 {
-            let fd = self.region.lock_fd();
-            let Some((word, slot)) = lock::live_holder(fd, self.hdr(), self.slots(), &self.me)
-            else {
-                // Taking the lock repairs a change that nobody is finishing.
-                drop(self.write_lock()?);
-                break;
-            };
-            let w = watch.get_or_insert_with(|| lock::Watch::new(word));
-            if w.stalled(word, self.wait_timeout) {
-                let e = lock::Stalled {
-                    what: lock::WaitFor::Change,
-                    slot,
-                };
-                return Err(Error::stalled(self.path(), &e.describe(), self.wait_timeout));
-            }
-            backoff.sleep();
-        }
-        Ok(())
-    }
-
     /// How long a wait on another live process may see no progress before
     /// it croaks (this handle only).
     pub fn wait_timeout(&self) -> std::time::Duration {
@@ -870,32 +722,11 @@ impl Core {
         Ok(())
     }
 
-    /// Run an optimistic read until it validates.
-    #[inline(always)]
-    pub(crate) fn read<R>(&mut self, mut f: impl FnMut(&Core) -> R) -> Result<R> {
-        let mut spins = 0u32;
-        loop {
-            self.cover_arena()?;
-            if let Some(s) = read_begin(&self.hdr().seq) {
-                let r = f(self);
-                if read_valid(&self.hdr().seq, s) {
-                    return Ok(r);
-                }
-            }
-            spins += 1;
-            if spins % READ_SPINS == 0 {
-                self.reader_stuck()?;
-            } else {
-                std::hint::spin_loop();
-            }
-        }
-    }
-
     // ---- table maintenance (writer lock held) ----------------------------
 
     /// Rebuild the table at `cap` slots in the other region and publish it.
     /// Fails, changing nothing, when the file system has no room for it.
-    fn resize(&mut self, cap: u64) -> Result<()> {
+    pub(crate) fn resize(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
         let old = self.table_of(d).expect("validated table");
@@ -993,10 +824,10 @@ impl Core {
         }
         if self.hdr().size.load(Relaxed) >= self.max_entries {
             if self.kb {
-                self.str_free(kw);
+                self.arena().free(kw);
             }
             if self.vb {
-                self.str_free(vw);
+                self.arena().free(vw);
             }
             self.seq_end();
             return Ok(Status::Full);
@@ -1006,10 +837,10 @@ impl Core {
             Ok(true) => t = self.active().ok_or_else(|| self.damaged())?,
             Err(e) => {
                 if self.kb {
-                    self.str_free(kw);
+                    self.arena().free(kw);
                 }
                 if self.vb {
-                    self.str_free(vw);
+                    self.arena().free(vw);
                 }
                 self.seq_end();
                 return Err(e);
@@ -1060,10 +891,10 @@ impl Core {
             .store(hdr.size.load(Relaxed).saturating_sub(1), Relaxed);
         crate::fault::point();
         if self.kb {
-            self.str_free(kw);
+            self.arena().free(kw);
         }
         if self.vb {
-            self.str_free(vw);
+            self.arena().free(vw);
         }
     }
 
@@ -1136,7 +967,7 @@ impl Core {
     }
 
     /// The capacity for `n` entries (load at most 3/4), within the map's.
-    fn cap_for(&self, n: u64) -> u64 {
+    pub(crate) fn cap_for(&self, n: u64) -> u64 {
         cap_for(n).min(self.geo.max_cap)
     }
 
@@ -1171,40 +1002,6 @@ impl Core {
         }
     }
 
-    /// Pre-size the table for `n` entries; false if `n > max_entries`.
-    /// A mutator like any other: on a frozen map it fails with "map is
-    /// frozen" before anything else is checked.
-    pub fn reserve(&mut self, n: u64) -> Result<bool> {
-        self.writable()?;
-        if n > self.max_entries {
-            return Ok(false);
-        }
-        let g = self.write_lock()?;
-        let t = g.core.active().ok_or_else(|| g.core.damaged())?;
-        let tombs = g.core.hdr().tombstones.load(Relaxed);
-        let want = g.core.cap_for(n + tombs);
-        if want > t.cap() as u64 {
-            g.core.seq_begin();
-            let r = g.core.resize(want);
-            g.core.seq_end();
-            r?;
-        }
-        Ok(true)
-    }
-
-    /// Remove every entry (stat counters survive).
-    pub fn clear(&mut self) -> Result<()> {
-        let g = self.write_lock()?;
-        let core = &mut *g.core;
-        core.seq_begin();
-        let r = core.publish_empty();
-        if r.is_ok() {
-            core.arena_reset();
-        }
-        core.seq_end();
-        r
-    }
-
     /// Restart `each`.
     pub fn iter_reset(&mut self) {
         self.iter = None;
@@ -1219,19 +1016,6 @@ impl Core {
     /// The path given at open.
     pub fn path(&self) -> &str {
         self.region.path()
-    }
-
-    /// Take the writer lock and never release it (optionally with the
-    /// sequence left odd, as if in the middle of a change): lets tests
-    /// simulate a writer that dies holding the lock.
-    #[doc(hidden)]
-    pub fn debug_hold_lock(&mut self, mid_write: bool) -> Result<()> {
-        let g = self.write_lock()?;
-        if mid_write {
-            g.core.seq_begin();
-        }
-        std::mem::forget(g);
-        Ok(())
     }
 
     /// The handle's process slot (for tests).
@@ -1265,19 +1049,5 @@ impl Drop for Core {
             lock::release_slot(self.region.lock_fd(), self.slots(), &self.me);
         }
         lock::unregister_fd(self.region.lock_fd());
-    }
-}
-
-/// Holds the writer lock; releases it when dropped (also on early return).
-pub struct WriteGuard<'a> {
-    pub(crate) core: &'a mut Core,
-    locked: bool,
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        if self.locked {
-            lock::unlock(self.core.hdr());
-        }
     }
 }

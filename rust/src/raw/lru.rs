@@ -11,10 +11,10 @@
 //! by sorting the entries on their stamps, so a writer that dies in the
 //! middle of relinking loses nothing.
 
-use crate::format::layout::{EXT_USED, NIL};
 use crate::format::layout::Header;
-use crate::raw::ttl::Ttl;
+use crate::format::layout::{EXT_USED, NIL};
 use crate::raw::table::{Shape, Table};
+use crate::raw::ttl::Ttl;
 use std::sync::atomic::Ordering::*;
 
 /// The LRU list of a map: a view of its header words with the map's

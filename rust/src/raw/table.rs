@@ -4,8 +4,8 @@
 //! that a resize builds the new table beside the old one and publishes it
 //! with one atomic store of the table descriptor.
 
-use crate::raw::codec::Codec;
 use crate::format::layout::{full_meta, Layout, Link, Slot, BAD, EMPTY, FULL, TOMB};
+use crate::raw::codec::Codec;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8};

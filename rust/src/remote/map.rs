@@ -14,11 +14,11 @@
 //! forked child never uses its parent's socket, it opens its own.
 
 use super::location::Location;
-use crate::raw::codec::{Codec, I16, I32};
 use crate::error::{Error, Result};
 use crate::ffi::{AnyMap, CursorPos};
+use crate::map::End;
+use crate::raw::codec::{Codec, I16, I32};
 use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
-use crate::ops::End;
 use redis::{Cmd, Connection, RedisError, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;

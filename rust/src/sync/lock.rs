@@ -38,8 +38,8 @@
 //! value or generation; for an odd sequence, the sequence or the lock word
 //! changing.
 
-use crate::os::futex;
 use crate::format::layout::{Header, ProcSlot, NSLOTS, SLOT_LOCK_BASE};
+use crate::os::futex;
 use crate::os::region::{ofd_held_by_other, ofd_lock};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
