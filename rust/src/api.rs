@@ -18,8 +18,9 @@
 //! # Ok::<(), hashmap_shared::Error>(())
 //! ```
 
+use crate::dynmap::{AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::ffi::{open_source, AnyMap, CursorPos};
+use crate::open::open_source;
 use crate::os::region::Source;
 use crate::raw::codec::{Bytes, Codec, Int};
 use crate::raw::types::{Info, Out, Params, Status, Variant};

@@ -44,12 +44,14 @@
 #![warn(missing_docs)]
 
 mod api;
+mod dynmap;
 mod error;
 #[doc(hidden)]
 pub mod fault;
 mod ffi;
 mod format;
 mod map;
+mod open;
 mod os;
 mod raw;
 mod remote;
@@ -68,10 +70,11 @@ pub use raw::types::{Params, Variant};
 /// and `Out`; the raw-pointer C ABI is not here.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::ffi::{open_any, AnyMap, CursorPos};
+    pub use crate::dynmap::{AnyMap, CursorPos};
     pub use crate::format::hash::{hash_bytes, hash_int};
     pub use crate::map::End;
     pub use crate::map::Map as LocalMap;
+    pub use crate::open::open_any;
     pub use crate::raw::guard::debug_hold_lock;
     pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
     pub use crate::sharded::Sharded;

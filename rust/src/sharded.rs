@@ -6,9 +6,10 @@
 //! Each file records its shard count and index; attaching with another
 //! count is refused.
 
+use crate::dynmap::{AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::ffi::{open_source, AnyMap, CursorPos};
 use crate::map::End;
+use crate::open::open_source;
 use crate::os::region::Source;
 use crate::raw::core::Core;
 use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};

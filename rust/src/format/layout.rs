@@ -33,7 +33,8 @@ pub const NSLOTS: usize = 4096;
 pub const PROC_SLOT_SIZE: usize = 64;
 /// Offset of the process slot table.
 pub const SLOTS_OFF: u64 = HEADER_SIZE as u64;
-/// Bytes per table slot.
+/// Bytes of a wide slot (`Slot`: meta, key, value); 32 with the extension
+/// word. Packed slots are sized by `Layout::packed`.
 pub const SLOT_SIZE: usize = 24;
 /// Smallest table capacity (slots).
 pub const MIN_CAP: u64 = 16;
@@ -118,7 +119,8 @@ pub struct Header {
     pub lru_tail: AtomicU64,
     /// LRU clock: the stamp given to the next promoted entry.
     pub lru_clock: AtomicU64,
-    /// Shared position of `flush_expired_partial`: `desc << 32 | next slot`.
+    /// Shared position of `flush_expired_partial`: `flush_tag(desc) << 35 |
+    /// next slot` (`raw::core::flush_tag`).
     pub flush_pos: AtomicU64,
     /// 1 once `freeze` sealed the map: no mutation will ever run again.
     pub frozen: AtomicU64,

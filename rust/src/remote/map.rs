@@ -14,8 +14,8 @@
 //! forked child never uses its parent's socket, it opens its own.
 
 use super::location::Location;
+use crate::dynmap::{AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::ffi::{AnyMap, CursorPos};
 use crate::map::End;
 use crate::raw::codec::{Codec, I16, I32};
 use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};

@@ -8,8 +8,8 @@
 //! The backend is the cargo feature `redis` (on by default). Without it a
 //! location is still recognised, and opening one says how to get it.
 
+use crate::dynmap::AnyMap;
 use crate::error::{Error, Result};
-use crate::ffi::AnyMap;
 use crate::raw::types::{Params, Variant};
 
 pub mod location;
