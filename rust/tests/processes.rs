@@ -272,6 +272,78 @@ fn dead_lock_holder_is_recovered() {
     }
 }
 
+/// The header word that says the arena still needs its repair (offset 528).
+fn arena_repair_pending(t: &Tmp) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(&t.1).unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, 528).unwrap();
+    u64::from_le_bytes(b)
+}
+
+/// A writer dies in the middle of a change; a reader that finds it makes
+/// the table whole and goes on at once, leaving the arena's repair (the
+/// walk of every string) to the next writer, which does it before it
+/// changes anything.
+#[test]
+fn a_reader_repairs_the_table_and_leaves_the_arena_to_the_next_writer() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Tmp::new("reader-repairs");
+    let mut m = open(&t, Variant::SS, 1000);
+    for i in 0..100 {
+        put(
+            &mut *m,
+            &bytes(format!("key{i}").as_bytes()),
+            &bytes(format!("a longer value {i}").as_bytes()),
+        );
+    }
+    let path = t.0.clone();
+    let kid = spawn(move || {
+        let mut c = hashmap_shared::testing::open_any(
+            &path,
+            Variant::SS,
+            &hashmap_shared::testing::Params::new(1),
+        )
+        .unwrap();
+        hashmap_shared::testing::debug_hold_lock(c.core(), true).unwrap();
+        // SAFETY: dies by signal while holding the lock mid-change.
+        unsafe { libc::raise(libc::SIGKILL) };
+        0
+    });
+    let mut st = 0;
+    // SAFETY: valid out-pointer.
+    unsafe { libc::waitpid(kid, &mut st, 0) };
+    assert!(libc::WIFSIGNALED(st));
+    assert_eq!(arena_repair_pending(&t), 0);
+    // a read: it repairs the table (one recovery), not the arena
+    assert_eq!(
+        get(&mut *m, Variant::SS, &bytes(b"key7")),
+        Some(bytes(b"a longer value 7"))
+    );
+    assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
+    assert_eq!(arena_repair_pending(&t), 1, "the arena is left to a writer");
+    // more reads need nothing more
+    for i in 0..100 {
+        assert_eq!(
+            get(&mut *m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
+            Some(bytes(format!("a longer value {i}").as_bytes()))
+        );
+    }
+    assert_eq!(arena_repair_pending(&t), 1);
+    // the next write repairs the arena first
+    assert_eq!(
+        put(
+            &mut *m,
+            &bytes(b"after"),
+            &bytes(b"the crash, a long value")
+        ),
+        Status::Ok
+    );
+    assert_eq!(arena_repair_pending(&t), 0);
+    assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
+    m.verify().unwrap();
+}
+
 /// `rounds` times: a child writer (SS, keys "r<round>-<i>", values naming
 /// their key) runs a put loop — with a remove every third step, or a read of
 /// an older key — and is SIGKILLed at a growing moment; the parent's next

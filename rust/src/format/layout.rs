@@ -133,7 +133,12 @@ pub struct Header {
     /// file system. Only grows, except that `clear` lowers it before it
     /// punches the arena.
     pub arena_alloc: AtomicU64,
-    _pad3: [u64; 70],
+    /// 1 while the arena's free lists and usage still need the repair that
+    /// follows a writer's death (`raw::recover`): the table was made whole
+    /// at once (so readers went on), the arena is rebuilt by the next
+    /// writer, before it changes anything.
+    pub arena_repair: AtomicU64,
+    _pad3: [u64; 69],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -147,6 +152,7 @@ const _: () = assert!(offset_of!(Header, lock) == 256);
 const _: () = assert!(offset_of!(Header, seq) == 320);
 const _: () = assert!(offset_of!(Header, table) == 384);
 const _: () = assert!(offset_of!(Header, arena_alloc) == 520);
+const _: () = assert!(offset_of!(Header, arena_repair) == 528);
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {

@@ -28,6 +28,28 @@ impl<'a> WriteGuard<'a> {
         let (fd, limit) = (core.region.lock_fd(), core.wait_timeout);
         let how = lock::lock(fd, core.hdr(), core.slots(), &core.me, limit)
             .map_err(|e| Error::stalled(core.path(), &e.describe(), limit))?;
+        Self::acquired(core, how, true)
+    }
+
+    /// The writer lock if it is free or its holder is dead (then repaired
+    /// first), or `None` at once if a live process holds it.
+    pub(crate) fn try_lock(core: &'a mut Core) -> Result<Option<WriteGuard<'a>>> {
+        core.writable()?;
+        core.ensure_me()?;
+        let (fd, limit) = (core.region.lock_fd(), core.wait_timeout);
+        match lock::try_lock(fd, core.hdr(), core.slots(), &core.me, limit)
+            .map_err(|e| Error::stalled(core.path(), &e.describe(), limit))?
+        {
+            Some(how) => Self::acquired(core, how, false).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The lock was just taken (`how`): map what other writers stored,
+    /// repair a dead holder's change (with `arena`, the arena's part too:
+    /// a writer's lock; a reader that only unblocks itself leaves that part
+    /// to the next writer), and refuse a frozen map.
+    fn acquired(core: &'a mut Core, how: Acquired, arena: bool) -> Result<WriteGuard<'a>> {
         // Strings that other writers stored may lie past this handle's
         // mapping: map them before reading anything (recovery included).
         if let Err(e) = core.cover_arena() {
@@ -40,6 +62,9 @@ impl<'a> WriteGuard<'a> {
         // and counts a recovery.
         if how == Acquired::FromDead || core.hdr().seq.load(Relaxed) & 1 == 1 {
             crate::raw::recover::recover(core);
+        }
+        if arena && core.hdr().arena_repair.load(Acquire) != 0 {
+            crate::raw::recover::repair_arena(core);
         }
         if core.frozen() {
             // frozen while we waited: this lock must not change anything
@@ -112,9 +137,16 @@ fn reader_stuck(core: &mut Core) -> Result<()> {
     while core.hdr().seq.load(Acquire) == seq && seq & 1 == 1 {
         let fd = core.region.lock_fd();
         let Some((word, slot)) = lock::live_holder(fd, core.hdr(), core.slots(), &core.me) else {
-            // Taking the lock repairs a change that nobody is finishing.
-            drop(WriteGuard::lock(core)?);
-            break;
+            // Taking the lock repairs a change that nobody is finishing;
+            // if another live process took it first (to repair it, or to
+            // write), wait for the sequence as for any writer: it moves as
+            // soon as the table is whole again, before the repair's slower
+            // part (see `recover`).
+            if WriteGuard::try_lock(core)?.is_some() {
+                break;
+            }
+            backoff.sleep();
+            continue;
         };
         let w = watch.get_or_insert_with(|| lock::Watch::new(word));
         if w.stalled(word, core.wait_timeout) {

@@ -12,6 +12,10 @@ use std::sync::atomic::Ordering::*;
 /// was doing. Every mutation publishes with one atomic store, so the
 /// primary state (table descriptor, slots, block headers) is always
 /// consistent; the derived state is rebuilt here.
+/// Make the table whole again after its writer died: counts, garbage
+/// slot states, LRU order, a committed batch finished; then the sequence is
+/// made even, so readers go on, and the arena is left to [`repair_arena`]
+/// (flagged in the header). O(table), not O(arena).
 pub(crate) fn recover(core: &mut Core) {
     let hdr = core.hdr();
     hdr.stat_recoveries.fetch_add(1, Relaxed);
@@ -61,6 +65,23 @@ pub(crate) fn recover(core: &mut Core) {
         core.seq_begin();
         crate::raw::batch::apply(core);
     }
+    // The table is whole again (every slot, the counts, a committed batch):
+    // readers may go on. The arena's free lists and usage are rebuilt by
+    // `repair_arena`, by the next writer before it changes anything (the
+    // flag survives a crash; the rebuild can run any number of times).
+    core.hdr().arena_repair.store(1, Release);
+    crate::fault::point();
+    if core.hdr().seq.load(Relaxed) & 1 == 1 {
+        core.seq_end();
+    }
+}
+
+/// The second half of a repair (see [`recover`]): the free lists and
+/// `arena_used` rebuilt from a walk of the arena and the set of blocks the
+/// table references. Writer lock held. Readers are not held up: the walk
+/// writes only to blocks no slot references (a reader that follows a slot
+/// never meets them) and to header words readers do not use.
+pub(crate) fn repair_arena(core: &mut Core) {
     // The blocks the table references now; every other block is free.
     let Some(t) = core.active() else { return };
     let mut live = HashSet::new();
@@ -75,7 +96,6 @@ pub(crate) fn recover(core: &mut Core) {
         }
     }
     core.arena().rebuild(&live);
-    if core.hdr().seq.load(Relaxed) & 1 == 1 {
-        core.seq_end();
-    }
+    core.hdr().arena_repair.store(0, Release);
+    crate::fault::point();
 }

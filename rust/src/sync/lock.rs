@@ -411,6 +411,48 @@ pub fn lock(
     Ok(how)
 }
 
+/// Take the writer lock if it is free or its holder is dead, without
+/// waiting for a live holder: `None` if a live process holds it. Then
+/// waits for counter indicators like [`lock`] (giving up with [`Stalled`]
+/// after `limit`, holding nothing).
+pub fn try_lock(
+    fd: RawFd,
+    hdr: &Header,
+    slots: Slots,
+    me: &Me,
+    limit: Duration,
+) -> Result<Option<Acquired>, Stalled> {
+    let cur = hdr.lock.load(Relaxed);
+    let how = if !is_locked(cur) {
+        Acquired::Clean
+    } else if is_garbage(slots, me, cur)
+        || !is_alive(
+            fd,
+            slots,
+            me,
+            owner_slot(cur).unwrap_or(u32::MAX),
+            owner_gen(cur),
+        )
+    {
+        Acquired::FromDead
+    } else {
+        return Ok(None);
+    };
+    // (keep the waiters flag: others may sleep on the word)
+    if hdr
+        .lock
+        .compare_exchange(cur, me.word() | WAITERS, Acquire, Relaxed)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    if let Err(e) = drain_indicators(fd, hdr, slots, me, limit) {
+        give_back(hdr, how, cur);
+        return Err(e);
+    }
+    Ok(Some(how))
+}
+
 /// Let go of a lock whose waits for counter flags gave up, before anything
 /// changed: a clean lock is released; one taken from a dead holder gets the
 /// dead holder's word back, so that the next taker still runs recovery.
