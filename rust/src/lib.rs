@@ -76,6 +76,12 @@ pub mod testing {
     pub use crate::map::Map as LocalMap;
     pub use crate::open::open_any;
     pub use crate::raw::guard::debug_hold_lock;
+
+    /// Make the arena's repair after a writer's death use its sorted-list
+    /// path (for arenas over 4 GiB) whatever the arena's size.
+    pub fn repair_with_sorted_list() {
+        crate::raw::recover::BITMAP_ARENA_MAX.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
     pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
     pub use crate::sharded::Sharded;
     /// The SIGBUS handler (a truncated map file must not kill us).

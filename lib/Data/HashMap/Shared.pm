@@ -971,11 +971,11 @@ and a live lock holder is never taken for dead.
 What a death costs the others, measured with a writer killed in the middle
 of a change on a map of 1,000,000 SS entries (100-byte values;
 F<bench/recovery.pl>): readers wait only for the table's repair (the
-slowest C<get> in another process after each kill: median 9 ms, 13 ms at
+slowest C<get> in another process after each kill: median 13 ms, 17 ms at
 worst in 20 kills); the next writer also rebuilds the string storage's free
-lists, a walk of every string (median 11 ms, 472 ms at worst: the repair
-grows with the map for writers). A death between two changes costs nothing
-but the detection.
+lists, a walk of every string (median 11 ms, 65 ms at worst). Both walks
+grow with the map. A death between two changes costs nothing but the
+detection.
 
 =item A full file system costs no data.
 

@@ -13,7 +13,6 @@ use crate::format::layout::NCLASSES;
 use crate::format::words::*;
 use crate::os::region::Region;
 use crate::sync::seqlock::{racy_copy, racy_eq};
-use std::collections::HashSet;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -320,9 +319,10 @@ impl Arena<'_> {
     }
 
     /// Rebuild the free lists and `arena_used` from a walk of the arena,
-    /// keeping exactly the blocks in `live`. Writer lock held (recovery).
+    /// keeping exactly the blocks `is_live` says are referenced (asked in
+    /// increasing order). Writer lock held (recovery).
     /// Returns the number of blocks found in use.
-    pub(crate) fn rebuild(&self, live: &HashSet<u64>) -> u64 {
+    pub(crate) fn rebuild(&self, mut is_live: impl FnMut(u64) -> bool) -> u64 {
         let hdr = self.hdr();
         if hdr.arena_top.load(Relaxed) > self.off + self.reserve {
             // This process cannot see the whole arena (it reserved less
@@ -344,7 +344,7 @@ impl Arena<'_> {
                 break; // the walk cannot continue past damage: cut the arena here
             }
             let size = class_size(class);
-            if live.contains(&off) {
+            if is_live(off) {
                 used += size;
                 n += 1;
             } else {

@@ -5,8 +5,7 @@ use crate::format::layout::{desc_region, EMPTY, FULL, TOMB};
 use crate::format::words::is_inline;
 use crate::raw::core::Core;
 use crate::sync::seqlock::write_end;
-use std::collections::HashSet;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Repair the map after its lock holder died: finish or roll back what it
 /// was doing. Every mutation publishes with one atomic store, so the
@@ -76,6 +75,11 @@ pub(crate) fn recover(core: &mut Core) {
     }
 }
 
+/// The largest arena whose referenced blocks `repair_arena` marks in a
+/// bitmap (4 GiB: a 64 MiB bitmap); larger ones use a sorted list. A
+/// variable only so that the crate's tests can take the other path.
+pub(crate) static BITMAP_ARENA_MAX: AtomicU64 = AtomicU64::new(4 << 30);
+
 /// The second half of a repair (see [`recover`]): the free lists and
 /// `arena_used` rebuilt from a walk of the arena and the set of blocks the
 /// table references. Writer lock held. Readers are not held up: the walk
@@ -84,18 +88,54 @@ pub(crate) fn recover(core: &mut Core) {
 pub(crate) fn repair_arena(core: &mut Core) {
     // The blocks the table references now; every other block is free.
     let Some(t) = core.active() else { return };
-    let mut live = HashSet::new();
+    // The referenced blocks as a bitmap over the arena (one bit per 8
+    // bytes: 2 MiB for 128 MiB of strings), or, for a larger arena than
+    // BITMAP_ARENA_MAX, a sorted list; both answer the walk's questions in
+    // the order it asks. (A hash set of a million blocks cost 8 times as
+    // much: the writer's wait after a kill at 1,000,000 SS entries was
+    // ~470 ms, ~65 ms with the bitmap.)
     let (kb, vb) = (core.kb, core.vb);
-    for i in 0..t.cap() {
-        if t.is_full(i) {
-            for (is_str, w) in [(kb, t.key(i)), (vb, t.val(i))] {
-                if is_str && !is_inline(w) {
-                    live.insert(w);
+    let base = core.arena_off;
+    let span = core.hdr().arena_top.load(Relaxed).saturating_sub(base);
+    let each_live = |f: &mut dyn FnMut(u64)| {
+        for i in 0..t.cap() {
+            if t.is_full(i) {
+                for (is_str, w) in [(kb, t.key(i)), (vb, t.val(i))] {
+                    if is_str && !is_inline(w) {
+                        f(w);
+                    }
                 }
             }
         }
+    };
+    if span <= BITMAP_ARENA_MAX.load(Relaxed) {
+        let words = (span / 8).div_ceil(64) as usize + 1;
+        let mut bits = vec![0u64; words];
+        each_live(&mut |w| {
+            // (a reference outside the arena marks nothing: the walk never
+            // asks for it)
+            if let Some(k) = w.checked_sub(base).map(|d| (d / 8) as usize) {
+                if k / 64 < words {
+                    bits[k / 64] |= 1 << (k % 64);
+                }
+            }
+        });
+        core.arena().rebuild(|off| {
+            let k = ((off - base) / 8) as usize;
+            k / 64 < words && bits[k / 64] & (1 << (k % 64)) != 0
+        });
+    } else {
+        let mut live = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
+        each_live(&mut |w| live.push(w));
+        live.sort_unstable();
+        let mut next = 0;
+        core.arena().rebuild(|off| {
+            while next < live.len() && live[next] < off {
+                next += 1;
+            }
+            live.get(next) == Some(&off)
+        });
     }
-    core.arena().rebuild(&live);
     core.hdr().arena_repair.store(0, Release);
     crate::fault::point();
 }
