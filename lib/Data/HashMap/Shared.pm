@@ -970,11 +970,12 @@ and a live lock holder is never taken for dead.
 
 What a death costs the others, measured with a writer killed in the middle
 of a change on a map of 1,000,000 SS entries (100-byte values;
-F<bench/recovery.pl>): readers wait only for the table's repair (the
-slowest C<get> in another process after each kill: median 13 ms, 17 ms at
-worst in 20 kills); the next writer also rebuilds the string storage's free
-lists, a walk of every string (median 11 ms, 65 ms at worst). Both walks
-grow with the map. A death between two changes costs nothing but the
+F<bench/recovery.pl>): readers wait for no repair, only for the death to
+be noticed (the slowest C<get> in another process after each kill: median
+9 ms, 13 ms at worst in 20 kills; a batch interrupted after its commit is
+finished first); the next writer also recounts the map and rebuilds the
+string storage's free lists, walks that grow with the map (median 27 ms,
+52 ms at worst). A death between two changes costs nothing but the
 detection.
 
 =item A full file system costs no data.

@@ -133,11 +133,12 @@ pub struct Header {
     /// file system. Only grows, except that `clear` lowers it before it
     /// punches the arena.
     pub arena_alloc: AtomicU64,
-    /// 1 while the arena's free lists and usage still need the repair that
-    /// follows a writer's death (`raw::recover`): the table was made whole
-    /// at once (so readers went on), the arena is rebuilt by the next
-    /// writer, before it changes anything.
-    pub arena_repair: AtomicU64,
+    /// The parts of the repair after a writer's death that are still to
+    /// run (`raw::recover`): [`REPAIR_COUNTS`] (size, tombstones, LRU
+    /// order, stray slot states) and [`REPAIR_ARENA`] (free lists and
+    /// usage). Readers do not need them, so they go on at once; the next
+    /// writer runs them before it changes anything.
+    pub repair: AtomicU64,
     _pad3: [u64; 69],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
@@ -152,7 +153,7 @@ const _: () = assert!(offset_of!(Header, lock) == 256);
 const _: () = assert!(offset_of!(Header, seq) == 320);
 const _: () = assert!(offset_of!(Header, table) == 384);
 const _: () = assert!(offset_of!(Header, arena_alloc) == 520);
-const _: () = assert!(offset_of!(Header, arena_repair) == 528);
+const _: () = assert!(offset_of!(Header, repair) == 528);
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {
@@ -234,6 +235,11 @@ const _: () = assert!(size_of::<Link>() == 16);
 
 /// "No slot" in LRU links.
 pub const NIL: u32 = u32::MAX;
+
+/// `Header::repair`: the counts and the LRU order are still to be rebuilt.
+pub const REPAIR_COUNTS: u64 = 2;
+/// `Header::repair`: the arena's free lists and usage are still to be rebuilt.
+pub const REPAIR_ARENA: u64 = 1;
 
 /// Never used since the table was built (a wide slot's `meta`, a packed
 /// slot's control byte).

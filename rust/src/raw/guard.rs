@@ -46,10 +46,10 @@ impl<'a> WriteGuard<'a> {
     }
 
     /// The lock was just taken (`how`): map what other writers stored,
-    /// repair a dead holder's change (with `arena`, the arena's part too:
-    /// a writer's lock; a reader that only unblocks itself leaves that part
-    /// to the next writer), and refuse a frozen map.
-    fn acquired(core: &'a mut Core, how: Acquired, arena: bool) -> Result<WriteGuard<'a>> {
+    /// repair a dead holder's change (with `full`, all of it: a writer's
+    /// lock; a reader that only unblocks itself runs the part readers need
+    /// and leaves the rest to the next writer), and refuse a frozen map.
+    fn acquired(core: &'a mut Core, how: Acquired, full: bool) -> Result<WriteGuard<'a>> {
         // Strings that other writers stored may lie past this handle's
         // mapping: map them before reading anything (recovery included).
         if let Err(e) = core.cover_arena() {
@@ -63,8 +63,8 @@ impl<'a> WriteGuard<'a> {
         if how == Acquired::FromDead || core.hdr().seq.load(Relaxed) & 1 == 1 {
             crate::raw::recover::recover(core);
         }
-        if arena && core.hdr().arena_repair.load(Acquire) != 0 {
-            crate::raw::recover::repair_arena(core);
+        if full && core.hdr().repair.load(Acquire) != 0 {
+            crate::raw::recover::repair_rest(core);
         }
         if core.frozen() {
             // frozen while we waited: this lock must not change anything

@@ -1,20 +1,19 @@
 //! Recovery: the next holder of the writer lock after a writer died (or a
 //! change was left half-done) repairs the map before it does anything else.
 
-use crate::format::layout::{desc_region, EMPTY, FULL, TOMB};
+use crate::format::layout::{desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB};
 use crate::format::words::is_inline;
 use crate::raw::core::Core;
 use crate::sync::seqlock::write_end;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
-/// Repair the map after its lock holder died: finish or roll back what it
-/// was doing. Every mutation publishes with one atomic store, so the
-/// primary state (table descriptor, slots, block headers) is always
-/// consistent; the derived state is rebuilt here.
-/// Make the table whole again after its writer died: counts, garbage
-/// slot states, LRU order, a committed batch finished; then the sequence is
-/// made even, so readers go on, and the arena is left to [`repair_arena`]
-/// (flagged in the header). O(table), not O(arena).
+/// The part of the repair after a writer's death that readers need: the
+/// table's primary state is always whole (every change publishes with one
+/// store), so only a committed batch is finished (on a recounted table: it
+/// needs the counts); then the sequence is made even and readers go on.
+/// The counts, the LRU order and the arena are flagged in `Header::repair`
+/// for [`repair_rest`], which the next writer runs before it changes
+/// anything. O(1) unless a committed batch is pending.
 pub(crate) fn recover(core: &mut Core) {
     let hdr = core.hdr();
     hdr.stat_recoveries.fetch_add(1, Relaxed);
@@ -25,14 +24,51 @@ pub(crate) fn recover(core: &mut Core) {
         // with the sequence odd, so there is nothing to repair.
         return;
     }
-    let Some(t) = core.active() else {
+    if core.active().is_none() {
         // Nothing sane to keep: start from an empty table.
         core.hdr().batch_log.store(0, Relaxed);
         // On a full disk the damage stays; the next holder tries again.
         let _ = core.publish_empty();
         write_end(&core.hdr().seq);
         return;
-    };
+    }
+    // Flagged before anything else: a death from here on leaves them to do.
+    core.hdr()
+        .repair
+        .fetch_or(REPAIR_COUNTS | REPAIR_ARENA, Release);
+    crate::fault::point();
+    if pending_batch {
+        // A committed batch: finish it (the record is idempotent), on a
+        // table whose counts and LRU order are repaired first.
+        repair_counts(core);
+        core.seq_begin();
+        crate::raw::batch::apply(core);
+    }
+    if core.hdr().seq.load(Relaxed) & 1 == 1 {
+        core.seq_end();
+    }
+}
+
+/// The rest of the repair (see [`recover`]), by a writer before it changes
+/// anything (writer lock held): whatever `Header::repair` still names.
+/// Readers are not held up: the sequence stays even, the counts and LRU
+/// links are not read by readers, and the arena walk writes only to blocks
+/// no slot references. Each part can run any number of times.
+pub(crate) fn repair_rest(core: &mut Core) {
+    let flags = core.hdr().repair.load(Acquire);
+    if flags & REPAIR_COUNTS != 0 {
+        repair_counts(core);
+    }
+    if flags & REPAIR_ARENA != 0 {
+        repair_arena(core);
+    }
+}
+
+/// Recount `size` and `tombstones` from the table (a slot state that is
+/// none of the three becomes a tombstone), return the inactive region a
+/// dead resize may have half built, rebuild the LRU order.
+fn repair_counts(core: &mut Core) {
+    let Some(t) = core.active() else { return };
     let hdr = core.hdr();
     let d = hdr.table.load(Relaxed);
     let other = 1 - desc_region(d);
@@ -58,21 +94,8 @@ pub(crate) fn recover(core: &mut Core) {
     if core.lru_on {
         core.lru().rebuild(&t);
     }
-    if pending_batch {
-        // A committed batch: finish it (the record is idempotent), on a
-        // table whose counts and LRU order are already repaired.
-        core.seq_begin();
-        crate::raw::batch::apply(core);
-    }
-    // The table is whole again (every slot, the counts, a committed batch):
-    // readers may go on. The arena's free lists and usage are rebuilt by
-    // `repair_arena`, by the next writer before it changes anything (the
-    // flag survives a crash; the rebuild can run any number of times).
-    core.hdr().arena_repair.store(1, Release);
+    core.hdr().repair.fetch_and(!REPAIR_COUNTS, Release);
     crate::fault::point();
-    if core.hdr().seq.load(Relaxed) & 1 == 1 {
-        core.seq_end();
-    }
 }
 
 /// The largest arena whose referenced blocks `repair_arena` marks in a
@@ -85,7 +108,7 @@ pub(crate) static BITMAP_ARENA_MAX: AtomicU64 = AtomicU64::new(4 << 30);
 /// table references. Writer lock held. Readers are not held up: the walk
 /// writes only to blocks no slot references (a reader that follows a slot
 /// never meets them) and to header words readers do not use.
-pub(crate) fn repair_arena(core: &mut Core) {
+fn repair_arena(core: &mut Core) {
     // The blocks the table references now; every other block is free.
     let Some(t) = core.active() else { return };
     // The referenced blocks as a bitmap over the arena (one bit per 8
@@ -136,6 +159,6 @@ pub(crate) fn repair_arena(core: &mut Core) {
             live.get(next) == Some(&off)
         });
     }
-    core.hdr().arena_repair.store(0, Release);
+    core.hdr().repair.fetch_and(!REPAIR_ARENA, Release);
     crate::fault::point();
 }
