@@ -49,6 +49,7 @@ impl<'a> WriteGuard<'a> {
     /// repair a dead holder's change (with `full`, all of it: a writer's
     /// lock; a reader that only unblocks itself runs the part readers need
     /// and leaves the rest to the next writer), and refuse a frozen map.
+    #[inline(always)]
     fn acquired(core: &'a mut Core, how: Acquired, full: bool) -> Result<WriteGuard<'a>> {
         // Strings that other writers stored may lie past this handle's
         // mapping: map them before reading anything (recovery included).

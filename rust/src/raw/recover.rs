@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 /// The counts, the LRU order and the arena are flagged in `Header::repair`
 /// for [`repair_rest`], which the next writer runs before it changes
 /// anything. O(1) unless a committed batch is pending.
+#[cold]
 pub(crate) fn recover(core: &mut Core) {
     let hdr = core.hdr();
     hdr.stat_recoveries.fetch_add(1, Relaxed);
@@ -54,6 +55,7 @@ pub(crate) fn recover(core: &mut Core) {
 /// Readers are not held up: the sequence stays even, the counts and LRU
 /// links are not read by readers, and the arena walk writes only to blocks
 /// no slot references. Each part can run any number of times.
+#[cold]
 pub(crate) fn repair_rest(core: &mut Core) {
     let flags = core.hdr().repair.load(Acquire);
     if flags & REPAIR_COUNTS != 0 {
