@@ -484,7 +484,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return e.into_status();
             }
         };
-        core.place_new(key.hash, kw, vw, expiry, now)
+        if core.plain() {
+            core.place_new_as::<Plain<K, V>>(key.hash, kw, vw, expiry, now)
+        } else {
+            core.place_new_as::<Ext>(key.hash, kw, vw, expiry, now)
+        }
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.

@@ -88,7 +88,7 @@ fn int_keys_with_string_values() {
     let mut m = Map::<I16, Bytes>::open(&t.0, &Params::new(1000)).unwrap();
     let mut model = BTreeMap::new();
     for i in 0..900i16 {
-        let k = i.wrapping_mul(73) - 400;
+        let k = i.wrapping_mul(73).wrapping_sub(400);
         let v = format!("value of {k} {}", "x".repeat(i as usize % 40));
         assert!(m.put(k, v.as_bytes()).unwrap());
         model.insert(k, v.into_bytes());

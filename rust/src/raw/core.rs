@@ -727,9 +727,15 @@ impl Core {
     /// Rebuild the table at `cap` slots in the other region and publish it.
     /// Fails, changing nothing, when the file system has no room for it.
     pub(crate) fn resize(&mut self, cap: u64) -> Result<()> {
+        self.resize_as::<Dyn>(cap)
+    }
+
+    /// [`Core::resize`], seeing the tables through shape `S` (a constant
+    /// layout where the caller knows it: the rebuild loop runs per slot).
+    pub(crate) fn resize_as<S: Shape>(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
-        let old = self.table_of(d).expect("validated table");
+        let old = self.table_as::<S>(d).expect("validated table");
         let other = 1 - desc_region(d);
         let rb = self.geo.region_bytes();
         self.region.punch(self.geo.region_off[other], rb);
@@ -740,7 +746,7 @@ impl Core {
             return Err(e);
         }
         let new = self
-            .table_of(table_desc(other as u64, cap))
+            .table_as::<S>(table_desc(other as u64, cap))
             .expect("capacity within range");
         for i in 0..old.cap() {
             let m = old.meta(i);
@@ -784,7 +790,7 @@ impl Core {
         } else {
             self.grown(cap, size)
         };
-        self.resize(new)?;
+        self.resize_as::<S>(new)?;
         Ok(true)
     }
 
@@ -818,7 +824,20 @@ impl Core {
         expiry: u64,
         now: u32,
     ) -> Result<Status> {
-        let mut t = self.active().ok_or_else(|| self.damaged())?;
+        self.place_new_as::<Dyn>(hash, kw, vw, expiry, now)
+    }
+
+    /// [`Core::place_new`], seeing the table through shape `S`.
+    pub(crate) fn place_new_as<S: Shape>(
+        &mut self,
+        hash: u64,
+        kw: u64,
+        vw: u64,
+        expiry: u64,
+        now: u32,
+    ) -> Result<Status> {
+        let d = self.hdr().table.load(Acquire);
+        let mut t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
         if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
             self.evict_one(&t, now);
         }
@@ -834,7 +853,10 @@ impl Core {
         }
         match self.make_room(&t) {
             Ok(false) => {}
-            Ok(true) => t = self.active().ok_or_else(|| self.damaged())?,
+            Ok(true) => {
+                let d = self.hdr().table.load(Acquire);
+                t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?
+            }
             Err(e) => {
                 if self.kb {
                     self.arena().free(kw);
