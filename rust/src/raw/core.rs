@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{
-    self, cap_for, desc_cap, desc_region, is_full, table_desc, Geometry, Header, ProcSlot,
-    HEADER_SIZE, MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
+    self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
+    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
 };
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
@@ -748,22 +748,20 @@ impl Core {
         let new = self
             .table_as::<S>(table_desc(other as u64, cap))
             .expect("capacity within range");
-        for i in 0..old.cap() {
-            let m = old.meta(i);
-            if is_full(m) {
-                let ext = if old.has_ext() {
-                    old.ext(i).load(Relaxed)
-                } else {
-                    0
-                };
-                let j = new.place(m, old.key(i), old.val(i), ext);
-                if let (Some(j), true) = (j, self.lru_on) {
-                    new.link(j)
-                        .stamp
-                        .store(old.link(i).stamp.load(Relaxed), Relaxed);
-                }
+        let lru_on = self.lru_on;
+        old.for_each_full(|i, m, k, v| {
+            let ext = if old.has_ext() {
+                old.ext(i).load(Relaxed)
+            } else {
+                0
+            };
+            let j = new.place(m, k, v, ext);
+            if let (Some(j), true) = (j, lru_on) {
+                new.link(j)
+                    .stamp
+                    .store(old.link(i).stamp.load(Relaxed), Relaxed);
             }
-        }
+        });
         if self.lru_on {
             self.lru().rebuild(&new);
         }

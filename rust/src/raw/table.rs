@@ -133,6 +133,14 @@ unsafe fn store_w(p: *const u8, w: usize, x: u64, o: std::sync::atomic::Ordering
     }
 }
 
+/// A packed slot: its number, its group and its place in the group.
+#[derive(Clone, Copy)]
+struct Pos {
+    i: usize,
+    g: *const u8,
+    j: usize,
+}
+
 /// Result of probing for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -237,6 +245,96 @@ impl<S: Shape> Table<S> {
         let (g, j) = self.group(i);
         // SAFETY: pair `j` of the group, aligned to its widths.
         unsafe { g.add(self.l().pairs_off + j * self.l().stride) }
+    }
+
+    /// Packed slot `i` as a position (`i`, its group, its place), for
+    /// walks that step from slot to slot without finding each group anew.
+    #[inline(always)]
+    fn pos(&self, i: usize) -> Pos {
+        let (g, j) = self.group(i);
+        Pos { i, g, j }
+    }
+
+    /// The packed slot after `p`, wrapping at the end.
+    #[inline(always)]
+    fn step(&self, p: &mut Pos) {
+        p.i += 1;
+        p.j += 1;
+        if p.i == self.cap {
+            *p = Pos {
+                i: 0,
+                g: self.slots,
+                j: 0,
+            };
+        } else if p.j == self.l().per_group {
+            p.j = 0;
+            // SAFETY: slot p.i < cap starts this group, inside the table.
+            p.g = unsafe { p.g.add(self.l().group_bytes) };
+        }
+    }
+
+    /// The control byte at `p`.
+    #[inline(always)]
+    fn ctrl_at(&self, p: Pos) -> &AtomicU8 {
+        // SAFETY: the control bytes open the group.
+        unsafe { &*(p.g.add(p.j) as *const AtomicU8) }
+    }
+
+    /// The pair at `p`.
+    #[inline(always)]
+    fn pair_at(&self, p: Pos) -> *const u8 {
+        // SAFETY: pair `j` of the group, aligned to its widths.
+        unsafe { p.g.add(self.l().pairs_off + p.j * self.l().stride) }
+    }
+
+    /// Fill packed slot `p` (see [`Table::fill`]).
+    #[inline(always)]
+    fn fill_at(&self, p: Pos, _hash: u64, key: u64, val: u64) {
+        let kp = self.pair_at(p);
+        // SAFETY: the pair's key and value, aligned to their widths.
+        unsafe { store_w(kp, self.l().kw, key, Relaxed) };
+        crate::fault::point();
+        // SAFETY: as above.
+        unsafe { store_w(kp.add(self.l().val_off), self.l().vw, val, Relaxed) };
+        crate::fault::point();
+        self.ctrl_at(p).store(FULL as u8, Release);
+        crate::fault::point();
+    }
+
+    /// Every full slot in order, with its meta word (state and 62 hash
+    /// bits), key and value words: `f(i, meta, key, val)`.
+    #[inline(always)]
+    pub fn for_each_full(&self, mut f: impl FnMut(usize, u64, u64, u64)) {
+        if !self.l().is_packed() {
+            for i in 0..self.cap {
+                let m = self.meta(i);
+                if crate::format::layout::is_full(m) {
+                    f(i, m, self.key(i), self.val(i));
+                }
+            }
+            return;
+        }
+        let l = self.l();
+        let mut p = self.pos(0);
+        for _ in 0..self.cap {
+            if self.ctrl_at(p).load(Acquire) as u64 == FULL {
+                let kp = self.pair_at(p);
+                // SAFETY: the pair's key and value, aligned to their widths.
+                let (k, v) = unsafe {
+                    (
+                        load_w(kp, l.kw, Relaxed),
+                        load_w(kp.add(l.val_off), l.vw, Acquire),
+                    )
+                };
+                f(
+                    p.i,
+                    full_meta(crate::format::hash::hash_int(self.seed, k as i64)),
+                    k,
+                    v,
+                );
+            }
+            self.step(&mut p);
+        }
     }
 
     /// The state of slot `i`: [`EMPTY`], [`TOMB`], [`FULL`] or [`BAD`].
@@ -368,26 +466,18 @@ impl<S: Shape> Table<S> {
     #[inline(always)]
     pub fn fill(&self, i: usize, hash: u64, key: u64, val: u64, ext: u64) {
         if self.l().is_packed() {
-            let p = self.pair(i);
-            // SAFETY: as in `key` and `val`.
-            unsafe { store_w(p, self.l().kw, key, Relaxed) };
-            crate::fault::point();
-            // SAFETY: as in `val`.
-            unsafe { store_w(p.add(self.l().val_off), self.l().vw, val, Relaxed) };
-            crate::fault::point();
-            self.ctrl(i).store(FULL as u8, Release);
-        } else {
-            let s = self.slot(i);
-            s.key.store(key, Relaxed);
-            crate::fault::point();
-            s.val.store(val, Relaxed);
-            crate::fault::point();
-            if self.has_ext() {
-                self.ext(i).store(ext, Relaxed);
-                crate::fault::point();
-            }
-            s.meta.store(full_meta(hash), Release);
+            return self.fill_at(self.pos(i), hash, key, val);
         }
+        let s = self.slot(i);
+        s.key.store(key, Relaxed);
+        crate::fault::point();
+        s.val.store(val, Relaxed);
+        crate::fault::point();
+        if self.has_ext() {
+            self.ext(i).store(ext, Relaxed);
+            crate::fault::point();
+        }
+        s.meta.store(full_meta(hash), Release);
         crate::fault::point();
     }
 
@@ -477,16 +567,10 @@ impl<S: Shape> Table<S> {
         found: impl FnOnce(u64),
     ) -> Probe {
         let l = self.l();
-        let mut i = self.home(hash);
-        let (mut g, mut j) = self.group(i);
+        let mut p = self.pos(self.home(hash));
         let mut vacant = usize::MAX;
         for _ in 0..self.cap() {
-            // SAFETY: (g, j) is slot i's group and place (kept in step
-            // below), inside the mapping like every slot of the table.
-            let (c, key) = unsafe {
-                let c = (*(g.add(j) as *const AtomicU8)).load(Acquire) as u64;
-                (c, g.add(l.pairs_off + j * l.stride))
-            };
+            let (c, key, i) = (self.ctrl_at(p).load(Acquire) as u64, self.pair_at(p), p.i);
             if c == EMPTY {
                 return Probe::Vacant(if vacant == usize::MAX { i } else { vacant });
             }
@@ -500,15 +584,7 @@ impl<S: Shape> Table<S> {
             } else if c == TOMB && vacant == usize::MAX {
                 vacant = i;
             }
-            i += 1;
-            j += 1;
-            if i == self.cap {
-                (i, j, g) = (0, 0, self.slots);
-            } else if j == l.per_group {
-                j = 0;
-                // SAFETY: slot i < cap starts this group.
-                g = unsafe { g.add(l.group_bytes) };
-            }
+            self.step(&mut p);
         }
         if vacant == usize::MAX {
             Probe::NoRoom
@@ -559,6 +635,17 @@ impl<S: Shape> Table<S> {
     /// absent); `ext` is the extension word (ignored without one). Returns
     /// the slot, or None if there is no empty slot.
     pub fn place(&self, meta: u64, key: u64, val: u64, ext: u64) -> Option<usize> {
+        if self.l().is_packed() {
+            let mut p = self.pos(self.home(meta));
+            for _ in 0..self.cap() {
+                if self.ctrl_at(p).load(Relaxed) as u64 == EMPTY {
+                    self.fill_at(p, meta, key, val);
+                    return Some(p.i);
+                }
+                self.step(&mut p);
+            }
+            return None;
+        }
         let mut i = self.home(meta);
         for _ in 0..self.cap() {
             if self.state(i) == EMPTY {
