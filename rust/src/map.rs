@@ -496,8 +496,22 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let key = self.key(k)?;
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
+        if core.plain() {
+            Self::remove_as::<Plain<K, V>>(core, &key, out)
+        } else {
+            Self::remove_as::<Ext>(core, &key, out)
+        }
+    }
+
+    /// [`Map::remove_impl`] under the lock, the table seen through `S`.
+    #[inline(always)]
+    fn remove_as<S: Shape>(
+        core: &mut Core,
+        key: &Key<'_>,
+        out: Option<&mut Out>,
+    ) -> Result<Status> {
         let now = core.now();
-        let (t, Some(i)) = Self::find_live(core, &key, now)? else {
+        let (t, Some(i)) = Self::find_live_as::<S>(core, key, now)? else {
             return Ok(Status::False);
         };
         Self::take_slot(core, &t, i, out)
@@ -521,7 +535,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         core.seq_begin();
         core.remove_slot(t, i);
-        core.maybe_shrink();
+        core.maybe_shrink_as::<S>();
         core.seq_end();
         Ok(Status::Ok)
     }

@@ -794,6 +794,11 @@ impl Core {
 
     /// Shrink or compact after removals.
     pub(crate) fn maybe_shrink(&mut self) {
+        self.maybe_shrink_as::<Dyn>()
+    }
+
+    /// [`Core::maybe_shrink`], seeing the tables through shape `S`.
+    pub(crate) fn maybe_shrink_as<S: Shape>(&mut self) {
         let Some(t) = self.active() else { return };
         let hdr = self.hdr();
         let size = hdr.size.load(Relaxed);
@@ -804,9 +809,9 @@ impl Core {
             // threshold, so alternating inserts and removes cannot thrash.
             let want = (size * 2 + 2).clamp(MIN_CAP, cap - 1);
             // On a full disk the table stays as it is: removals still work.
-            let _ = self.resize(want);
+            let _ = self.resize_as::<S>(want);
         } else if tombs * 4 > cap {
-            let _ = self.resize(cap);
+            let _ = self.resize_as::<S>(cap);
         }
     }
 
