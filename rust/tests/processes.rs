@@ -222,6 +222,28 @@ fn half_initialized_file_is_reinitialized() {
     );
 }
 
+/// A child attaches to the SS map at `t`, takes the writer lock (and with
+/// `mid_write` marks a change in progress) and dies by SIGKILL holding it.
+fn die_holding_the_lock(t: &Tmp, mid_write: bool) {
+    let path = t.0.clone();
+    let kid = spawn(move || {
+        let mut c = hashmap_shared::testing::open_any(
+            &path,
+            Variant::SS,
+            &hashmap_shared::testing::Params::new(1),
+        )
+        .unwrap();
+        hashmap_shared::testing::debug_hold_lock(c.core(), mid_write).unwrap();
+        // SAFETY: dies by signal while holding the lock.
+        unsafe { libc::raise(libc::SIGKILL) };
+        0
+    });
+    let mut st = 0;
+    // SAFETY: valid out-pointer.
+    unsafe { libc::waitpid(kid, &mut st, 0) };
+    assert!(libc::WIFSIGNALED(st));
+}
+
 /// A child takes the lock and dies holding it; the parent's next write must
 /// get through, recover, and count the recovery.
 #[test]
@@ -237,23 +259,7 @@ fn dead_lock_holder_is_recovered() {
                 &bytes(format!("a longer value {i}").as_bytes()),
             );
         }
-        let path = t.0.clone();
-        let kid = spawn(move || {
-            let mut c = hashmap_shared::testing::open_any(
-                &path,
-                Variant::SS,
-                &hashmap_shared::testing::Params::new(1),
-            )
-            .unwrap();
-            hashmap_shared::testing::debug_hold_lock(c.core(), mid_write).unwrap();
-            // SAFETY: dies by signal while holding the lock.
-            unsafe { libc::raise(libc::SIGKILL) };
-            0
-        });
-        let mut st = 0;
-        // SAFETY: valid out-pointer.
-        unsafe { libc::waitpid(kid, &mut st, 0) };
-        assert!(libc::WIFSIGNALED(st));
+        die_holding_the_lock(&t, mid_write);
         let t0 = Instant::now();
         assert_eq!(
             put(&mut *m, &bytes(b"after"), &bytes(b"the crash")),
@@ -298,23 +304,7 @@ fn a_reader_goes_on_and_leaves_the_walks_of_a_repair_to_the_next_writer() {
             &bytes(format!("a longer value {i}").as_bytes()),
         );
     }
-    let path = t.0.clone();
-    let kid = spawn(move || {
-        let mut c = hashmap_shared::testing::open_any(
-            &path,
-            Variant::SS,
-            &hashmap_shared::testing::Params::new(1),
-        )
-        .unwrap();
-        hashmap_shared::testing::debug_hold_lock(c.core(), true).unwrap();
-        // SAFETY: dies by signal while holding the lock mid-change.
-        unsafe { libc::raise(libc::SIGKILL) };
-        0
-    });
-    let mut st = 0;
-    // SAFETY: valid out-pointer.
-    unsafe { libc::waitpid(kid, &mut st, 0) };
-    assert!(libc::WIFSIGNALED(st));
+    die_holding_the_lock(&t, true);
     assert_eq!(repair_pending(&t), 0);
     // a read: it makes the sequence even (one recovery), and walks nothing
     assert_eq!(

@@ -287,9 +287,10 @@ impl<S: Shape> Table<S> {
         unsafe { p.g.add(self.l().pairs_off + p.j * self.l().stride) }
     }
 
-    /// Fill packed slot `p` (see [`Table::fill`]).
+    /// Fill packed slot `p` (see [`Table::fill`]; the hash is recomputed
+    /// from the key when it is needed).
     #[inline(always)]
-    fn fill_at(&self, p: Pos, _hash: u64, key: u64, val: u64) {
+    fn fill_at(&self, p: Pos, key: u64, val: u64) {
         let kp = self.pair_at(p);
         // SAFETY: the pair's key and value, aligned to their widths.
         unsafe { store_w(kp, self.l().kw, key, Relaxed) };
@@ -466,7 +467,7 @@ impl<S: Shape> Table<S> {
     #[inline(always)]
     pub fn fill(&self, i: usize, hash: u64, key: u64, val: u64, ext: u64) {
         if self.l().is_packed() {
-            return self.fill_at(self.pos(i), hash, key, val);
+            return self.fill_at(self.pos(i), key, val);
         }
         let s = self.slot(i);
         s.key.store(key, Relaxed);
@@ -639,7 +640,7 @@ impl<S: Shape> Table<S> {
             let mut p = self.pos(self.home(meta));
             for _ in 0..self.cap() {
                 if self.ctrl_at(p).load(Relaxed) as u64 == EMPTY {
-                    self.fill_at(p, meta, key, val);
+                    self.fill_at(p, key, val);
                     return Some(p.i);
                 }
                 self.step(&mut p);
