@@ -222,6 +222,27 @@ fn half_initialized_file_is_reinitialized() {
     );
 }
 
+/// 100 SS entries, "key<i>" -> "a longer value <i>" (values in the arena).
+fn put_hundred(m: &mut dyn hashmap_shared::testing::AnyMap) {
+    for i in 0..100 {
+        put(
+            m,
+            &bytes(format!("key{i}").as_bytes()),
+            &bytes(format!("a longer value {i}").as_bytes()),
+        );
+    }
+}
+
+/// The entries of [`put_hundred`] are all there, each with its value.
+fn check_hundred(m: &mut dyn hashmap_shared::testing::AnyMap) {
+    for i in 0..100 {
+        assert_eq!(
+            get(m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
+            Some(bytes(format!("a longer value {i}").as_bytes()))
+        );
+    }
+}
+
 /// A child attaches to the SS map at `t`, takes the writer lock (and with
 /// `mid_write` marks a change in progress) and dies by SIGKILL holding it.
 fn die_holding_the_lock(t: &Tmp, mid_write: bool) {
@@ -252,13 +273,7 @@ fn dead_lock_holder_is_recovered() {
     for mid_write in [false, true] {
         let t = Tmp::new("dead");
         let mut m = open(&t, Variant::SS, 1000);
-        for i in 0..100 {
-            put(
-                &mut *m,
-                &bytes(format!("key{i}").as_bytes()),
-                &bytes(format!("a longer value {i}").as_bytes()),
-            );
-        }
+        put_hundred(&mut *m);
         die_holding_the_lock(&t, mid_write);
         let t0 = Instant::now();
         assert_eq!(
@@ -269,12 +284,7 @@ fn dead_lock_holder_is_recovered() {
         assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
         assert_eq!(m.core_ref().info(Info::Size), 101);
         m.verify().unwrap();
-        for i in 0..100 {
-            assert_eq!(
-                get(&mut *m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
-                Some(bytes(format!("a longer value {i}").as_bytes()))
-            );
-        }
+        check_hundred(&mut *m);
     }
 }
 
@@ -297,13 +307,7 @@ fn a_reader_goes_on_and_leaves_the_walks_of_a_repair_to_the_next_writer() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = Tmp::new("reader-repairs");
     let mut m = open(&t, Variant::SS, 1000);
-    for i in 0..100 {
-        put(
-            &mut *m,
-            &bytes(format!("key{i}").as_bytes()),
-            &bytes(format!("a longer value {i}").as_bytes()),
-        );
-    }
+    put_hundred(&mut *m);
     die_holding_the_lock(&t, true);
     assert_eq!(repair_pending(&t), 0);
     // a read: it makes the sequence even (one recovery), and walks nothing
@@ -314,12 +318,7 @@ fn a_reader_goes_on_and_leaves_the_walks_of_a_repair_to_the_next_writer() {
     assert_eq!(m.core_ref().info(Info::StatRecoveries), 1);
     assert_eq!(repair_pending(&t), 3, "the walks are left to a writer");
     // more reads need nothing more
-    for i in 0..100 {
-        assert_eq!(
-            get(&mut *m, Variant::SS, &bytes(format!("key{i}").as_bytes())),
-            Some(bytes(format!("a longer value {i}").as_bytes()))
-        );
-    }
+    check_hundred(&mut *m);
     assert_eq!(repair_pending(&t), 3);
     // the next write runs them first
     assert_eq!(
