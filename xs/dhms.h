@@ -182,6 +182,23 @@ int dhms_get_or_set(dhms_map *map, const dhms_item *key, const dhms_item *dflt, 
  * nothing changed; EFULL: the key is new and the map is full. */
 int dhms_incr_by(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
 
+/* A handle's own entry points for the keywords' hot operations, with the
+ * signatures and contracts of the functions above. For a map in a file
+ * they are compiled for its key and value types (no dispatch, the whole
+ * operation in one function); otherwise they are dhms_get & co. */
+typedef struct dhms_fast {
+    int (*get)(dhms_map *map, const dhms_item *key, dhms_out *out);
+    int (*exists)(dhms_map *map, const dhms_item *key);
+    int (*put)(dhms_map *map, const dhms_item *key, const dhms_item *val);
+    int (*incr_by)(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
+} dhms_fast;
+
+/* Every handle starts with this (the rest is the engine's). */
+struct dhms_map_head {
+    const dhms_fast *fast; /* never NULL */
+};
+#define DHMS_FAST(map) (((const struct dhms_map_head *)(map))->fast)
+
 /* ---- expiry and recency (SPEC section 5 and 6) ------------------------ */
 
 /* As dhms_put, with this entry's own lifetime in seconds (0 = permanent).

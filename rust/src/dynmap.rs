@@ -117,6 +117,11 @@ pub trait AnyMap: Send {
     fn local_core_mut(&mut self) -> Option<&mut crate::raw::core::Core> {
         None
     }
+    /// The map as `Any`, if it is a `Map` in a file (so that a handle can
+    /// find its codecs once: `crate::ffi`'s entry points per codec).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// See [`crate::raw::core::Core::wait_timeout`]; a map on a server waits on
     /// no other process (its timeouts are in its location): the default.
     fn wait_timeout(&self) -> std::time::Duration {
@@ -180,6 +185,9 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     }
     fn local_core_mut(&mut self) -> Option<&mut crate::raw::core::Core> {
         Some(self.core())
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
     fn info(&self, which: Info) -> u64 {
         self.core_ref().info(which)

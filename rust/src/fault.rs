@@ -12,14 +12,29 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 #[cfg(feature = "fault-injection")]
 static LEFT: AtomicI64 = AtomicI64::new(0);
 
+/// The armed point panics instead of ending the process.
+#[cfg(feature = "fault-injection")]
+static PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A point between two stores of a mutation.
 #[inline(always)]
 pub fn point() {
     #[cfg(feature = "fault-injection")]
     if LEFT.load(Relaxed) > 0 && LEFT.fetch_sub(1, Relaxed) == 1 {
+        if PANIC.swap(false, Relaxed) {
+            panic!("fault injection: a panic in the middle of a mutation");
+        }
         // SAFETY: _exit ends the process at once, as SIGKILL would.
         unsafe { libc::_exit(77) };
     }
+}
+
+/// Panic at the `n`-th fault point from now (n >= 1): an engine bug, as
+/// the C ABI's callers would meet it.
+#[cfg(feature = "fault-injection")]
+pub fn arm_panic(n: i64) {
+    PANIC.store(true, Relaxed);
+    LEFT.store(n, Relaxed);
 }
 
 /// Die at the `n`-th fault point from now (n >= 1).
@@ -31,5 +46,6 @@ pub fn arm(n: i64) {
 /// Stop counting.
 #[cfg(feature = "fault-injection")]
 pub fn disarm() {
+    PANIC.store(false, Relaxed);
     LEFT.store(0, Relaxed);
 }

@@ -5,9 +5,10 @@
 
 use crate::dynmap::{AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::map::End;
+use crate::map::{End, Map};
 use crate::open::{is_location, open_any, open_source};
 use crate::os::region::Source;
+use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
 use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
@@ -206,8 +207,12 @@ impl From<&CParams> for Params {
     }
 }
 
-/// The handle C holds.
+/// The handle C holds. C sees its first field (`struct dhms_map_head`):
+/// the handle's entry points for the keywords' hot operations.
+#[repr(C)]
 pub struct DhmsMap {
+    /// Never null: [`DhmsFast`] for the map's codecs, or the generic one.
+    fast: &'static DhmsFast,
     map: Box<dyn AnyMap>,
     /// The file path (NULL for anonymous, memfd and sharded maps).
     path: Option<CString>,
@@ -216,8 +221,162 @@ pub struct DhmsMap {
 impl DhmsMap {
     fn boxed(map: Box<dyn AnyMap>) -> *mut DhmsMap {
         let path = map.file_path().and_then(|p| CString::new(p).ok());
-        Box::into_raw(Box::new(DhmsMap { map, path }))
+        let fast = fast_table(&*map);
+        Box::into_raw(Box::new(DhmsMap { fast, map, path }))
     }
+}
+
+/// `dhms_fast`: a handle's entry points for get, exists, put and incr_by,
+/// with the signatures (and the contracts) of `dhms_get` & co. For a map
+/// in a file they are compiled for its key and value codecs: the map is
+/// reached without the trait object, and each is one function with the
+/// whole operation inlined. A map on a server, or a sharded one, gets
+/// [`GENERIC`]: `dhms_get` & co. themselves.
+#[repr(C)]
+pub struct DhmsFast {
+    /// As [`dhms_get`].
+    pub get: unsafe extern "C" fn(*mut DhmsMap, *const CItem, *mut COut) -> c_int,
+    /// As [`dhms_exists`].
+    pub exists: unsafe extern "C" fn(*mut DhmsMap, *const CItem) -> c_int,
+    /// As [`dhms_put`].
+    pub put: unsafe extern "C" fn(*mut DhmsMap, *const CItem, *const CItem) -> c_int,
+    /// As [`dhms_incr_by`].
+    pub incr_by: unsafe extern "C" fn(*mut DhmsMap, *const CItem, i64, *mut i64) -> c_int,
+}
+
+/// The entry points of a handle whose map is not a `Map` in a file.
+static GENERIC: DhmsFast = DhmsFast {
+    get: dhms_get,
+    exists: dhms_exists,
+    put: dhms_put,
+    incr_by: dhms_incr_by,
+};
+
+/// The entry points compiled for `Map<K, V>`.
+struct Fast<K, V>(std::marker::PhantomData<(K, V)>);
+
+impl<K: Codec, V: Codec> Fast<K, V> {
+    const TABLE: DhmsFast = DhmsFast {
+        get: fast_get::<K, V>,
+        exists: fast_exists::<K, V>,
+        put: fast_put::<K, V>,
+        incr_by: fast_incr_by::<K, V>,
+    };
+}
+
+/// The entry points for `map`: its codecs' if it is a `Map` in a file.
+fn fast_table(map: &dyn AnyMap) -> &'static DhmsFast {
+    let Some(any) = map.as_any() else {
+        return &GENERIC;
+    };
+    macro_rules! codecs {
+        ($(($k:ty, $v:ty)),*) => {
+            $(if any.is::<Map<$k, $v>>() {
+                return &Fast::<$k, $v>::TABLE;
+            })*
+        };
+    }
+    codecs!(
+        (I16, I16),
+        (I32, I32),
+        (I64, I64),
+        (I16, Bytes),
+        (I32, Bytes),
+        (I64, Bytes),
+        (Bytes, I16),
+        (Bytes, I32),
+        (Bytes, I64),
+        (Bytes, Bytes)
+    );
+    &GENERIC
+}
+
+/// Run `f` on the handle's map, known to be a `Map<K, V>`, inside
+/// `guard`: what [`with`] does, without the trait object.
+///
+/// # Safety
+/// `m` is a valid handle used by this thread only, whose `fast` is
+/// `Fast::<K, V>::TABLE` (so its map is a `Map<K, V>`).
+#[inline(always)]
+unsafe fn with_typed<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    f: impl FnOnce(&mut Map<K, V>) -> Result<c_int>,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per the contract.
+        let h = unsafe { arg_mut(m)? };
+        // SAFETY: `fast_table` chose this table because the map is a
+        // `Map<K, V>`; the trait object's data pointer is that map.
+        let map = unsafe { &mut *(&mut *h.map as *mut dyn AnyMap).cast::<Map<K, V>>() };
+        let r = f(map);
+        if map.core_ref().truncated() {
+            return Err(truncated_error(&*h.map));
+        }
+        r
+    })
+}
+
+/// `fast.get` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_get`]; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_get<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    k: *const CItem,
+    out: *mut COut,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { with_typed::<K, V>(m, |map| st(map.get(&item(k)?, &mut *out_arg(out)?))) }
+}
+
+/// `fast.exists` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_exists`]; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_exists<K: Codec, V: Codec>(m: *mut DhmsMap, k: *const CItem) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { with_typed::<K, V>(m, |map| map.exists(&item(k)?).map(yes)) }
+}
+
+/// `fast.put` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_put`]; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_put<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    k: *const CItem,
+    v: *const CItem,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { with_typed::<K, V>(m, |map| st(AnyMap::put(map, &item(k)?, &item(v)?))) }
+}
+
+/// `fast.incr_by` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_incr_by`]; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_incr_by<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    k: *const CItem,
+    delta: i64,
+    result: *mut i64,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        with_typed::<K, V>(m, |map| {
+            st(AnyMap::incr_by(map, &item(k)?, delta, arg_mut(result)?))
+        })
+    }
+}
+
+/// The error of a call that found its map's file truncated under it.
+#[cold]
+fn truncated_error(map: &dyn AnyMap) -> Error {
+    Error::new(format!(
+        "{}: the map file was truncated while in use (by another process?); \
+         its data is lost: remove the file and create the map again",
+        map.display_path()
+    ))
 }
 
 /// A list of entries handed to C: keys / values / items / to_hash,
@@ -411,6 +570,16 @@ pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
         file_mode
     );
     layout!("dhms_source", SourceDesc, kind, name, fd, shards);
+    layout!("dhms_fast", DhmsFast, get, exists, put, incr_by);
+    // C reads the handle's first field: `struct dhms_map_head`
+    v.push((
+        "struct dhms_map_head.fast".into(),
+        offset_of!(DhmsMap, fast),
+    ));
+    v.push((
+        "sizeof struct dhms_map_head.fast".into(),
+        field_size(|x: &DhmsMap| &x.fast),
+    ));
     v
 }
 
@@ -562,11 +731,7 @@ unsafe fn with(m: *mut DhmsMap, f: impl FnOnce(&mut dyn AnyMap) -> Result<c_int>
         let h = unsafe { arg_mut(m)? };
         let r = f(&mut *h.map);
         if h.map.truncated() {
-            return Err(Error::new(format!(
-                "{}: the map file was truncated while in use (by another process?); \
-                 its data is lost: remove the file and create the map again",
-                h.map.display_path()
-            )));
+            return Err(truncated_error(&*h.map));
         }
         r
     })

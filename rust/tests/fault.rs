@@ -482,3 +482,137 @@ fn val_for(v: Variant) -> Entry {
         int(1)
     }
 }
+
+/// The C ABI as `xs/dhms.h` declares it, for the test below.
+mod c_abi {
+    use std::ffi::{c_char, c_int, c_void};
+    #[repr(C)]
+    pub struct Item {
+        pub ptr: *const u8,
+        pub len: usize,
+        pub num: i64,
+        pub utf8: u32,
+    }
+    #[repr(C)]
+    pub struct Out {
+        pub buf: *mut u8,
+        pub cap: usize,
+        pub len: usize,
+        pub num: i64,
+        pub utf8: u32,
+    }
+    #[repr(C)]
+    pub struct Params {
+        pub max_entries: u64,
+        pub max_size: u64,
+        pub ttl: u64,
+        pub lru_skip: u64,
+        pub arena_cap: u64,
+        pub file_mode: u32,
+    }
+    /// `dhms_fast`
+    #[repr(C)]
+    pub struct Fast {
+        pub get: unsafe extern "C" fn(*mut c_void, *const Item, *mut Out) -> c_int,
+        pub exists: unsafe extern "C" fn(*mut c_void, *const Item) -> c_int,
+        pub put: unsafe extern "C" fn(*mut c_void, *const Item, *const Item) -> c_int,
+        pub incr_by: unsafe extern "C" fn(*mut c_void, *const Item, i64, *mut i64) -> c_int,
+    }
+    extern "C" {
+        pub fn dhms_open(
+            path: *const c_char,
+            variant: u32,
+            params: *const Params,
+            out: *mut *mut c_void,
+        ) -> c_int;
+        pub fn dhms_close(m: *mut c_void);
+        pub fn dhms_verify(m: *mut c_void) -> c_int;
+        pub fn dhms_last_error() -> *const c_char;
+    }
+    /// The handle's entry points (`struct dhms_map_head`).
+    ///
+    /// # Safety
+    /// `m` is a handle from `dhms_open`.
+    pub unsafe fn fast<'a>(m: *mut c_void) -> &'a Fast {
+        // SAFETY: per the contract: a handle starts with the pointer.
+        unsafe { &**m.cast::<*const Fast>() }
+    }
+    pub fn int(n: i64) -> Item {
+        Item {
+            ptr: std::ptr::null(),
+            len: 0,
+            num: n,
+            utf8: 0,
+        }
+    }
+    pub fn last_error() -> String {
+        // SAFETY: a NUL-terminated string, valid until the next call.
+        unsafe { std::ffi::CStr::from_ptr(dhms_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// A panic inside the engine, reached through a handle's own entry
+/// points (`dhms_fast`, what the keywords call), comes back to C as
+/// `DHMS_ERROR` with an "internal error" message, never as an unwind; the
+/// writer lock is released on the way out, and the map is whole after.
+#[test]
+fn a_panic_in_a_fast_entry_point_is_an_error_status_not_an_unwind() {
+    let _one = one_at_a_time();
+    let t = Tmp::new("fast-panic");
+    let code = in_child(|| {
+        let p = c_abi::Params {
+            max_entries: 1000,
+            max_size: 0,
+            ttl: 0,
+            lru_skip: 0,
+            arena_cap: 0,
+            file_mode: 0o600,
+        };
+        let mut m = std::ptr::null_mut();
+        // SAFETY: valid arguments; the handle is used by this thread only.
+        unsafe {
+            if c_abi::dhms_open(t.0.as_ptr(), 2, &p, &mut m) != 0 {
+                return 2;
+            }
+            let f = c_abi::fast(m);
+            for i in 0..100 {
+                if (f.put)(m, &c_abi::int(i), &c_abi::int(i * 10)) != 0 {
+                    return 3;
+                }
+            }
+            // the first store of a new key's insert panics
+            hashmap_shared::fault::arm_panic(1);
+            let st = (f.put)(m, &c_abi::int(1000), &c_abi::int(1));
+            hashmap_shared::fault::disarm();
+            if st != 5 || !c_abi::last_error().contains("internal error") {
+                eprintln!("status {st}: {}", c_abi::last_error());
+                return 4;
+            }
+            // the lock was released: this writes, after repairing the map
+            if (f.put)(m, &c_abi::int(1001), &c_abi::int(2)) != 0 {
+                return 5;
+            }
+            let mut out = c_abi::Out {
+                buf: std::ptr::null_mut(),
+                cap: 0,
+                len: 0,
+                num: 0,
+                utf8: 0,
+            };
+            for i in 0..100 {
+                if (f.get)(m, &c_abi::int(i), &mut out) != 0 || out.num != i * 10 {
+                    return 6;
+                }
+            }
+            if c_abi::dhms_verify(m) != 0 {
+                eprintln!("verify: {}", c_abi::last_error());
+                return 7;
+            }
+            c_abi::dhms_close(m);
+        }
+        0
+    });
+    assert_eq!(code, 0, "the child's verdict");
+}

@@ -601,7 +601,7 @@ DHMS_BODY(put)
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
     sv_to_item(v, v->val_kind, args[2], &val, "value");
-    args[0] = ret_stored(v, dhms_put(m, &key, &val));
+    args[0] = ret_stored(v, DHMS_FAST(m)->put(m, &key, &val));
     return args;
 }
 
@@ -625,7 +625,7 @@ DHMS_BODY(get)
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
     out_init(v->val_kind, targ, &out);
-    while (UNLIKELY((st = dhms_get(m, &key, &out)) == DHMS_ESMALL))
+    while (UNLIKELY((st = DHMS_FAST(m)->get(m, &key, &out)) == DHMS_ESMALL))
         out_grow(targ, &out);
     if (LIKELY(st == DHMS_OK))
         args[0] = out_finish(v->val_kind, targ, &out);
@@ -641,7 +641,7 @@ DHMS_BODY(exists)
     dhms_item key;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    args[0] = ret_bool(v, dhms_exists(m, &key));
+    args[0] = ret_bool(v, DHMS_FAST(m)->exists(m, &key));
     return args;
 }
 
@@ -843,7 +843,7 @@ static SV **S_count_by(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV 
     int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    st = dhms_incr_by(m, &key, delta, &result);
+    st = DHMS_FAST(m)->incr_by(m, &key, delta, &result);
     if (UNLIKELY(st != DHMS_OK))
         croak_counter(v, m, st, opname);
     args[0] = ret_iv(targ, result);
@@ -1966,6 +1966,73 @@ static int S_parse_kw(pTHX_ OP **out, void *hookdata)
     return KEYWORD_PLUGIN_EXPR;
 }
 
+/*
+ * Lexical arguments without an op each. `shm_ii_get $m, $k` runs padsv($m),
+ * padsv($k), then the keyword's op: two op dispatches only to push two pad
+ * entries. The peephole hook below (the keyword ops' xop_peep) finds a run
+ * of two or more arguments that are plain lexicals (a padsv that is not
+ * declared, localised or an lvalue there) and lets the run's first op push
+ * them all: its pp function becomes S_pp_padrun, the others are marked
+ * with S_pp_padrun_elided and skipped (the first one's op_next goes past
+ * them). Nothing else changes: the keyword op finds its arguments on the
+ * stack as before, and the first op stays where control enters the
+ * argument list, so no jump into it is moved. Only the followers are
+ * skipped, and nothing but their leaf predecessor leads to them.
+ */
+static OP *S_pp_padrun_elided(pTHX)
+{
+    /* never run: the run's first op skips its followers */
+    Perl_croak(aTHX_ "Data::HashMap::Shared: internal error: a skipped argument op ran");
+}
+
+static OP *S_pp_padrun(pTHX)
+{
+    dSP;
+    const OP *k = PL_op;
+    EXTEND(SP, DHMS_MAX_KW_ARGS);
+    do {
+        PUSHs(PAD_SV(k->op_targ));
+        k = OpSIBLING(k);
+    } while (k && k->op_ppaddr == S_pp_padrun_elided);
+    PUTBACK;
+    return PL_op->op_next;
+}
+
+/* A padsv that only pushes its lexical (what pp_padsv does when the op
+ * has no OPf_MOD). */
+static int S_plain_padsv(const OP *o)
+{
+    return o->op_type == OP_PADSV && o->op_ppaddr == PL_ppaddr[OP_PADSV]
+        && !(o->op_flags & (OPf_MOD | OPf_KIDS));
+}
+
+/* xop_peep of every keyword op: its arguments' ops have been through the
+ * peephole optimizer already (they run first). */
+static void S_peep_kw(pTHX_ OP *o, OP *oldop)
+{
+    OP *k, *next;
+    PERL_UNUSED_ARG(oldop);
+    if (!(o->op_flags & OPf_KIDS))
+        return;
+    for (k = cUNOPo->op_first; k; k = next) {
+        OP *last = k;
+        next = OpSIBLING(k);
+        if (!S_plain_padsv(k))
+            continue;
+        while (next && S_plain_padsv(next) && last->op_next == next) {
+            last = next;
+            next = OpSIBLING(next);
+        }
+        if (last != k) {
+            OP *f;
+            for (f = OpSIBLING(k); f != OpSIBLING(last); f = OpSIBLING(f))
+                f->op_ppaddr = S_pp_padrun_elided;
+            k->op_ppaddr = S_pp_padrun;
+            k->op_next = last->op_next;
+        }
+    }
+}
+
 /* ====================================================================== */
 /* BOOT                                                                   */
 /* ====================================================================== */
@@ -2036,6 +2103,7 @@ static void S_boot(pTHX)
         XopENTRY_set(&S_xops[oi], xop_desc, op->xop_desc);
         XopENTRY_set(&S_xops[oi], xop_class,
                      op->min_args == 1 ? OA_UNOP : op->min_args == 2 ? OA_BINOP : OA_LISTOP);
+        XopENTRY_set(&S_xops[oi], xop_peep, S_peep_kw);
         Perl_custom_op_register(aTHX_ op->pp, &S_xops[oi]);
     }
 
