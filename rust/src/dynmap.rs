@@ -153,6 +153,7 @@ pub trait AnyMap: Send {
 /// Run an operation that may store strings; if a store found this
 /// handle's mapping too small (the operation then answered "full" and
 /// changed nothing), grow the mapping and run it again.
+#[inline(always)]
 fn again<K: Codec, V: Codec, R>(
     m: &mut Map<K, V>,
     mut op: impl FnMut(&mut Map<K, V>) -> Result<R>,
@@ -228,6 +229,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     fn claim_shard(&mut self, n: u32, i: u32) -> Result<()> {
         Map::claim_shard(self, n, i)
     }
+    #[inline(always)]
     fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
         again(self, |m| Map::put(m, k, v))
     }
@@ -246,6 +248,7 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     fn get_or_set(&mut self, k: &Item, d: &Item, out: &mut Out) -> Result<Status> {
         again(self, |m| Map::get_or_set(m, k, d, out))
     }
+    #[inline(always)]
     fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
         again(self, |m| Map::incr_by(m, k, delta, result))
     }

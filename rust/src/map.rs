@@ -248,6 +248,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Look `k` up; its value goes into `out`.
+    #[inline(always)]
     pub fn get(&mut self, k: &Item, out: &mut Out) -> Result<Status> {
         if self.core.plain() {
             self.read_entry::<Plain<K, V>>(k, out, None)
@@ -267,6 +268,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// True if `k` is present (and not expired).
+    #[inline(always)]
     pub fn exists(&mut self, k: &Item) -> Result<bool> {
         let key = self.key(k)?;
         let now = self.core.now();
@@ -303,6 +305,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     // ---- writes --------------------------------------------------------
 
     /// Insert or overwrite (with the map's default TTL, if it has one).
+    #[inline(always)]
     pub fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
         self.put_with(k, v, None)
     }
@@ -325,6 +328,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    #[inline(always)]
     fn put_with(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
         let key = self.key(k)?;
         self.check_val(v)?;
@@ -584,6 +588,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     }
 
     /// Add `delta` to the integer value of `k` (a missing key starts at 0).
+    #[inline(always)]
     pub fn incr_by(&mut self, k: &Item, delta: i64, result: &mut i64) -> Result<Status> {
         self.counter(k, result, delta, |cur| cur.checked_add(delta))
     }
