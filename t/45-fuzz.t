@@ -118,7 +118,7 @@ my $poke = sub { my ($path, $off, $bytes) = @_; open my $fh, '+<:raw', $path or 
 # new/get/exists/put/incr/remove/keys/verify in a child under alarm 5.
 {
     my $v = variant('SI');
-    my %OFF = (lock => 256, seq => 320, size => 392, slot_hwm => 456, slots => 4096, slot_size => 64);
+    my %OFF = (lock => 256, seq => 320, size => 448, slot_hwm => 504, slots => 4096, slot_size => 64);
     my $fresh = sub {
         my $path = tmp_path('hostile-words');
         my $m = $v->{class}->new($path, 100);

@@ -204,7 +204,7 @@ if (Data::HashMap::Shared::SS->can('verify')) {
     $m->put($_, $_) for 1 .. 10;
     undef $m;
     open my $fh, '+<', $bad or die "$bad: $!";
-    sysseek $fh, 392, 0 or die;    # header: size
+    sysseek $fh, 448, 0 or die;    # header: size
     syswrite $fh, pack('Q<', 7) or die;
     close $fh;
     cli_is(['verify', $bad], 2, '', qr/^hashmap-shared: .*\Q$bad\E.*\S/, 'verify names a problem and exits 2');

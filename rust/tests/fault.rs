@@ -361,6 +361,8 @@ fn kinds() -> Vec<Kind> {
 
 #[test]
 fn every_fault_point_of_every_mutation_recovers() {
+    // it forks: no other test's thread may run meanwhile (see `spawn_child`)
+    let _one = one_at_a_time();
     let mut cases = 0;
     let mut report = Vec::new();
     for kind in kinds() {

@@ -289,12 +289,12 @@ fn dead_lock_holder_is_recovered() {
 }
 
 /// The header word that names the parts of a repair still to run
-/// (offset 528: 2 the counts and LRU order, 1 the arena).
+/// (offset 552: 2 the counts and LRU order, 1 the arena).
 fn repair_pending(t: &Tmp) -> u64 {
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::open(&t.1).unwrap();
     let mut b = [0u8; 8];
-    f.read_exact_at(&mut b, 528).unwrap();
+    f.read_exact_at(&mut b, 552).unwrap();
     u64::from_le_bytes(b)
 }
 

@@ -92,15 +92,31 @@ pub struct Header {
     /// Sequence counter: odd while a writer changes the structure.
     pub seq: AtomicU64,
     _pad2: [u64; 7],
-    // ---- mutable state (changed under the writer lock) ------------ @384
+    // ---- what readers read (stored rarely) ------------------------- @384
+    // Lock-free readers load `table` on every lookup and `arena_alloc` to
+    // know that their mapping covers every string: on a line of their
+    // own, which only a resize, a growing arena (in steps), a growing
+    // file or freeze store to, so that an insert or a remove in another
+    // process does not make every reader miss on it.
     /// Active table: `capacity << 1 | region`; one store publishes.
     pub table: AtomicU64,
+    /// Arena bytes below this absolute offset have their file blocks
+    /// allocated (`Region::allocate`): stores there cannot meet a full
+    /// file system; every block lies below it. Only grows, except that
+    /// `clear` lowers it before it punches the arena.
+    pub arena_alloc: AtomicU64,
+    /// Bytes of file that exist (only grows; validated against fstat).
+    pub file_size: AtomicU64,
+    /// 1 once `freeze` sealed the map: no mutation will ever run again.
+    pub frozen: AtomicU64,
+    /// For a shard of a sharded map: `shards << 32 | index`; 0 otherwise.
+    pub shard: AtomicU64,
+    _pad3: [u64; 3],
+    // ---- the writers' state (changed under the writer lock) -------- @448
     /// Live entries.
     pub size: AtomicU64,
     /// Tombstones in the active table.
     pub tombstones: AtomicU64,
-    /// Bytes of file that exist (only grows; validated against fstat).
-    pub file_size: AtomicU64,
     /// First unused arena byte (absolute file offset).
     pub arena_top: AtomicU64,
     /// Bytes held by live arena blocks.
@@ -113,6 +129,7 @@ pub struct Header {
     pub stat_recoveries: AtomicU64,
     /// One more than the highest process slot ever claimed.
     pub slot_hwm: AtomicU64,
+    // --------------------------------------------------------------- @512
     /// LRU list: most recently used slot (`NIL` if empty).
     pub lru_head: AtomicU64,
     /// LRU list: least recently used slot (`NIL` if empty).
@@ -122,28 +139,19 @@ pub struct Header {
     /// Shared position of `flush_expired_partial`: `flush_tag(desc) << 35 |
     /// next slot` (`raw::core::flush_tag`).
     pub flush_pos: AtomicU64,
-    /// 1 once `freeze` sealed the map: no mutation will ever run again.
-    pub frozen: AtomicU64,
-    /// For a shard of a sharded map: `shards << 32 | index`; 0 otherwise.
-    pub shard: AtomicU64,
     /// A published batch redo record (arena block), or 0; see `batch.rs`.
     pub batch_log: AtomicU64,
-    /// Arena bytes below this absolute offset have their file blocks
-    /// allocated (`Region::allocate`): stores there cannot meet a full
-    /// file system. Only grows, except that `clear` lowers it before it
-    /// punches the arena.
-    pub arena_alloc: AtomicU64,
     /// The parts of the repair after a writer's death that are still to
     /// run (`raw::recover`): [`REPAIR_COUNTS`] (size, tombstones, LRU
     /// order, stray slot states) and [`REPAIR_ARENA`] (free lists and
     /// usage). Readers do not need them, so they go on at once; the next
     /// writer runs them before it changes anything.
     pub repair: AtomicU64,
-    _pad3: [u64; 69],
+    _pad4: [u64; 66],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
-    _pad4: [u64; 2],
+    _pad5: [u64; 2],
     // ---- spare, zero ------------------------------------------------ @2000
     _spare: [u64; 262],
 }
@@ -152,8 +160,10 @@ const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
 const _: () = assert!(offset_of!(Header, lock) == 256);
 const _: () = assert!(offset_of!(Header, seq) == 320);
 const _: () = assert!(offset_of!(Header, table) == 384);
-const _: () = assert!(offset_of!(Header, arena_alloc) == 520);
-const _: () = assert!(offset_of!(Header, repair) == 528);
+const _: () = assert!(offset_of!(Header, arena_alloc) == 392);
+const _: () = assert!(offset_of!(Header, size) == 448);
+const _: () = assert!(offset_of!(Header, lru_head) == 512);
+const _: () = assert!(offset_of!(Header, repair) == 552);
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {
@@ -284,7 +294,7 @@ pub fn desc_cap(d: u64) -> u64 {
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
     let packed = Layout::packed(2, 2);
-    let facts: [u64; 15] = [
+    let facts: [u64; 16] = [
         packed.per_group as u64,
         packed.pairs_off as u64,
         size_of::<Header>() as u64,
@@ -292,6 +302,7 @@ pub fn fingerprint() -> u64 {
         offset_of!(Header, lock) as u64,
         offset_of!(Header, seq) as u64,
         offset_of!(Header, table) as u64,
+        offset_of!(Header, size) as u64,
         offset_of!(Header, slot_hwm) as u64,
         offset_of!(Header, free_heads) as u64,
         NSLOTS as u64,

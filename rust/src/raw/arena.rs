@@ -118,11 +118,13 @@ impl Arena<'_> {
                 word: w,
             });
         }
-        // Blocks end below the shared top and inside this process's mapping
-        // (which may be smaller than others' when address space was short).
+        // Blocks end below the allocated part of the arena (`arena_alloc`,
+        // at or above the top; read instead of `arena_top`, which is on the
+        // writers' line) and inside this process's mapping (which may be
+        // smaller than others' when address space was short).
         let top = self
             .hdr()
-            .arena_top
+            .arena_alloc
             .load(Acquire)
             .min(self.off + self.reserve);
         if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {

@@ -536,15 +536,17 @@ impl Core {
         unsafe { Slots::new(self.base.add(SLOTS_OFF as usize) as *const ProcSlot) }
     }
 
-    /// Map the whole arena as far as its shared top, if other processes
-    /// grew it past this handle's mapping (one load of a header word that
-    /// the read already needs in cache). Call only where no pointer into
-    /// the mapping is held: the mapping may move.
+    /// Map the arena as far as its allocated part (`arena_alloc`: every
+    /// block lies below it), if other processes grew it past this handle's
+    /// mapping. One load of a word on the line with `table`, which the
+    /// read needs anyway; `arena_top`, which every new block moves, is
+    /// not on it. Call only where no pointer into the mapping is held: the
+    /// mapping may move.
     #[inline(always)]
     pub(crate) fn cover_arena(&mut self) -> Result<()> {
-        let top = self.hdr().arena_top.load(Acquire);
-        if top > self.arena_off + self.arena_reserve {
-            self.grow_mapping(top)?;
+        let end = self.hdr().arena_alloc.load(Acquire);
+        if end > self.arena_off + self.arena_reserve {
+            self.grow_mapping(end)?;
         }
         Ok(())
     }

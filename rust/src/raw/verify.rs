@@ -149,6 +149,10 @@ pub fn verify<K: Codec, V: Codec>(core: &mut Core) -> Result<()> {
             used += size;
         } else if is_free {
             free_blocks.insert(off);
+        } else {
+            return bad(format!(
+                "arena: block {off} is neither referenced by an entry nor free (leaked)"
+            ));
         }
         off += size;
     }
@@ -177,6 +181,10 @@ pub fn verify<K: Codec, V: Codec>(core: &mut Core) -> Result<()> {
             }
             b = core.word_at(b + 8).load(Relaxed);
         }
+    }
+    // no leak: a block that no entry references is on a free list
+    if let Some(b) = free_blocks.iter().find(|b| !listed.contains(*b)) {
+        return bad(format!("arena: free block {b} is on no free list (leaked)"));
     }
     // ---- LRU
     if let Err(e) = core.check_lru() {
