@@ -118,7 +118,10 @@ pub trait AnyMap: Send {
         None
     }
     /// The map as `Any`, if it is a `Map` in a file (so that a handle can
-    /// find its codecs once: `crate::ffi`'s entry points per codec).
+    /// find its codecs once: `crate::ffi`'s entry points per codec). Only
+    /// `Map<K, V>` overrides it, returning `self`: `crate::ffi` relies on
+    /// that when it casts the trait object's data pointer to the `Map`
+    /// that `is` found.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }

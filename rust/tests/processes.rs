@@ -592,3 +592,25 @@ fn verify_reports_blocks_on_no_free_list() {
     let e = m.verify().expect_err("leaked blocks");
     assert!(e.to_string().contains("leaked"), "{e}");
 }
+
+/// Readers bound every string block by `arena_alloc` (header @392) and map
+/// the arena that far: a file whose word lies below the arena's top or
+/// past the file's size is refused at open, and `verify` names it.
+#[test]
+fn a_damaged_arena_alloc_is_refused() {
+    use std::os::unix::fs::FileExt;
+    for (what, word) in [("below the top", 0u64), ("past the file", u64::MAX / 2)] {
+        let t = Tmp::new("arena-alloc");
+        let mut m = open(&t, Variant::SS, 1000);
+        put_hundred(&mut *m);
+        drop(m);
+        let f = std::fs::OpenOptions::new().write(true).open(&t.1).unwrap();
+        f.write_all_at(&word.to_le_bytes(), 392).unwrap();
+        drop(f);
+        let p = hashmap_shared::testing::Params::new(1000);
+        let e = hashmap_shared::testing::open_any(&t.0, Variant::SS, &p)
+            .err()
+            .unwrap_or_else(|| panic!("{what}: opened"));
+        assert!(e.to_string().contains("arena_alloc"), "{what}: {e}");
+    }
+}

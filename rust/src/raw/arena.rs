@@ -210,6 +210,11 @@ impl Arena<'_> {
         let h = self.word_at(w).load(Relaxed);
         let class = ((h >> 32) & 0xff) as usize;
         let hdr = self.hdr();
+        // (`view` bounds by `arena_alloc`, for readers; a block the writer
+        // frees also lies below the top, unless the file is damaged)
+        if w + class_size(class) > hdr.arena_top.load(Relaxed) {
+            return;
+        }
         let next = hdr.free_heads[class].load(Relaxed);
         self.word_at(w + 8).store(next, Relaxed);
         crate::fault::point();

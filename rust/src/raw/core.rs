@@ -440,6 +440,11 @@ impl Core {
         if top < geo.arena_off || top > recorded {
             return corrupt(format!("arena top {top} is out of range"));
         }
+        // readers bound every block by it and map the arena that far
+        let alloc = h.arena_alloc.load(Relaxed);
+        if alloc < top || alloc > recorded {
+            return corrupt(format!("arena_alloc {alloc} is out of range"));
+        }
         let d = h.table.load(Relaxed);
         if !(MIN_CAP..=geo.max_cap).contains(&desc_cap(d)) {
             return corrupt(format!("table descriptor {d:#x} is invalid"));

@@ -26,7 +26,9 @@ pub(crate) fn recover(core: &mut Core) {
         return;
     }
     if core.active().is_none() {
-        // Nothing sane to keep: start from an empty table.
+        // Nothing sane to keep: start from an empty table, and leave every
+        // string block to the arena's repair (none is referenced now).
+        core.hdr().repair.fetch_or(REPAIR_ARENA, Release);
         core.hdr().batch_log.store(0, Relaxed);
         // On a full disk the damage stays; the next holder tries again.
         let _ = core.publish_empty();
