@@ -1801,13 +1801,16 @@ static SV **S_store_targmy(pTHX_ SV **sp, SV **args, SV *lex)
 }
 
 /* The body of every custom op: the op's nargs children have pushed the
- * arguments; the variant is in op_private. */
-DHMS_INLINE OP *S_pp_run(pTHX_ dhms_body_fn body, I32 nargs, U8 flags)
+ * arguments; the variant is `fixed` (the hot ops' own pp functions, below)
+ * or, when that is NULL, in op_private. */
+DHMS_INLINE OP *S_pp_run(pTHX_ dhms_body_fn body, I32 nargs, U8 flags,
+                         const struct dhms_variant_desc *fixed)
 {
     dSP;
     SV **args = SP - nargs + 1;
     const U8 priv = PL_op->op_private;
-    const struct dhms_variant_desc *v = &S_variants[priv & DHMS_VARIANT_MASK];
+    const struct dhms_variant_desc *v =
+        fixed ? fixed : &S_variants[priv & DHMS_VARIANT_MASK];
     dhms_map *m = (flags & OPF_NOMAP) ? NULL : map_from(args[0], v);
     SV *targ = PAD_SV(PL_op->op_targ);
     SV *out = targ;
@@ -1837,9 +1840,44 @@ DHMS_INLINE OP *S_pp_run(pTHX_ dhms_body_fn body, I32 nargs, U8 flags)
 
 /* One pp function per operation (those of method-only ops are never run). */
 #define X(name, min, max, flags, usage)                                 \
-    static OP *S_pp_##name(pTHX) { return S_pp_run(aTHX_ S_body_##name, min, flags); }
+    static OP *S_pp_##name(pTHX) { return S_pp_run(aTHX_ S_body_##name, min, flags, NULL); }
 DHMS_OP_LIST(X)
 #undef X
+
+/*
+ * The hot keyword ops get one pp function per variant as well: there the
+ * variant is a constant, and so are its key and value kinds (S_variants is
+ * a constant table), so that the body keeps only the branches of its own
+ * kinds (no variant lookup, no test of the kind per argument). S_build_kw
+ * picks them; the op still carries its variant in op_private.
+ */
+#define DHMS_HOT_LIST(X) X(get) X(exists) X(put) X(remove) X(incr) X(decr) X(incr_by)
+
+#define DHMS_HOT_FN(op, NAME, prefix, ID, KEY, VAL)                          \
+    static OP *S_pp_##op##_##NAME(pTHX)                                      \
+    {                                                                        \
+        return S_pp_run(aTHX_ S_body_##op, S_ops[DHMS_OP_##op].min_args,     \
+                        S_ops[DHMS_OP_##op].flags, &S_variants[ID]);         \
+    }
+#define DHMS_HOT_FNS(op) DHMS_VARIANT_LIST_WITH(DHMS_HOT_FN, op)
+DHMS_HOT_LIST(DHMS_HOT_FNS)
+#undef DHMS_HOT_FNS
+#undef DHMS_HOT_FN
+
+#define DHMS_HOT_ENTRY(op, NAME, prefix, ID, KEY, VAL) [DHMS_OP_##op][ID] = S_pp_##op##_##NAME,
+#define DHMS_HOT_ROW(op) DHMS_VARIANT_LIST_WITH(DHMS_HOT_ENTRY, op)
+static const Perl_ppaddr_t S_hot_pp[DHMS_N_OPS][DHMS_VARIANTS] = {
+    DHMS_HOT_LIST(DHMS_HOT_ROW)
+};
+#undef DHMS_HOT_ROW
+#undef DHMS_HOT_ENTRY
+
+/* The pp function of a keyword op of variant v: its own, if the op is hot. */
+static Perl_ppaddr_t S_kw_pp(const struct dhms_method *d)
+{
+    Perl_ppaddr_t hot = S_hot_pp[d->op - S_ops][d->v->id];
+    return hot ? hot : d->op->pp;
+}
 
 /* Every method of every variant: CvXSUBANY(cv).any_ptr is its
  * struct dhms_method. */
@@ -1915,7 +1953,7 @@ static OP *S_build_kw(pTHX_ const struct dhms_method *d, OP **args, int nargs)
         }
         break;
     }
-    o->op_ppaddr = d->op->pp;
+    o->op_ppaddr = S_kw_pp(d);
     o->op_private = d->v->id;
     o->op_targ = pad_alloc(OP_CUSTOM, SVs_PADTMP);
     return o;
@@ -2046,9 +2084,13 @@ static int S_is_dhms_op(const OP *o)
     int oi;
     if (o->op_type != OP_CUSTOM)
         return 0;
-    for (oi = 0; oi < DHMS_N_OPS; oi++)
-        if (S_ops[oi].pp && o->op_ppaddr == S_ops[oi].pp)
+    for (oi = 0; oi < DHMS_N_OPS; oi++) {
+        int vi, ours = S_ops[oi].pp && o->op_ppaddr == S_ops[oi].pp;
+        for (vi = 0; vi < DHMS_VARIANTS && !ours; vi++)
+            ours = S_hot_pp[oi][vi] && o->op_ppaddr == S_hot_pp[oi][vi];
+        if (ours)
             return (S_ops[oi].flags & (OPF_KW | OPF_TARG)) == (OPF_KW | OPF_TARG);
+    }
     return 0;
 }
 
@@ -2105,6 +2147,10 @@ static void S_boot(pTHX)
                      op->min_args == 1 ? OA_UNOP : op->min_args == 2 ? OA_BINOP : OA_LISTOP);
         XopENTRY_set(&S_xops[oi], xop_peep, S_peep_kw);
         Perl_custom_op_register(aTHX_ op->pp, &S_xops[oi]);
+        /* a hot op's per-variant pp functions are the same op to perl */
+        for (vi = 0; vi < DHMS_VARIANTS; vi++)
+            if (S_hot_pp[oi][vi])
+                Perl_custom_op_register(aTHX_ S_hot_pp[oi][vi], &S_xops[oi]);
     }
 
     for (vi = 0; vi < DHMS_VARIANTS; vi++) {
