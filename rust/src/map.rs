@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout;
-use crate::format::layout::NIL;
+use crate::format::layout::{NIL, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE, UNDO_SINGLE};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
@@ -412,6 +412,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if V::BYTES {
             // The allocation is part of the change: inside the window, so
             // that a writer dying here leaves the sequence odd for recovery.
+            core.undo_begin(UNDO_OVERWRITE);
             core.seq_begin();
             let nw = match Self::store_word(core, true, v) {
                 Ok(w) => w,
@@ -420,6 +421,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     return e.into_status();
                 }
             };
+            if core.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+                let tombs = core.hdr().tombstones.load(Relaxed);
+                core.undo_commit(i, 0, nw, t.val(i), tombs, 0);
+            }
             let old = t.swap_val(i, nw);
             crate::fault::point();
             core.arena().free(old);
@@ -470,6 +475,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         // Everything from the first allocation on is one change: a writer
         // dying anywhere in it leaves the sequence odd for recovery.
+        core.undo_begin(UNDO_INSERT);
         core.seq_begin();
         let kw = match Self::store_word(core, K::BYTES, k) {
             Ok(w) => w,
@@ -537,6 +543,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 None => return Err(Error::new("corrupt map: bad value reference")),
             }
         }
+        core.undo_begin(UNDO_REMOVE);
         core.seq_begin();
         core.remove_slot(t, i);
         core.maybe_shrink_as::<S>();

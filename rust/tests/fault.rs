@@ -618,3 +618,93 @@ fn a_panic_in_a_fast_entry_point_is_an_error_status_not_an_unwind() {
     });
     assert_eq!(code, 0, "the child's verdict");
 }
+
+/// A death during the recovery itself: for the single-key changes (which
+/// recover from their record) and one that needs the walks, at every
+/// point `n` of the change and every point `r` of the recovery that
+/// follows, a second process dies at `r` while it recovers; the third
+/// recovery must still leave the state before or after the change, no
+/// leak, and a working map.
+#[test]
+fn a_death_during_recovery_is_recovered_from() {
+    let _one = one_at_a_time();
+    let names = [
+        "insert",
+        "overwrite",
+        "remove",
+        "take",
+        "swap",
+        "counter insert",
+        "packed insert (I16)",
+        "remove that shrinks the table",
+    ];
+    let mut cases = 0;
+    for kind in kinds().into_iter().filter(|k| names.contains(&k.name)) {
+        let base = Tmp::new("nested-base");
+        let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
+        (kind.setup)(&mut *m);
+        let before = state(&mut *m);
+        drop(m);
+        let done = Tmp::new("nested-done");
+        std::fs::copy(&base.1, &done.1).unwrap();
+        let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
+        (kind.mutate)(&mut *m);
+        let after = state(&mut *m);
+        drop(m);
+        // a child that runs `f` with the fault armed at point `n`: true if
+        // it died there
+        let dies_at = |n: i64, work: &Tmp, f: fn(&mut dyn AnyMap)| -> bool {
+            // SAFETY: the child runs `f` and _exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe { libc::alarm(20) };
+                let mut c = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+                hashmap_shared::fault::arm(n);
+                f(&mut *c);
+                hashmap_shared::fault::disarm();
+                unsafe { libc::_exit(0) };
+            }
+            let mut st = 0;
+            // SAFETY: valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            assert!(libc::WIFEXITED(st), "{}: child died by a signal", kind.name);
+            let code = libc::WEXITSTATUS(st);
+            assert!(code == 0 || code == 77, "{}: exit {code}", kind.name);
+            code == 77
+        };
+        let recover: fn(&mut dyn AnyMap) = |m| {
+            let _ = m.verify();
+        };
+        for n in 1.. {
+            let first = Tmp::new("nested-first");
+            std::fs::copy(&base.1, &first.1).unwrap();
+            if !dies_at(n, &first, kind.mutate) {
+                break;
+            }
+            for r in 1.. {
+                let work = Tmp::new("nested-work");
+                std::fs::copy(&first.1, &work.1).unwrap();
+                if !dies_at(r, &work, recover) {
+                    break;
+                }
+                let mut m = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+                m.verify()
+                    .unwrap_or_else(|e| panic!("{} step {n}, recovery step {r}: {e}", kind.name));
+                let got = state(&mut *m);
+                assert!(
+                    got == before || got == after,
+                    "{} step {n}, recovery step {r}: neither the old nor the new state",
+                    kind.name
+                );
+                assert_eq!(
+                    put(&mut *m, &bytes_or_int(kind.variant), &val_for(kind.variant)),
+                    Status::Ok
+                );
+                m.verify().unwrap();
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("deaths during recovery: {cases} cases");
+    assert!(cases > 50, "recoveries have fault points ({cases} cases)");
+}

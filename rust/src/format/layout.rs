@@ -147,7 +147,40 @@ pub struct Header {
     /// usage). Readers do not need them, so they go on at once; the next
     /// writer runs them before it changes anything.
     pub repair: AtomicU64,
-    _pad4: [u64; 66],
+    // ---- the record of the single-key change in flight ----------- @560
+    // (`raw::core`, "The record of a single change"; `raw::recover`)
+    /// [`UNDO_WALK`] (a death needs the walks of the repair), [`UNDO_SINGLE`]
+    /// (the fields below describe the change in flight) or
+    /// [`UNDO_RECOVERING`] (a recovery is pushing `undo_list`).
+    pub undo_state: AtomicU64,
+    /// [`UNDO_INSERT`], [`UNDO_OVERWRITE`] or [`UNDO_REMOVE`].
+    pub undo_kind: AtomicU64,
+    /// The slot the change publishes in (`u64::MAX` until known).
+    pub undo_slot: AtomicU64,
+    /// Insert: the key word it publishes.
+    pub undo_key: AtomicU64,
+    /// Insert, overwrite: the value word it publishes.
+    pub undo_val: AtomicU64,
+    /// Overwrite: the old value word; remove: the tombstones `vacate`
+    /// turns empty before the slot.
+    pub undo_old: AtomicU64,
+    /// `size` before and after the change.
+    pub undo_size: [AtomicU64; 2],
+    /// `tombstones` before and after the change.
+    pub undo_tombs: [AtomicU64; 2],
+    /// `arena_used` before the change (recovering: after it).
+    pub undo_used: AtomicU64,
+    /// Blocks the change allocated (each noted before its pop or bump).
+    pub undo_nalloc: AtomicU64,
+    /// The blocks.
+    pub undo_alloc: [AtomicU64; UNDO_MAX_ALLOC],
+    /// How many of the change's frees (recovering: of `undo_list`) are done.
+    pub undo_freed: AtomicU64,
+    /// Recovering: the blocks to put back on their free lists.
+    pub undo_list: [AtomicU64; UNDO_MAX_ALLOC],
+    /// Their number.
+    pub undo_nlist: AtomicU64,
+    _pad4: [u64; 48],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -164,6 +197,23 @@ const _: () = assert!(offset_of!(Header, arena_alloc) == 392);
 const _: () = assert!(offset_of!(Header, size) == 448);
 const _: () = assert!(offset_of!(Header, lru_head) == 512);
 const _: () = assert!(offset_of!(Header, repair) == 552);
+const _: () = assert!(offset_of!(Header, undo_state) == 560);
+
+/// `Header::undo_state`: a death needs the walks of the repair (the
+/// default, and what every change that keeps no record leaves).
+pub const UNDO_WALK: u64 = 0;
+/// `Header::undo_state`: the record describes the change in flight.
+pub const UNDO_SINGLE: u64 = 1;
+/// `Header::undo_state`: a recovery is putting `undo_list` back.
+pub const UNDO_RECOVERING: u64 = 2;
+/// `Header::undo_kind`: an insert of an absent key.
+pub const UNDO_INSERT: u64 = 1;
+/// `Header::undo_kind`: a string value replaced.
+pub const UNDO_OVERWRITE: u64 = 2;
+/// `Header::undo_kind`: an entry removed.
+pub const UNDO_REMOVE: u64 = 3;
+/// The most blocks a single change allocates (a key and a value).
+pub const UNDO_MAX_ALLOC: usize = 2;
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {

@@ -9,7 +9,7 @@
 //! the set of blocks the table references.
 
 use crate::format::layout::Header;
-use crate::format::layout::NCLASSES;
+use crate::format::layout::{NCLASSES, UNDO_MAX_ALLOC, UNDO_SINGLE, UNDO_WALK};
 use crate::format::words::*;
 use crate::os::region::Region;
 use crate::sync::seqlock::{racy_copy, racy_eq};
@@ -215,6 +215,20 @@ impl Arena<'_> {
         if w + class_size(class) > hdr.arena_top.load(Relaxed) {
             return;
         }
+        self.push(w, class);
+        hdr.arena_used
+            .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
+        if hdr.undo_state.load(Relaxed) == UNDO_SINGLE {
+            // one more of the change's frees is done (see `Core::undo_begin`)
+            hdr.undo_freed.fetch_add(1, Relaxed);
+            crate::fault::point();
+        }
+    }
+
+    /// Put block `w` of `class` on its free list: its link, its header,
+    /// then the head, whose store publishes it. Writer lock held.
+    fn push(&self, w: u64, class: usize) {
+        let hdr = self.hdr();
         let next = hdr.free_heads[class].load(Relaxed);
         self.word_at(w + 8).store(next, Relaxed);
         crate::fault::point();
@@ -222,8 +236,39 @@ impl Arena<'_> {
             .store(block_header(0, class, false) | F_FREE, Relaxed);
         hdr.free_heads[class].store(w, Relaxed);
         crate::fault::point();
-        hdr.arena_used
-            .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
+    }
+
+    /// The size class of the block at `w`, whether in use or free, if `w`
+    /// is a block header below the top (recovery asks about blocks that
+    /// a dead writer was allocating or freeing).
+    pub(crate) fn block_class(&self, w: u64) -> Option<usize> {
+        if is_inline(w) {
+            return None;
+        }
+        let top = self
+            .hdr()
+            .arena_top
+            .load(Relaxed)
+            .min(self.off + self.reserve);
+        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
+            return None;
+        }
+        let h = self.word_at(w).load(Relaxed);
+        let class = ((h >> 32) & 0xff) as usize;
+        (h >> 48 == BLOCK_MAGIC && class < NCLASSES && w + class_size(class) <= top)
+            .then_some(class)
+    }
+
+    /// Is block `w` of `class` at the head of its free list (a push that
+    /// finished, or a block never popped)?
+    pub(crate) fn is_head(&self, w: u64, class: usize) -> bool {
+        self.hdr().free_heads[class].load(Relaxed) == w
+    }
+
+    /// Recovery: put block `w` (of `class`, see [`Arena::block_class`])
+    /// back on its free list, whatever its header says.
+    pub(crate) fn push_back(&self, w: u64, class: usize) {
+        self.push(w, class);
     }
 
     fn block_alloc(&self, class: usize) -> Result<u64, StoreError> {
@@ -238,6 +283,7 @@ impl Arena<'_> {
                 } else {
                     0
                 };
+                self.note_alloc(head);
                 hdr.free_heads[class].store(next, Relaxed);
                 crate::fault::point();
                 hdr.arena_used.fetch_add(size, Relaxed);
@@ -267,6 +313,7 @@ impl Arena<'_> {
             self.allocate_arena(end).map_err(StoreError::Sys)?;
         }
         let hdr = self.hdr();
+        self.note_alloc(top);
         // Header first, then the top: the arena stays walkable at every instant.
         self.word_at(top)
             .store(block_header(0, class, false), Relaxed);
@@ -275,6 +322,27 @@ impl Arena<'_> {
         hdr.arena_used.fetch_add(size, Relaxed);
         crate::fault::point();
         Ok(top)
+    }
+
+    /// Inside a change that keeps a record (`Core::undo_begin`): note the
+    /// block about to be taken, before it is, so that a recovery can put
+    /// it back if the change dies before publishing it.
+    #[inline(always)]
+    fn note_alloc(&self, b: u64) {
+        let hdr = self.hdr();
+        if hdr.undo_state.load(Relaxed) != UNDO_SINGLE {
+            return;
+        }
+        let n = hdr.undo_nalloc.load(Relaxed) as usize;
+        if n >= UNDO_MAX_ALLOC {
+            // more than a single change allocates: leave it to the walks
+            hdr.undo_state.store(UNDO_WALK, Relaxed);
+            crate::fault::point();
+            return;
+        }
+        hdr.undo_alloc[n].store(b, Relaxed);
+        hdr.undo_nalloc.store(n as u64 + 1, Relaxed);
+        crate::fault::point();
     }
 
     fn is_free_block(&self, off: u64, class: usize) -> bool {

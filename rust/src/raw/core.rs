@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::layout::{
     self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
-    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, VERSION,
+    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK, VERSION,
 };
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
@@ -741,6 +741,8 @@ impl Core {
     /// layout where the caller knows it: the rebuild loop runs per slot).
     pub(crate) fn resize_as<S: Shape>(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
+        // a resize keeps no record: a death in it needs the walks
+        hdr.undo_state.store(UNDO_WALK, Relaxed);
         let d = hdr.table.load(Relaxed);
         let old = self.table_as::<S>(d).expect("validated table");
         let other = 1 - desc_region(d);
@@ -886,6 +888,10 @@ impl Core {
             }
         };
         let was_tomb = t.state(i) == TOMB;
+        if self.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+            let tombs = self.hdr().tombstones.load(Relaxed);
+            self.undo_commit(i, kw, vw, 0, tombs - was_tomb as u64, 1);
+        }
         t.fill(i, hash, kw, vw, expiry);
         let hdr = self.hdr();
         if was_tomb {
@@ -901,6 +907,55 @@ impl Core {
         Ok(Status::Ok)
     }
 
+    // ---- the record of a single change (`Header::undo_*`) ----------------
+    //
+    // A change of one key on a map without LRU (an insert, a string
+    // overwrite, a remove) first writes what a recovery needs to finish or
+    // undo it without a walk: the counts and `arena_used` before, then
+    // (noted by the arena) each block it allocates before taking it, then,
+    // before the store that publishes it, the slot and what it publishes,
+    // with the counts after; the arena counts the frees that finish. Every
+    // writer's lock starts at `UNDO_WALK`, and so does a resize: a change
+    // that keeps no record is repaired by the walks (`raw::recover`).
+
+    /// Start the record of a single change of `kind` (writer lock held,
+    /// before the change's first store).
+    #[inline(always)]
+    pub(crate) fn undo_begin(&self, kind: u64) {
+        let h = self.hdr();
+        h.undo_state.store(UNDO_WALK, Relaxed);
+        if self.lru_on {
+            // relinking is many stores: the walks repair it
+            return;
+        }
+        h.undo_kind.store(kind, Relaxed);
+        h.undo_slot.store(u64::MAX, Relaxed);
+        h.undo_size[0].store(h.size.load(Relaxed), Relaxed);
+        h.undo_tombs[0].store(h.tombstones.load(Relaxed), Relaxed);
+        h.undo_used.store(h.arena_used.load(Relaxed), Relaxed);
+        h.undo_nalloc.store(0, Relaxed);
+        h.undo_freed.store(0, Relaxed);
+        h.undo_state.store(UNDO_SINGLE, Release);
+        crate::fault::point();
+    }
+
+    /// The record's second half, before the store that publishes the
+    /// change: slot `i`, the words it publishes (`old`: an overwrite's old
+    /// value word, a remove's plan), the tombstones after and the change
+    /// in `size`.
+    #[inline(always)]
+    pub(crate) fn undo_commit(&self, i: usize, kw: u64, vw: u64, old: u64, tombs: u64, dsize: i64) {
+        let h = self.hdr();
+        h.undo_key.store(kw, Relaxed);
+        h.undo_val.store(vw, Relaxed);
+        h.undo_old.store(old, Relaxed);
+        let size = h.undo_size[0].load(Relaxed);
+        h.undo_size[1].store(size.saturating_add_signed(dsize), Relaxed);
+        h.undo_tombs[1].store(tombs, Relaxed);
+        h.undo_slot.store(i as u64, Release);
+        crate::fault::point();
+    }
+
     /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
     /// the LRU list, mark it removed, free its strings.
     pub(crate) fn remove_slot<S: Shape>(&mut self, t: &Table<S>, i: usize) {
@@ -908,6 +963,15 @@ impl Core {
             self.lru().unlink(t, i);
         }
         let (kw, vw) = (t.key(i), t.val(i));
+        if self.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+            let plan = t.vacate_plan(i);
+            let tombs = self.hdr().tombstones.load(Relaxed);
+            let tombs_after = match plan {
+                None => tombs + 1,
+                Some(n) => tombs.saturating_sub(n),
+            };
+            self.undo_commit(i, kw, vw, plan.unwrap_or(u64::MAX), tombs_after, -1);
+        }
         let dt = t.vacate(i);
         let hdr = self.hdr();
         if dt >= 0 {
@@ -932,6 +996,7 @@ impl Core {
 
     /// Remove an entry found expired by a write (writer lock held, seq odd).
     pub(crate) fn remove_expired<S: Shape>(&mut self, t: &Table<S>, i: usize) {
+        self.undo_begin(UNDO_REMOVE);
         self.remove_slot(t, i);
         self.hdr().stat_expired.fetch_add(1, Relaxed);
         crate::fault::point();

@@ -72,6 +72,11 @@ impl<'a> WriteGuard<'a> {
             lock::unlock(core.hdr());
             return Err(core.frozen_error());
         }
+        // No change in flight has a record until it starts one
+        // (`Core::undo_begin`): a death in any other needs the walks.
+        core.hdr()
+            .undo_state
+            .store(crate::format::layout::UNDO_WALK, Relaxed);
         Ok(WriteGuard { core, locked: true })
     }
 

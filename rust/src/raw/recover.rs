@@ -1,7 +1,11 @@
 //! Recovery: the next holder of the writer lock after a writer died (or a
 //! change was left half-done) repairs the map before it does anything else.
 
-use crate::format::layout::{desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB};
+use crate::format::layout::{
+    desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_INSERT, UNDO_MAX_ALLOC,
+    UNDO_OVERWRITE, UNDO_RECOVERING, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK,
+};
+use crate::format::words::class_size;
 use crate::format::words::is_inline;
 use crate::raw::core::Core;
 use crate::sync::seqlock::write_end;
@@ -35,6 +39,14 @@ pub(crate) fn recover(core: &mut Core) {
         write_end(&core.hdr().seq);
         return;
     }
+    if !pending_batch && undo_single(core) {
+        // the change in flight kept a record: finished or undone from it,
+        // with no walk (see `Core::undo_begin`)
+        if core.hdr().seq.load(Relaxed) & 1 == 1 {
+            core.seq_end();
+        }
+        return;
+    }
     // Flagged before anything else: a death from here on leaves them to do.
     core.hdr()
         .repair
@@ -50,6 +62,124 @@ pub(crate) fn recover(core: &mut Core) {
     if core.hdr().seq.load(Relaxed) & 1 == 1 {
         core.seq_end();
     }
+}
+
+/// Finish or undo the single change a dead writer was making, from its
+/// record (`Header::undo_*`, written by `Core::undo_begin` and
+/// `Core::undo_commit`, and by the arena as it allocates and frees), in
+/// constant time: whether the change was published is read from its slot;
+/// then the counts and `arena_used` are set from the record, and the
+/// blocks that nothing references any more (those the change allocated,
+/// if it was not published; those it was freeing, if it was) are put back
+/// on their free lists, from the first free that had not finished. Sets
+/// `UNDO_RECOVERING` with the list of those blocks before it pushes any,
+/// so that a death during this repair resumes it without pushing a block
+/// twice. False if there is no record (the walks are needed).
+fn undo_single(core: &mut Core) -> bool {
+    let h = core.hdr();
+    let state = h.undo_state.load(Acquire);
+    if state != UNDO_SINGLE && state != UNDO_RECOVERING {
+        return false;
+    }
+    let Some(t) = core.active() else {
+        return false;
+    };
+    let arena = core.arena();
+    if state == UNDO_SINGLE {
+        let slot = h.undo_slot.load(Acquire);
+        let known = slot != u64::MAX;
+        if known && slot >= t.cap() as u64 {
+            return false; // a damaged record
+        }
+        let i = slot as usize;
+        let kind = h.undo_kind.load(Relaxed);
+        let committed = known
+            && match kind {
+                UNDO_INSERT => t.is_full(i) && t.key(i) == h.undo_key.load(Relaxed),
+                UNDO_OVERWRITE => t.is_full(i) && t.val(i) == h.undo_val.load(Relaxed),
+                UNDO_REMOVE => !t.is_full(i),
+                _ => return false,
+            };
+        let freed = h.undo_freed.load(Relaxed) as usize;
+        let nalloc = (h.undo_nalloc.load(Relaxed) as usize).min(UNDO_MAX_ALLOC);
+        let allocs: Vec<u64> = (0..nalloc).map(|j| h.undo_alloc[j].load(Relaxed)).collect();
+        let class_bytes = |w: u64| arena.block_class(w).map_or(0, class_size);
+        let mut used = h.undo_used.load(Relaxed);
+        let mut list = Vec::with_capacity(UNDO_MAX_ALLOC);
+        let side = if committed {
+            // the blocks the change frees, in the order it frees them
+            let (kw, vw, old) = (
+                h.undo_key.load(Relaxed),
+                h.undo_val.load(Relaxed),
+                h.undo_old.load(Relaxed),
+            );
+            let frees: Vec<u64> = match kind {
+                UNDO_OVERWRITE => vec![old],
+                UNDO_REMOVE => [(core.kb_flag(), kw), (core.vb_flag(), vw)]
+                    .into_iter()
+                    .filter_map(|(is_str, w)| is_str.then_some(w))
+                    .collect(),
+                _ => vec![],
+            };
+            let frees: Vec<u64> = frees
+                .into_iter()
+                .filter(|&w| arena.block_class(w).is_some())
+                .collect();
+            used = (used + allocs.iter().map(|&w| class_bytes(w)).sum::<u64>())
+                .saturating_sub(frees.iter().map(|&w| class_bytes(w)).sum::<u64>());
+            if kind == UNDO_REMOVE && t.state(i) == EMPTY {
+                let plan = h.undo_old.load(Relaxed);
+                if plan != u64::MAX {
+                    t.finish_vacate(i, plan.min(t.cap() as u64));
+                }
+            }
+            frees
+        } else {
+            // the blocks it allocated (each noted before it was taken)
+            allocs
+        };
+        for (j, &w) in side.iter().enumerate() {
+            // a free that finished, or a block never taken (still its
+            // list's head, or not below the top), needs nothing
+            if j < freed {
+                continue;
+            }
+            match arena.block_class(w) {
+                Some(class) if !arena.is_head(w, class) => list.push(w),
+                _ => {}
+            }
+        }
+        let (size, tombs) = if committed { (1, 1) } else { (0, 0) };
+        h.size.store(h.undo_size[size].load(Relaxed), Relaxed);
+        crate::fault::point();
+        h.tombstones
+            .store(h.undo_tombs[tombs].load(Relaxed), Relaxed);
+        crate::fault::point();
+        for (j, &w) in list.iter().enumerate() {
+            h.undo_list[j].store(w, Relaxed);
+        }
+        h.undo_nlist.store(list.len() as u64, Relaxed);
+        h.undo_used.store(used, Relaxed);
+        h.undo_freed.store(0, Relaxed);
+        h.undo_state.store(UNDO_RECOVERING, Release);
+        crate::fault::point();
+    }
+    let n = (h.undo_nlist.load(Relaxed) as usize).min(UNDO_MAX_ALLOC);
+    for j in (h.undo_freed.load(Relaxed) as usize)..n {
+        let w = h.undo_list[j].load(Relaxed);
+        if let Some(class) = arena.block_class(w) {
+            if !arena.is_head(w, class) {
+                arena.push_back(w, class);
+            }
+        }
+        h.undo_freed.store(j as u64 + 1, Relaxed);
+        crate::fault::point();
+    }
+    h.arena_used.store(h.undo_used.load(Relaxed), Relaxed);
+    crate::fault::point();
+    h.undo_state.store(UNDO_WALK, Release);
+    crate::fault::point();
+    true
 }
 
 /// The rest of the repair (see [`recover`]), by a writer before it changes

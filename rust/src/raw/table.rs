@@ -658,6 +658,33 @@ impl<S: Shape> Table<S> {
         None
     }
 
+    /// What [`Table::vacate`] of slot `i` will do, before it does it:
+    /// `None` if it leaves a tombstone, else `Some(n)`: the slot and the
+    /// `n` tombstones before it become empty.
+    pub fn vacate_plan(&self, i: usize) -> Option<u64> {
+        if self.state(self.next(i)) != EMPTY {
+            return None;
+        }
+        let (mut n, mut j) = (0, self.prev(i));
+        while j != i && self.state(j) == TOMB {
+            n += 1;
+            j = self.prev(j);
+        }
+        Some(n)
+    }
+
+    /// Finish a [`Table::vacate`] of slot `i` whose plan was `Some(n)`,
+    /// after a writer died in it (idempotent): the `n` slots before `i`
+    /// become empty.
+    pub fn finish_vacate(&self, i: usize, n: u64) {
+        let mut j = i;
+        for _ in 0..n {
+            j = self.prev(j);
+            self.set_state(j, EMPTY);
+            crate::fault::point();
+        }
+    }
+
     /// Mark slot `i` removed. If the next slot is empty, no probe can pass
     /// through `i`, so it and the tombstones before it become empty again.
     /// Each step keeps every remaining key reachable. Returns the change in
