@@ -89,6 +89,23 @@ pub mod testing {
         pub use crate::os::sigbus::ensure;
     }
 
+    /// The offsets of the header words that tools outside the engine read
+    /// from the file (`bin/hashmap-shared`), by their names in
+    /// `format::layout::Header`.
+    pub fn header_offsets() -> Vec<(&'static str, usize)> {
+        use crate::format::layout::Header;
+        use std::mem::offset_of;
+        vec![
+            ("lock", offset_of!(Header, lock)),
+            ("seq", offset_of!(Header, seq)),
+            ("table", offset_of!(Header, table)),
+            ("size", offset_of!(Header, size)),
+            ("slot_hwm", offset_of!(Header, slot_hwm)),
+            ("frozen", offset_of!(Header, frozen)),
+            ("shard", offset_of!(Header, shard)),
+        ]
+    }
+
     /// Every number of the C ABI (`xs/dhms.h`) by its name there: the
     /// enums `dhms_variant`, `dhms_status`, `dhms_info_key`,
     /// `dhms_source_kind`, and `DHMS_POS_START`.

@@ -191,3 +191,35 @@ fn header_and_engine_agree_on_every_struct_layout() {
         problems.join("\n  ")
     );
 }
+
+/// `bin/hashmap-shared` reads a few header words straight from the file
+/// (`OFF_LOCK => 256, ...`): each must be where the engine puts it.
+#[test]
+fn the_command_line_tool_reads_the_header_words_where_they_are() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../bin/hashmap-shared");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let offsets: std::collections::HashMap<_, _> = hashmap_shared::testing::header_offsets()
+        .into_iter()
+        .collect();
+    let mut seen = 0;
+    for line in text.lines() {
+        let line = line.trim_start();
+        let Some(rest) = line.strip_prefix("OFF_") else {
+            continue;
+        };
+        let (name, value) = rest.split_once("=>").expect("OFF_NAME => offset");
+        let name = name.trim().to_lowercase();
+        let value: usize = value
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("OFF_{name}: not a number"));
+        let want = offsets.get(name.as_str()).unwrap_or_else(|| {
+            panic!("OFF_{name}: no such header word in testing::header_offsets")
+        });
+        assert_eq!(value, *want, "OFF_{name} in bin/hashmap-shared");
+        seen += 1;
+    }
+    assert!(seen >= 5, "the tool's offsets were found ({seen})");
+}
