@@ -168,19 +168,23 @@ pub struct Header {
     pub undo_size: [AtomicU64; 2],
     /// `tombstones` before and after the change.
     pub undo_tombs: [AtomicU64; 2],
-    /// `arena_used` before the change (recovering: after it).
+    /// `arena_used` before the change.
     pub undo_used: AtomicU64,
     /// Blocks the change allocated (each noted before its pop or bump).
     pub undo_nalloc: AtomicU64,
     /// The blocks.
     pub undo_alloc: [AtomicU64; UNDO_MAX_ALLOC],
-    /// How many of the change's frees (recovering: of `undo_list`) are done.
+    /// How many of the change's frees are done.
     pub undo_freed: AtomicU64,
     /// Recovering: the blocks to put back on their free lists.
     pub undo_list: [AtomicU64; UNDO_MAX_ALLOC],
     /// Their number.
     pub undo_nlist: AtomicU64,
-    _pad4: [u64; 48],
+    /// Recovering: the `arena_used` to set at the end.
+    pub undo_used_after: AtomicU64,
+    /// Recovering: how many of `undo_list` are back on their lists.
+    pub undo_pushed: AtomicU64,
+    _pad4: [u64; 46],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -344,7 +348,7 @@ pub fn desc_cap(d: u64) -> u64 {
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
     let packed = Layout::packed(2, 2);
-    let facts: [u64; 16] = [
+    let facts: [u64; 17] = [
         packed.per_group as u64,
         packed.pairs_off as u64,
         size_of::<Header>() as u64,
@@ -353,6 +357,7 @@ pub fn fingerprint() -> u64 {
         offset_of!(Header, seq) as u64,
         offset_of!(Header, table) as u64,
         offset_of!(Header, size) as u64,
+        offset_of!(Header, undo_state) as u64,
         offset_of!(Header, slot_hwm) as u64,
         offset_of!(Header, free_heads) as u64,
         NSLOTS as u64,

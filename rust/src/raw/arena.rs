@@ -290,7 +290,9 @@ impl Arena<'_> {
                 crate::fault::point();
                 return Ok(head);
             }
-            // A damaged list: drop it (recovery rebuilds it from a walk).
+            // A damaged list: drop it (recovery rebuilds it from a walk,
+            // which a death in this change must then run).
+            hdr.undo_state.store(UNDO_WALK, Relaxed);
             hdr.free_heads[class].store(0, Relaxed);
             crate::fault::point();
         }
@@ -334,7 +336,8 @@ impl Arena<'_> {
             return;
         }
         let n = hdr.undo_nalloc.load(Relaxed) as usize;
-        if n >= UNDO_MAX_ALLOC {
+        // (a single change allocates before it publishes, at most two blocks)
+        if n >= UNDO_MAX_ALLOC || hdr.undo_slot.load(Relaxed) != u64::MAX {
             // more than a single change allocates: leave it to the walks
             hdr.undo_state.store(UNDO_WALK, Relaxed);
             crate::fault::point();

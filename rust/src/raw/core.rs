@@ -890,7 +890,7 @@ impl Core {
         let was_tomb = t.state(i) == TOMB;
         if self.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
             let tombs = self.hdr().tombstones.load(Relaxed);
-            self.undo_commit(i, kw, vw, 0, tombs - was_tomb as u64, 1);
+            self.undo_commit(i, kw, vw, 0, tombs.saturating_sub(was_tomb as u64), 1);
         }
         t.fill(i, hash, kw, vw, expiry);
         let hdr = self.hdr();
@@ -946,6 +946,13 @@ impl Core {
     #[inline(always)]
     pub(crate) fn undo_commit(&self, i: usize, kw: u64, vw: u64, old: u64, tombs: u64, dsize: i64) {
         let h = self.hdr();
+        if h.undo_slot.load(Relaxed) != u64::MAX {
+            // a second change under one record (a drain that removed an
+            // expired entry first): the record no longer describes it
+            h.undo_state.store(UNDO_WALK, Relaxed);
+            crate::fault::point();
+            return;
+        }
         h.undo_key.store(kw, Relaxed);
         h.undo_val.store(vw, Relaxed);
         h.undo_old.store(old, Relaxed);

@@ -72,9 +72,11 @@ pub(crate) fn recover(core: &mut Core) {
 /// blocks that nothing references any more (those the change allocated,
 /// if it was not published; those it was freeing, if it was) are put back
 /// on their free lists, from the first free that had not finished. Sets
-/// `UNDO_RECOVERING` with the list of those blocks before it pushes any,
-/// so that a death during this repair resumes it without pushing a block
-/// twice. False if there is no record (the walks are needed).
+/// `UNDO_RECOVERING` with the list of those blocks (in words of its own:
+/// the record is not changed, so this first part can run again) before it
+/// pushes any, and counts its pushes, so that a death during this repair
+/// resumes it without pushing a block twice. False if there is no record
+/// (the walks are needed).
 fn undo_single(core: &mut Core) -> bool {
     let h = core.hdr();
     let state = h.undo_state.load(Acquire);
@@ -155,27 +157,32 @@ fn undo_single(core: &mut Core) -> bool {
         h.tombstones
             .store(h.undo_tombs[tombs].load(Relaxed), Relaxed);
         crate::fault::point();
+        // (the record's own words stay as they are: this part can run again)
         for (j, &w) in list.iter().enumerate() {
             h.undo_list[j].store(w, Relaxed);
+            crate::fault::point();
         }
         h.undo_nlist.store(list.len() as u64, Relaxed);
-        h.undo_used.store(used, Relaxed);
-        h.undo_freed.store(0, Relaxed);
+        crate::fault::point();
+        h.undo_used_after.store(used, Relaxed);
+        crate::fault::point();
+        h.undo_pushed.store(0, Relaxed);
+        crate::fault::point();
         h.undo_state.store(UNDO_RECOVERING, Release);
         crate::fault::point();
     }
     let n = (h.undo_nlist.load(Relaxed) as usize).min(UNDO_MAX_ALLOC);
-    for j in (h.undo_freed.load(Relaxed) as usize)..n {
+    for j in (h.undo_pushed.load(Relaxed) as usize)..n {
         let w = h.undo_list[j].load(Relaxed);
         if let Some(class) = arena.block_class(w) {
             if !arena.is_head(w, class) {
                 arena.push_back(w, class);
             }
         }
-        h.undo_freed.store(j as u64 + 1, Relaxed);
+        h.undo_pushed.store(j as u64 + 1, Relaxed);
         crate::fault::point();
     }
-    h.arena_used.store(h.undo_used.load(Relaxed), Relaxed);
+    h.arena_used.store(h.undo_used_after.load(Relaxed), Relaxed);
     crate::fault::point();
     h.undo_state.store(UNDO_WALK, Release);
     crate::fault::point();
