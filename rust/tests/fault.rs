@@ -379,6 +379,43 @@ fn kinds() -> Vec<Kind> {
     ]
 }
 
+/// A map recovered from a death in `kind`'s mutation holds the state
+/// before or after it (per key, for the kinds that allow it, and no
+/// untouched key lost), and keeps working.
+fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, before: &State, after: &State, what: &str) {
+    let got = state(m);
+    if kind.per_key {
+        for (k, v) in &got {
+            assert!(
+                before.get(k) == Some(v) || after.get(k) == Some(v),
+                "{} {what}: key {:?} holds neither its old nor its new value",
+                kind.name,
+                String::from_utf8_lossy(k)
+            );
+        }
+        for k in before.keys().filter(|k| after.contains_key(*k)) {
+            assert!(
+                got.contains_key(k),
+                "{} {what}: an untouched key was lost",
+                kind.name
+            );
+        }
+    } else {
+        assert!(
+            &got == before || &got == after,
+            "{} {what}: neither the old nor the new state",
+            kind.name
+        );
+    }
+    assert_eq!(
+        put(m, &bytes_or_int(kind.variant), &val_for(kind.variant)),
+        Status::Ok,
+        "{} {what}: the recovered map takes a put",
+        kind.name
+    );
+    m.verify().unwrap();
+}
+
 #[test]
 fn every_fault_point_of_every_mutation_recovers() {
     // it forks: no other test's thread may run meanwhile (see `spawn_child`)
@@ -439,36 +476,7 @@ fn every_fault_point_of_every_mutation_recovers() {
                 "{} step {n}",
                 kind.name
             );
-            let got = state(&mut *m);
-            if kind.per_key {
-                for (k, v) in &got {
-                    assert!(
-                        before.get(k) == Some(v) || after.get(k) == Some(v),
-                        "{} step {n}: key {:?} holds neither its old nor its new value",
-                        kind.name,
-                        String::from_utf8_lossy(k)
-                    );
-                }
-                for k in before.keys().filter(|k| after.contains_key(*k)) {
-                    assert!(
-                        got.contains_key(k),
-                        "{} step {n}: an untouched key was lost",
-                        kind.name
-                    );
-                }
-            } else {
-                assert!(
-                    got == before || got == after,
-                    "{} step {n}: neither the old nor the new state",
-                    kind.name
-                );
-            }
-            // and the recovered map keeps working
-            assert_eq!(
-                put(&mut *m, &bytes_or_int(kind.variant), &val_for(kind.variant)),
-                Status::Ok
-            );
-            m.verify().unwrap();
+            check_recovered(&kind, &mut *m, &before, &after, &format!("step {n}"));
             cases += 1;
             n += 1;
         }
@@ -711,27 +719,8 @@ fn a_death_during_recovery_is_recovered_from() {
                 let mut m = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
                 m.verify()
                     .unwrap_or_else(|e| panic!("{} step {n}, recovery step {r}: {e}", kind.name));
-                let got = state(&mut *m);
-                if kind.per_key {
-                    for (k, v) in &got {
-                        assert!(
-                            before.get(k) == Some(v) || after.get(k) == Some(v),
-                            "{} step {n}, recovery step {r}: a key holds neither value",
-                            kind.name
-                        );
-                    }
-                } else {
-                    assert!(
-                        got == before || got == after,
-                        "{} step {n}, recovery step {r}: neither the old nor the new state",
-                        kind.name
-                    );
-                }
-                assert_eq!(
-                    put(&mut *m, &bytes_or_int(kind.variant), &val_for(kind.variant)),
-                    Status::Ok
-                );
-                m.verify().unwrap();
+                let what = format!("step {n}, recovery step {r}");
+                check_recovered(&kind, &mut *m, &before, &after, &what);
                 cases += 1;
             }
         }

@@ -122,22 +122,12 @@ impl Arena<'_> {
         // at or above the top; read instead of `arena_top`, which is on the
         // writers' line) and inside this process's mapping (which may be
         // smaller than others' when address space was short).
-        let top = self
-            .hdr()
-            .arena_alloc
-            .load(Acquire)
-            .min(self.off + self.reserve);
-        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
-            return None;
-        }
-        let h = self.word_at(w).load(Relaxed);
-        let class = ((h >> 32) & 0xff) as usize;
-        if h >> 48 != BLOCK_MAGIC || class >= NCLASSES || h & F_FREE != 0 {
+        let (h, class) = self.block_at(w, self.hdr().arena_alloc.load(Acquire))?;
+        if h & F_FREE != 0 {
             return None;
         }
         let len = (h & 0xffff_ffff) as usize;
-        let size = class_size(class);
-        if len as u64 + BLOCK_HEADER as u64 > size || w + size > top {
+        if len as u64 + BLOCK_HEADER as u64 > class_size(class) {
             return None;
         }
         Some(StrView {
@@ -245,18 +235,22 @@ impl Arena<'_> {
         if is_inline(w) {
             return None;
         }
-        let top = self
-            .hdr()
-            .arena_top
-            .load(Relaxed)
-            .min(self.off + self.reserve);
-        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > top {
+        self.block_at(w, self.hdr().arena_top.load(Relaxed))
+            .map(|(_, class)| class)
+    }
+
+    /// The header word and size class of a block at `w` that lies wholly
+    /// below `end` and inside this handle's mapping, if `w` names one.
+    #[inline(always)]
+    fn block_at(&self, w: u64, end: u64) -> Option<(u64, usize)> {
+        let end = end.min(self.off + self.reserve);
+        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > end {
             return None;
         }
         let h = self.word_at(w).load(Relaxed);
         let class = ((h >> 32) & 0xff) as usize;
-        (h >> 48 == BLOCK_MAGIC && class < NCLASSES && w + class_size(class) <= top)
-            .then_some(class)
+        (h >> 48 == BLOCK_MAGIC && class < NCLASSES && w + class_size(class) <= end)
+            .then_some((h, class))
     }
 
     /// Is block `w` of `class` at the head of its free list (a push that
