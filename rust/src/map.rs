@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout;
-use crate::format::layout::{NIL, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE, UNDO_SINGLE};
+use crate::format::layout::{NIL, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
@@ -421,7 +421,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     return e.into_status();
                 }
             };
-            if core.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+            if core.hdr().recording() {
                 let tombs = core.hdr().tombstones.load(Relaxed);
                 core.undo_commit(i, 0, nw, t.val(i), tombs, 0);
             }

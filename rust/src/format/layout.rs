@@ -221,6 +221,29 @@ pub const UNDO_MAX_ALLOC: usize = 2;
 const _: () = assert!(offset_of!(Header, free_heads) == 1088);
 
 impl Header {
+    /// Does the record of a single change describe the change in flight
+    /// (`undo_state` is [`UNDO_SINGLE`])?
+    #[inline(always)]
+    pub fn recording(&self) -> bool {
+        self.undo_state.load(std::sync::atomic::Ordering::Relaxed) == UNDO_SINGLE
+    }
+
+    /// What is wrong with the arena's words, if anything: they must keep
+    /// `arena_off <= arena_top <= arena_alloc <= file_size` (`recorded`),
+    /// since readers bound every block by `arena_alloc` and map that far.
+    pub fn arena_words_problem(&self, arena_off: u64, recorded: u64) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let top = self.arena_top.load(Relaxed);
+        if top < arena_off || top > recorded {
+            return Some(format!("arena_top {top} is out of range"));
+        }
+        let alloc = self.arena_alloc.load(Relaxed);
+        if alloc < top || alloc > recorded {
+            return Some(format!("arena_alloc {alloc} is out of range"));
+        }
+        None
+    }
+
     /// Checksum of the fields written once at creation (identity,
     /// parameters, seed, geometry): catches damage that every range check
     /// would let through, such as a flipped bit in the seed.

@@ -9,7 +9,7 @@
 //! the set of blocks the table references.
 
 use crate::format::layout::Header;
-use crate::format::layout::{NCLASSES, UNDO_MAX_ALLOC, UNDO_SINGLE, UNDO_WALK};
+use crate::format::layout::{NCLASSES, UNDO_MAX_ALLOC, UNDO_WALK};
 use crate::format::words::*;
 use crate::os::region::Region;
 use crate::sync::seqlock::{racy_copy, racy_eq};
@@ -122,14 +122,8 @@ impl Arena<'_> {
         // at or above the top; read instead of `arena_top`, which is on the
         // writers' line) and inside this process's mapping (which may be
         // smaller than others' when address space was short).
-        let (h, class) = self.block_at(w, self.hdr().arena_alloc.load(Acquire))?;
-        if h & F_FREE != 0 {
-            return None;
-        }
+        let (h, _) = self.live_block_at(w, self.hdr().arena_alloc.load(Acquire))?;
         let len = (h & 0xffff_ffff) as usize;
-        if len as u64 + BLOCK_HEADER as u64 > class_size(class) {
-            return None;
-        }
         Some(StrView {
             off: w + BLOCK_HEADER as u64,
             len,
@@ -193,22 +187,19 @@ impl Arena<'_> {
 
     /// Release the block behind `w` (no-op for inline). Writer lock held.
     pub(crate) fn free(&self, w: u64) {
-        let Some(v) = self.view(w) else { return };
-        if v.off == 0 {
-            return;
-        }
-        let h = self.word_at(w).load(Relaxed);
-        let class = ((h >> 32) & 0xff) as usize;
         let hdr = self.hdr();
-        // (`view` bounds by `arena_alloc`, for readers; a block the writer
-        // frees also lies below the top, unless the file is damaged)
-        if w + class_size(class) > hdr.arena_top.load(Relaxed) {
+        // a block in use, below the top (a reference that is not one, in a
+        // damaged file, frees nothing)
+        if is_inline(w) {
             return;
         }
+        let Some((_, class)) = self.live_block_at(w, hdr.arena_top.load(Relaxed)) else {
+            return;
+        };
         self.push(w, class);
         hdr.arena_used
             .fetch_sub(class_size(class).min(hdr.arena_used.load(Relaxed)), Relaxed);
-        if hdr.undo_state.load(Relaxed) == UNDO_SINGLE {
+        if hdr.recording() {
             // one more of the change's frees is done (see `Core::undo_begin`)
             hdr.undo_freed.fetch_add(1, Relaxed);
             crate::fault::point();
@@ -237,6 +228,15 @@ impl Arena<'_> {
         }
         self.block_at(w, self.hdr().arena_top.load(Relaxed))
             .map(|(_, class)| class)
+    }
+
+    /// [`Arena::block_at`] of a block in use: not free, and its length fits
+    /// its class.
+    #[inline(always)]
+    fn live_block_at(&self, w: u64, end: u64) -> Option<(u64, usize)> {
+        let (h, class) = self.block_at(w, end)?;
+        let len = h & 0xffff_ffff;
+        (h & F_FREE == 0 && len + BLOCK_HEADER as u64 <= class_size(class)).then_some((h, class))
     }
 
     /// The header word and size class of a block at `w` that lies wholly
@@ -326,7 +326,7 @@ impl Arena<'_> {
     #[inline(always)]
     fn note_alloc(&self, b: u64) {
         let hdr = self.hdr();
-        if hdr.undo_state.load(Relaxed) != UNDO_SINGLE {
+        if !hdr.recording() {
             return;
         }
         let n = hdr.undo_nalloc.load(Relaxed) as usize;

@@ -436,14 +436,8 @@ impl Core {
                 "file is truncated ({fsize} bytes, the map needs {recorded})"
             ));
         }
-        let top = h.arena_top.load(Relaxed);
-        if top < geo.arena_off || top > recorded {
-            return corrupt(format!("arena top {top} is out of range"));
-        }
-        // readers bound every block by it and map the arena that far
-        let alloc = h.arena_alloc.load(Relaxed);
-        if alloc < top || alloc > recorded {
-            return corrupt(format!("arena_alloc {alloc} is out of range"));
+        if let Some(e) = h.arena_words_problem(geo.arena_off, recorded) {
+            return corrupt(e);
         }
         let d = h.table.load(Relaxed);
         if !(MIN_CAP..=geo.max_cap).contains(&desc_cap(d)) {
@@ -888,7 +882,7 @@ impl Core {
             }
         };
         let was_tomb = t.state(i) == TOMB;
-        if self.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+        if self.hdr().recording() {
             let tombs = self.hdr().tombstones.load(Relaxed);
             self.undo_commit(i, kw, vw, 0, tombs.saturating_sub(was_tomb as u64), 1);
         }
@@ -970,7 +964,7 @@ impl Core {
             self.lru().unlink(t, i);
         }
         let (kw, vw) = (t.key(i), t.val(i));
-        if self.hdr().undo_state.load(Relaxed) == UNDO_SINGLE {
+        if self.hdr().recording() {
             let plan = t.vacate_plan(i);
             let tombs = self.hdr().tombstones.load(Relaxed);
             let tombs_after = match plan {

@@ -151,11 +151,11 @@ fn undo_single(core: &mut Core) -> bool {
                 _ => {}
             }
         }
-        let (size, tombs) = if committed { (1, 1) } else { (0, 0) };
-        h.size.store(h.undo_size[size].load(Relaxed), Relaxed);
+        // the counts after the change if it was published, else before it
+        let at = committed as usize;
+        h.size.store(h.undo_size[at].load(Relaxed), Relaxed);
         crate::fault::point();
-        h.tombstones
-            .store(h.undo_tombs[tombs].load(Relaxed), Relaxed);
+        h.tombstones.store(h.undo_tombs[at].load(Relaxed), Relaxed);
         crate::fault::point();
         // (the record's own words stay as they are: this part can run again)
         for (j, &w) in list.iter().enumerate() {

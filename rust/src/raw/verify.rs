@@ -32,14 +32,10 @@ pub fn verify<K: Codec, V: Codec>(core: &mut Core) -> Result<()> {
             "header: file_size {recorded} exceeds the file's {fsize} bytes"
         ));
     }
+    if let Some(e) = h.arena_words_problem(core.arena_off, recorded) {
+        return bad(format!("header: {e}"));
+    }
     let top = h.arena_top.load(Relaxed);
-    if top < core.arena_off || top > recorded {
-        return bad(format!("header: arena_top {top} out of range"));
-    }
-    let alloc = h.arena_alloc.load(Relaxed);
-    if alloc < top || alloc > recorded {
-        return bad(format!("header: arena_alloc {alloc} out of range"));
-    }
     if h.seq.load(Relaxed) & 1 == 1 {
         return bad("header: a change is marked in progress with no writer".into());
     }
