@@ -49,3 +49,22 @@ pub fn disarm() {
     PANIC.store(false, Relaxed);
     LEFT.store(0, Relaxed);
 }
+
+/// How many walks of the whole table or arena a repair ran in this
+/// process (`raw::recover`): a crash test checks that a change that keeps
+/// a record is repaired without one.
+#[cfg(feature = "fault-injection")]
+static WALKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count a walk of a repair.
+#[inline(always)]
+pub fn walked() {
+    #[cfg(feature = "fault-injection")]
+    WALKS.fetch_add(1, Relaxed);
+}
+
+/// The walks counted so far by [`walked`].
+#[cfg(feature = "fault-injection")]
+pub fn walks() -> u64 {
+    WALKS.load(Relaxed)
+}

@@ -7,6 +7,7 @@ use crate::format::layout::{NIL, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
+use crate::raw::batch::Prep;
 use crate::raw::codec::Codec;
 use crate::raw::core::{flush_tag, Core, FLUSH_SLOT_BITS};
 use crate::raw::guard::WriteGuard;
@@ -1157,6 +1158,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
+        crate::raw::batch::start(core);
         core.seq_begin();
         if let Err(e) = core.room_for(pairs.len() as u64) {
             core.seq_end();
@@ -1171,7 +1173,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
             core.info(crate::raw::types::Info::MaxEntries)
                 .saturating_sub(size)
         };
-        let mut entries = Vec::with_capacity(pairs.len());
+        let mut prep = match Prep::begin(core, pairs.len() as u64) {
+            Ok(p) => p,
+            Err(e) => return Self::give_up(core, e),
+        };
         for (key, (k, v)) in keys.iter().zip(pairs) {
             let present = matches!(
                 t.probe(key.hash, |w| Self::key_eq(core, key, w)),
@@ -1183,47 +1188,42 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 }
                 room -= 1;
             }
+            prep.expect(core, 1);
             let kw = match Self::store_word(core, K::BYTES, k) {
                 Ok(w) => w,
-                Err(e) => return Self::abandon(core, &entries, e),
+                Err(e) => return Self::abandon(core, prep, e),
             };
+            prep.expect(core, 2);
             let vw = match Self::store_word(core, V::BYTES, v) {
                 Ok(w) => w,
-                Err(e) => {
-                    entries.push((key.hash, kw, 0));
-                    return Self::abandon(core, &entries, e);
-                }
+                Err(e) => return Self::abandon(core, prep, e),
             };
-            entries.push((key.hash, kw, vw));
+            prep.push(core, key.hash, kw, vw);
         }
-        Self::run_batch(core, crate::raw::batch::SET, &entries)
+        Self::run_batch(core, crate::raw::batch::SET, prep)
     }
 
     /// Commit and apply a prepared batch (sequence odd; ends the window).
-    fn run_batch(core: &mut Core, kind: u64, entries: &[(u64, u64, u64)]) -> Result<u64> {
-        if entries.is_empty() {
+    fn run_batch(core: &mut Core, kind: u64, prep: Prep) -> Result<u64> {
+        if prep.is_empty() {
+            prep.abandon(core);
             core.seq_end();
             return Ok(0);
         }
-        if let Err(e) = crate::raw::batch::commit(core, kind, entries) {
-            return Self::abandon(core, entries, e);
-        }
-        let n = crate::raw::batch::apply(core);
+        let n = prep.commit(core, kind);
         core.seq_end();
         Ok(n)
     }
 
-    /// A batch that could not be prepared: free what it stored, end the
+    /// A batch that could not be prepared: give back what it took, end the
     /// window. Nothing of it took effect.
-    fn abandon(core: &mut Core, entries: &[(u64, u64, u64)], e: StoreError) -> Result<u64> {
-        for &(_, kw, vw) in entries {
-            if K::BYTES {
-                core.arena().free(kw);
-            }
-            if V::BYTES && vw != 0 {
-                core.arena().free(vw);
-            }
-        }
+    fn abandon(core: &mut Core, prep: Prep, e: StoreError) -> Result<u64> {
+        prep.abandon(core);
+        Self::give_up(core, e)
+    }
+
+    /// End the window of a batch that changed nothing, for `e`.
+    fn give_up(core: &mut Core, e: StoreError) -> Result<u64> {
         core.seq_end();
         match e {
             StoreError::Full | StoreError::Remap(_) => Ok(0),
@@ -1267,19 +1267,24 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         let t = Self::active(core)
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
+        crate::raw::batch::start(core);
         core.seq_begin();
-        let mut entries = Vec::new();
+        let mut prep = match Prep::begin(core, keys.len() as u64) {
+            Ok(p) => p,
+            Err(e) => return Self::give_up(core, e),
+        };
         for (key, k) in prepared.iter().zip(keys) {
             match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
                 Probe::Found(i) if core.live(&t, i, now) => {}
                 _ => continue,
             }
+            prep.expect(core, 1);
             match Self::store_word(core, K::BYTES, k) {
-                Ok(kw) => entries.push((key.hash, kw, 0)),
-                Err(e) => return Self::abandon(core, &entries, e),
+                Ok(kw) => prep.push(core, key.hash, kw, 0),
+                Err(e) => return Self::abandon(core, prep, e),
             }
         }
-        Self::run_batch(core, crate::raw::batch::REMOVE, &entries)
+        Self::run_batch(core, crate::raw::batch::REMOVE, prep)
     }
 
     // ---- removing from the ends --------------------------------------------

@@ -184,7 +184,28 @@ pub struct Header {
     pub undo_used_after: AtomicU64,
     /// Recovering: how many of `undo_list` are back on their lists.
     pub undo_pushed: AtomicU64,
-    _pad4: [u64; 46],
+    // ---- the record of a batch in flight (`raw::batch`) ------------ @720
+    /// The batch's record block: the block the arena noted before taking
+    /// it for the record ([`UNDO_BATCH_PREP`]); its payload words hold the
+    /// entries, each block noted there before it is taken.
+    pub batch_rec: AtomicU64,
+    /// Preparing: the payload word of the record where the arena notes
+    /// the next block it takes (`u64::MAX`: the record itself, in
+    /// `batch_rec`).
+    pub batch_note: AtomicU64,
+    /// Preparing: how many entries of the record have their words
+    /// written (or zeroed, before their blocks are taken).
+    pub batch_covered: AtomicU64,
+    /// `arena_used` before the batch took its first block.
+    pub batch_used: AtomicU64,
+    /// Undoing or finishing: how many of the blocks to free are back on
+    /// their free lists.
+    pub batch_pushed: AtomicU64,
+    /// Finishing: the `arena_used` to set at the end.
+    pub batch_used_after: AtomicU64,
+    /// Finishing: how many key blocks the record marks to free.
+    pub batch_nfree: AtomicU64,
+    _pad4: [u64; 39],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -202,6 +223,7 @@ const _: () = assert!(offset_of!(Header, size) == 448);
 const _: () = assert!(offset_of!(Header, lru_head) == 512);
 const _: () = assert!(offset_of!(Header, repair) == 552);
 const _: () = assert!(offset_of!(Header, undo_state) == 560);
+const _: () = assert!(offset_of!(Header, batch_rec) == 720);
 
 /// `Header::undo_state`: a death needs the walks of the repair (the
 /// default, and what every change that keeps no record leaves).
@@ -210,6 +232,18 @@ pub const UNDO_WALK: u64 = 0;
 pub const UNDO_SINGLE: u64 = 1;
 /// `Header::undo_state`: a recovery is putting `undo_list` back.
 pub const UNDO_RECOVERING: u64 = 2;
+/// `Header::undo_state`: a batch is preparing its record (`batch_*`
+/// describe the blocks it took).
+pub const UNDO_BATCH_PREP: u64 = 3;
+/// `Header::undo_state`: a batch that died before its commit is being
+/// undone (its blocks pushed back, counted in `batch_pushed`).
+pub const UNDO_BATCH_UNPREP: u64 = 4;
+/// `Header::undo_state`: a committed batch (`batch_log`) between two of
+/// its entries: applying the record again finishes it.
+pub const UNDO_BATCH: u64 = 5;
+/// `Header::undo_state`: a batch applied to the end, freeing the blocks
+/// no entry uses (marked in its record), then the record.
+pub const UNDO_BATCH_FINISH: u64 = 6;
 /// `Header::undo_kind`: an insert of an absent key.
 pub const UNDO_INSERT: u64 = 1;
 /// `Header::undo_kind`: a string value replaced.
@@ -371,7 +405,7 @@ pub fn desc_cap(d: u64) -> u64 {
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
     let packed = Layout::packed(2, 2);
-    let facts: [u64; 17] = [
+    let facts: [u64; 18] = [
         packed.per_group as u64,
         packed.pairs_off as u64,
         size_of::<Header>() as u64,
@@ -381,6 +415,7 @@ pub fn fingerprint() -> u64 {
         offset_of!(Header, table) as u64,
         offset_of!(Header, size) as u64,
         offset_of!(Header, undo_state) as u64,
+        offset_of!(Header, batch_rec) as u64,
         offset_of!(Header, slot_hwm) as u64,
         offset_of!(Header, free_heads) as u64,
         NSLOTS as u64,

@@ -9,7 +9,7 @@
 //! the set of blocks the table references.
 
 use crate::format::layout::Header;
-use crate::format::layout::{NCLASSES, UNDO_MAX_ALLOC, UNDO_WALK};
+use crate::format::layout::{NCLASSES, UNDO_BATCH_PREP, UNDO_MAX_ALLOC, UNDO_SINGLE, UNDO_WALK};
 use crate::format::words::*;
 use crate::os::region::Region;
 use crate::sync::seqlock::{racy_copy, racy_eq};
@@ -320,26 +320,62 @@ impl Arena<'_> {
         Ok(top)
     }
 
-    /// Inside a change that keeps a record (`Core::undo_begin`): note the
-    /// block about to be taken, before it is, so that a recovery can put
-    /// it back if the change dies before publishing it.
+    /// Inside a change that keeps a record (`Core::undo_begin`, or a batch
+    /// preparing: `raw::batch`): note the block about to be taken, before
+    /// it is, so that a recovery can put it back if the change dies before
+    /// publishing it.
     #[inline(always)]
     fn note_alloc(&self, b: u64) {
         let hdr = self.hdr();
-        if !hdr.recording() {
-            return;
+        match hdr.undo_state.load(Relaxed) {
+            UNDO_SINGLE => {
+                let n = hdr.undo_nalloc.load(Relaxed) as usize;
+                // (a single change allocates before it publishes, at most
+                // two blocks)
+                if n >= UNDO_MAX_ALLOC || hdr.undo_slot.load(Relaxed) != u64::MAX {
+                    // more than a single change allocates: leave it to the walks
+                    hdr.undo_state.store(UNDO_WALK, Relaxed);
+                    crate::fault::point();
+                    return;
+                }
+                hdr.undo_alloc[n].store(b, Relaxed);
+                hdr.undo_nalloc.store(n as u64 + 1, Relaxed);
+                crate::fault::point();
+            }
+            UNDO_BATCH_PREP => {
+                let at = hdr.batch_note.load(Relaxed);
+                if at == u64::MAX {
+                    hdr.batch_rec.store(b, Relaxed);
+                } else if let Some(w) = self.payload_word(hdr.batch_rec.load(Relaxed), at) {
+                    w.store(b, Relaxed);
+                } else {
+                    // no word to note it in (each word notes one block):
+                    // leave it to the walks
+                    hdr.undo_state.store(UNDO_WALK, Relaxed);
+                }
+                crate::fault::point();
+                // the next block needs a word of its own (`Prep::expect`)
+                hdr.batch_note.store(u64::MAX - 1, Relaxed);
+            }
+            _ => {}
         }
-        let n = hdr.undo_nalloc.load(Relaxed) as usize;
-        // (a single change allocates before it publishes, at most two blocks)
-        if n >= UNDO_MAX_ALLOC || hdr.undo_slot.load(Relaxed) != u64::MAX {
-            // more than a single change allocates: leave it to the walks
-            hdr.undo_state.store(UNDO_WALK, Relaxed);
-            crate::fault::point();
-            return;
-        }
-        hdr.undo_alloc[n].store(b, Relaxed);
-        hdr.undo_nalloc.store(n as u64 + 1, Relaxed);
-        crate::fault::point();
+    }
+
+    /// Payload word `i` (the `i`-th 8 bytes after the header) of the
+    /// block `w` in use, if its length covers it: a batch's record.
+    pub(crate) fn payload_word(&self, w: u64, i: u64) -> Option<&AtomicU64> {
+        let (h, _) = self.live_block_at(w, self.hdr().arena_top.load(Relaxed))?;
+        let len = h & 0xffff_ffff;
+        let at = i.checked_mul(8)?;
+        (at.checked_add(8)? <= len).then(|| self.word_at(w + BLOCK_HEADER as u64 + at))
+    }
+
+    /// Is `w` a block in use (not inline, not free)?
+    pub(crate) fn is_live(&self, w: u64) -> bool {
+        !is_inline(w)
+            && self
+                .live_block_at(w, self.hdr().arena_top.load(Relaxed))
+                .is_some()
     }
 
     fn is_free_block(&self, off: u64, class: usize) -> bool {

@@ -916,8 +916,16 @@ impl Core {
     /// before the change's first store).
     #[inline(always)]
     pub(crate) fn undo_begin(&self, kind: u64) {
+        self.undo_begin_in(kind, UNDO_WALK)
+    }
+
+    /// [`Core::undo_begin`] inside a larger change whose own state is
+    /// `idle` between its single changes (a batch: `UNDO_BATCH`): the
+    /// state while the record's words are rewritten.
+    #[inline(always)]
+    pub(crate) fn undo_begin_in(&self, kind: u64, idle: u64) {
         let h = self.hdr();
-        h.undo_state.store(UNDO_WALK, Relaxed);
+        h.undo_state.store(idle, Relaxed);
         if self.lru_on {
             // relinking is many stores: the walks repair it
             return;

@@ -2,8 +2,9 @@
 //! change was left half-done) repairs the map before it does anything else.
 
 use crate::format::layout::{
-    desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_INSERT, UNDO_MAX_ALLOC,
-    UNDO_OVERWRITE, UNDO_RECOVERING, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK,
+    desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_BATCH, UNDO_BATCH_FINISH,
+    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_INSERT, UNDO_MAX_ALLOC, UNDO_OVERWRITE,
+    UNDO_RECOVERING, UNDO_REMOVE, UNDO_SINGLE,
 };
 use crate::format::words::class_size;
 use crate::format::words::is_inline;
@@ -24,6 +25,7 @@ pub(crate) fn recover(core: &mut Core) {
     hdr.stat_recoveries.fetch_add(1, Relaxed);
     crate::fault::point();
     let pending_batch = hdr.batch_log.load(Relaxed) != 0;
+
     if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
         // The holder died between changes: every multi-store change runs
         // with the sequence odd, so there is nothing to repair.
@@ -39,7 +41,14 @@ pub(crate) fn recover(core: &mut Core) {
         write_end(&core.hdr().seq);
         return;
     }
-    if !pending_batch && undo_single(core) {
+    if let Some(done) = batch_from_record(core, pending_batch) {
+        if done {
+            if core.hdr().seq.load(Relaxed) & 1 == 1 {
+                core.seq_end();
+            }
+            return;
+        }
+    } else if !pending_batch && undo_single(core) {
         // the change in flight kept a record: finished or undone from it,
         // with no walk (see `Core::undo_begin`)
         if core.hdr().seq.load(Relaxed) & 1 == 1 {
@@ -62,6 +71,30 @@ pub(crate) fn recover(core: &mut Core) {
     if core.hdr().seq.load(Relaxed) & 1 == 1 {
         core.seq_end();
     }
+}
+
+/// A batch the dead writer was in, repaired from its record (see
+/// `raw::batch`) in time that grows with the batch, not the map: `None`
+/// if the state is not a batch's; `Some(true)` once repaired; `Some(false)`
+/// if the walks must do it (a damaged record).
+fn batch_from_record(core: &mut Core, pending: bool) -> Option<bool> {
+    let state = core.hdr().undo_state.load(Acquire);
+    match state {
+        UNDO_BATCH_FINISH => crate::raw::batch::finish(core),
+        UNDO_BATCH_PREP | UNDO_BATCH_UNPREP if !pending => crate::raw::batch::unprepare(core),
+        UNDO_BATCH_PREP | UNDO_BATCH | UNDO_SINGLE | UNDO_RECOVERING if pending => {
+            // a committed batch: the entry in flight, if it kept a record,
+            // is finished or undone first; then the record is applied again
+            let single = state == UNDO_SINGLE || state == UNDO_RECOVERING;
+            if single && !undo_single(core) {
+                return Some(false);
+            }
+            core.seq_begin();
+            crate::raw::batch::apply(core);
+        }
+        _ => return None,
+    }
+    Some(true)
 }
 
 /// Finish or undo the single change a dead writer was making, from its
@@ -184,8 +217,9 @@ fn undo_single(core: &mut Core) -> bool {
     }
     h.arena_used.store(h.undo_used_after.load(Relaxed), Relaxed);
     crate::fault::point();
-    h.undo_state.store(UNDO_WALK, Release);
-    crate::fault::point();
+    // The state stays `UNDO_RECOVERING`, all pushed: running this again
+    // only sets `arena_used` again, so a death before the window closes
+    // needs no walk (the next lock sets `UNDO_WALK`).
     true
 }
 
@@ -210,6 +244,7 @@ pub(crate) fn repair_rest(core: &mut Core) {
 /// dead resize may have half built, rebuild the LRU order.
 fn repair_counts(core: &mut Core) {
     let Some(t) = core.active() else { return };
+    crate::fault::walked();
     let hdr = core.hdr();
     let d = hdr.table.load(Relaxed);
     let other = 1 - desc_region(d);
@@ -252,6 +287,7 @@ pub(crate) static BITMAP_ARENA_MAX: AtomicU64 = AtomicU64::new(4 << 30);
 fn repair_arena(core: &mut Core) {
     // The blocks the table references now; every other block is free.
     let Some(t) = core.active() else { return };
+    crate::fault::walked();
     // The referenced blocks as a bitmap over the arena (one bit per 8
     // bytes: 2 MiB for 128 MiB of strings), or, for a larger arena than
     // BITMAP_ARENA_MAX, a sorted list; both answer the walk's questions in
