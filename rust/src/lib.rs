@@ -84,6 +84,24 @@ pub mod testing {
     }
     pub use crate::raw::types::{Entry, Info, Item, Out, Params, Status, Variant};
     pub use crate::sharded::Sharded;
+
+    /// Make tables of at least `slots` slots resize by incremental
+    /// migration (the default, 16,384, keeps small tables' resizes at
+    /// once), `homes` old home slots per step (default 64), so that tests
+    /// meet migrations in small maps, and long ones.
+    pub fn set_migrate_min(slots: u64, homes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::raw::migrate::MIGRATE_MIN.store(slots, Relaxed);
+        crate::raw::migrate::STEP_HOMES.store(homes, Relaxed);
+    }
+
+    /// The default of [`set_migrate_min`].
+    pub const MIGRATE_MIN_DEFAULT: u64 = 16_384;
+
+    /// True while a migration is in progress in `m`'s map.
+    pub fn migrating(m: &dyn AnyMap) -> bool {
+        m.core_ref().is_migrating()
+    }
     /// The SIGBUS handler (a truncated map file must not kill us).
     pub mod sigbus {
         pub use crate::os::sigbus::ensure;

@@ -230,8 +230,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
     ) -> Option<Option<Status>> {
         let ext = Self::ext::<S>();
         let t = Self::active_as::<S>(core)?;
-        match t.probe_read(key.hash, |w| Self::key_eq(core, key, w)) {
-            Some((i, w)) if !ext || core.live(&t, i, now) => {
+        match core.find_read_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
+            Some((t, i, w)) if !ext || core.live(&t, i, now) => {
                 if ext {
                     core.mark_used(&t, i);
                 }
@@ -275,10 +275,12 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = self.core.now();
         let r = crate::raw::guard::read(&mut self.core, |core| {
             let t = Self::active(core)?;
-            Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                Probe::Found(i) => core.live(&t, i, now),
-                _ => false,
-            })
+            Some(
+                match core.find_as(t, key.hash, |w| Self::key_eq(core, &key, w)) {
+                    (t, Probe::Found(i)) => core.live(&t, i, now),
+                    _ => false,
+                },
+            )
         })?;
         r.ok_or_else(|| self.core.damaged())
     }
@@ -293,12 +295,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = self.core.now();
         let r = crate::raw::guard::read(&mut self.core, |core| {
             let t = Self::active(core)?;
-            Some(match t.probe(key.hash, |w| Self::key_eq(core, &key, w)) {
-                Probe::Found(i) if core.live(&t, i, now) => {
-                    Some(crate::raw::ttl::remaining(t.ext(i).load(Relaxed), now))
-                }
-                _ => None,
-            })
+            Some(
+                match core.find_as(t, key.hash, |w| Self::key_eq(core, &key, w)) {
+                    (t, Probe::Found(i)) if core.live(&t, i, now) => {
+                        Some(crate::raw::ttl::remaining(t.ext(i).load(Relaxed), now))
+                    }
+                    _ => None,
+                },
+            )
         })?;
         r.ok_or_else(|| self.core.damaged())
     }
@@ -389,11 +393,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         now: u32,
     ) -> Result<(Table<S>, Option<usize>)> {
         let t = Self::active_as::<S>(core).ok_or_else(|| core.damaged())?;
-        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-            Probe::Found(i) if core.live(&t, i, now) => Ok((t, Some(i))),
-            Probe::Found(i) => {
+        match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
+            (t, Probe::Found(i)) if core.live(&t, i, now) => Ok((t, Some(i))),
+            (old, Probe::Found(i)) => {
                 core.seq_begin();
-                core.remove_expired(&t, i);
+                core.remove_expired(&old, i);
                 core.seq_end();
                 Ok((t, None))
             }
@@ -424,7 +428,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             };
             if core.hdr().recording() {
                 let tombs = core.hdr().tombstones.load(Relaxed);
-                core.undo_commit(i, 0, nw, t.val(i), tombs, 0);
+                core.undo_commit(t.desc(), i, 0, nw, t.val(i), tombs, 0);
             }
             let old = t.swap_val(i, nw);
             crate::fault::point();
@@ -674,8 +678,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         result: &mut i64,
     ) -> Option<Status> {
         let t = Self::active_as::<S>(core)?;
-        match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-            Probe::Found(i) if core.live(&t, i, now) => {
+        match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
+            (t, Probe::Found(i)) if core.live(&t, i, now) => {
                 let s = Self::apply_in_place(&t, i, f, result);
                 if s == Status::Ok {
                     core.ttl().refresh_expiry(&t, i, now);
@@ -784,6 +788,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
+        core.settle();
         let now = core.now();
         let hdr = core.hdr();
         let d = hdr.table.load(Relaxed);
@@ -834,6 +839,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             )));
         }
         let g = WriteGuard::lock(&mut self.core)?;
+        // a frozen map is read without a lock, and never migrates again
+        g.core.settle();
         g.core.region.sync()?;
         g.core.hdr().frozen.store(1, Release);
         g.core.region.sync()?;
@@ -850,6 +857,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok(false);
         }
         let g = WriteGuard::lock(&mut self.core)?;
+        g.core.settle();
         let t = g.core.active().ok_or_else(|| g.core.damaged())?;
         let tombs = g.core.hdr().tombstones.load(Relaxed);
         let want = g.core.cap_for(n + tombs);
@@ -866,6 +874,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn clear(&mut self) -> Result<()> {
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
+        // (its new table goes where a migration's old one is)
+        core.settle();
         core.seq_begin();
         let r = core.publish_empty();
         if r.is_ok() {
@@ -940,14 +950,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let after = *pos;
         let now = self.core.now();
         let r = crate::raw::guard::read(&mut self.core, |core| {
-            let t = Self::active(core)?;
+            let new = Self::active(core)?;
             let mut from = after;
-            let i = loop {
-                let Some(i) = t.next_after(from) else {
+            // (across both tables of a migration in progress)
+            let (t, i) = loop {
+                let Some((t, i)) = crate::raw::migrate::next_after(core, new, from) else {
                     return Some((after, Status::False));
                 };
                 if core.live(&t, i, now) {
-                    break i;
+                    break (t, i);
                 }
                 from = Some(t.meta(i) & !3);
             };
@@ -1158,6 +1169,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
+        // the batch looks its keys up in the active table only
+        core.settle();
         crate::raw::batch::start(core);
         core.seq_begin();
         if let Err(e) = core.room_for(pairs.len() as u64) {
@@ -1264,6 +1277,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
+        core.settle();
         let now = core.now();
         let t = Self::active(core)
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
@@ -1294,6 +1308,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
+        core.settle();
         let now = core.now();
         let size = core.hdr().size.load(Relaxed);
         let mut out = Vec::with_capacity(n.min(size) as usize);

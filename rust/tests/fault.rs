@@ -20,12 +20,38 @@ fn key_bytes(e: &Entry) -> Vec<u8> {
     }
 }
 
-fn state(m: &mut dyn AnyMap) -> State {
-    m.snapshot()
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (key_bytes(&k), v))
-        .collect()
+/// Every live entry, by a walk (lock-free: a snapshot would finish a
+/// migration in progress, which the migration kinds must start from).
+fn state(m: &mut dyn AnyMap, v: Variant) -> State {
+    let mut pos = hashmap_shared::testing::CursorPos {
+        shard: 0,
+        after: None,
+    };
+    let mut out = State::new();
+    loop {
+        let (mut kb, mut vb) = (vec![0u8; 4096], vec![0u8; 4096]);
+        let mut ko = hashmap_shared::testing::Out::with_vec(&mut kb);
+        let mut vo = hashmap_shared::testing::Out::with_vec(&mut vb);
+        match m.walk(&mut pos, &mut ko, &mut vo).unwrap() {
+            Status::Ok => {}
+            Status::False => return out,
+            s => panic!("walk: {s:?}"),
+        }
+        let k = if key_is_bytes(v) {
+            bytes(ko.written())
+        } else {
+            int(ko.num)
+        };
+        let val = if val_is_bytes(v) {
+            Entry::Bytes(vo.written().to_vec(), vo.utf8 != 0)
+        } else {
+            int(vo.num)
+        };
+        assert!(
+            out.insert(key_bytes(&k), val).is_none(),
+            "the walk returned a key twice"
+        );
+    }
 }
 
 struct Kind {
@@ -52,6 +78,55 @@ fn fill_ss(m: &mut dyn AnyMap, n: u64) {
             ),
             Status::Ok
         );
+    }
+}
+
+/// SS entries until the next insert grows the table.
+fn fill_ss_to_the_brim(m: &mut dyn AnyMap) {
+    use hashmap_shared::testing::Info;
+    for i in 0.. {
+        let (size, cap) = (
+            m.info_try(Info::Size).unwrap(),
+            m.info_try(Info::Capacity).unwrap(),
+        );
+        if (size + 1) * 4 > cap * 3 {
+            return;
+        }
+        put(
+            m,
+            &bytes(format!("key-{i:04}").as_bytes()),
+            &bytes(&long(i)),
+        );
+    }
+}
+
+/// SS entries until a migration has started (its frontier still at 0: the
+/// insert that starts it takes no step).
+fn fill_ss_until_migrating(m: &mut dyn AnyMap) {
+    for i in 0.. {
+        if hashmap_shared::testing::migrating(m) {
+            return;
+        }
+        put(
+            m,
+            &bytes(format!("key-{i:04}").as_bytes()),
+            &bytes(&long(i)),
+        );
+    }
+}
+
+/// How tables resize in `kind`: the migration kinds make every table
+/// migrate, one old home slot per step (all of it at once for the step
+/// that ends one); the others keep the defaults (small tables resize at
+/// once). Set before forking: the children inherit it.
+fn migration(kind: &Kind) {
+    use hashmap_shared::testing::{set_migrate_min, MIGRATE_MIN_DEFAULT};
+    if kind.name.contains("ends a migration") {
+        set_migrate_min(0, 1 << 20);
+    } else if kind.name.contains("migration") {
+        set_migrate_min(0, 1);
+    } else {
+        set_migrate_min(MIGRATE_MIN_DEFAULT, 64);
     }
 }
 
@@ -347,6 +422,64 @@ fn kinds() -> Vec<Kind> {
             },
             per_key: false,
         },
+        // Incremental resize (raw/migrate.rs; these kinds make every
+        // table migrate, one old home slot per step: see `migration`).
+        Kind {
+            name: "insert that starts a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_to_the_brim(m),
+            mutate: |m| {
+                put(m, &bytes(b"the key that grows it"), &bytes(&long(1)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "overwrite during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                put(m, &bytes(b"key-0003"), &bytes(&long(333)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "remove during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                assert_eq!(m.remove(&item(&bytes(b"key-0002"))).unwrap(), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed insert during a migration (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                let mut i = 0;
+                while !hashmap_shared::testing::migrating(m) {
+                    put(m, &int(i * 7 - 20), &int(-i));
+                    i += 1;
+                }
+            },
+            mutate: |m| {
+                put(m, &int(99_999), &int(5));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "a step that ends a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                put(m, &bytes(b"key-0001"), &bytes(&long(111)));
+            },
+            per_key: false,
+        },
         Kind {
             name: "drain",
             variant: Variant::IS,
@@ -390,7 +523,7 @@ fn kinds() -> Vec<Kind> {
 /// before or after it (per key, for the kinds that allow it, and no
 /// untouched key lost), and keeps working.
 fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, before: &State, after: &State, what: &str) {
-    let got = state(m);
+    let got = state(m, kind.variant);
     if kind.per_key {
         for (k, v) in &got {
             assert!(
@@ -437,6 +570,10 @@ const WALK_FREE: &[&str] = &[
     "packed insert (I16)",
     "packed counter insert (I16)",
     "packed set_multi (I32S)",
+    "overwrite during a migration",
+    "remove during a migration",
+    "packed insert during a migration (II)",
+    "a step that ends a migration",
 ];
 
 #[test]
@@ -446,17 +583,18 @@ fn every_fault_point_of_every_mutation_recovers() {
     let mut cases = 0;
     let mut report = Vec::new();
     for kind in kinds() {
+        migration(&kind);
         let base = Tmp::new("fault-base");
         let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
         (kind.setup)(&mut *m);
-        let before = state(&mut *m);
+        let before = state(&mut *m, kind.variant);
         drop(m);
         // The state after an uninterrupted mutation.
         let done = Tmp::new("fault-done");
         std::fs::copy(&base.1, &done.1).unwrap();
         let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
         (kind.mutate)(&mut *m);
-        let after = state(&mut *m);
+        let after = state(&mut *m, kind.variant);
         drop(m);
         assert_ne!(
             before, after,
@@ -517,6 +655,14 @@ fn every_fault_point_of_every_mutation_recovers() {
             n - 1
         ));
         assert!(n > 3, "{}: fault points are compiled in", kind.name);
+        if kind.name.contains("migration") {
+            let m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
+            assert!(
+                kind.name.contains("ends") != hashmap_shared::testing::migrating(&*m),
+                "{}: a migration in progress after it, unless it ended one",
+                kind.name
+            );
+        }
         if kind.name.contains("shrinks") || kind.name.contains("grows") {
             assert!(
                 n > 20,
@@ -705,19 +851,24 @@ fn a_death_during_recovery_is_recovered_from() {
         "remove_multi",
         "packed set_multi (I32S)",
         "LRU set_multi that evicts",
+        "insert that starts a migration",
+        "overwrite during a migration",
+        "remove during a migration",
+        "a step that ends a migration",
     ];
     let mut cases = 0;
     for kind in kinds().into_iter().filter(|k| names.contains(&k.name)) {
+        migration(&kind);
         let base = Tmp::new("nested-base");
         let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
         (kind.setup)(&mut *m);
-        let before = state(&mut *m);
+        let before = state(&mut *m, kind.variant);
         drop(m);
         let done = Tmp::new("nested-done");
         std::fs::copy(&base.1, &done.1).unwrap();
         let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
         (kind.mutate)(&mut *m);
-        let after = state(&mut *m);
+        let after = state(&mut *m, kind.variant);
         drop(m);
         // a child that runs `f` with the fault armed at point `n`: true if
         // it died there

@@ -111,7 +111,15 @@ pub struct Header {
     pub frozen: AtomicU64,
     /// For a shard of a sharded map: `shards << 32 | index`; 0 otherwise.
     pub shard: AtomicU64,
-    _pad3: [u64; 3],
+    /// While a resize migrates entries step by step (`raw::migrate`): the
+    /// descriptor of the table they come from, whose entries with a home
+    /// at or above `mig_front` are still there; 0 otherwise (and ignored
+    /// when it names `table`'s region).
+    pub mig_old: AtomicU64,
+    /// The migration's frontier: every entry of the old table whose home
+    /// slot is below it has moved to `table`.
+    pub mig_front: AtomicU64,
+    _pad3: [u64; 1],
     // ---- the writers' state (changed under the writer lock) -------- @448
     /// Live entries.
     pub size: AtomicU64,
@@ -205,7 +213,14 @@ pub struct Header {
     pub batch_used_after: AtomicU64,
     /// Finishing: how many key blocks the record marks to free.
     pub batch_nfree: AtomicU64,
-    _pad4: [u64; 39],
+    /// The descriptor of the table `undo_slot` is a slot of (during a
+    /// migration, the old table or the new one).
+    pub undo_desc: AtomicU64,
+    /// The entry a migration step is moving: its old slot + 1 (0: none).
+    pub mig_move_from: AtomicU64,
+    /// Its new slot.
+    pub mig_move_to: AtomicU64,
+    _pad4: [u64; 36],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
@@ -224,6 +239,7 @@ const _: () = assert!(offset_of!(Header, lru_head) == 512);
 const _: () = assert!(offset_of!(Header, repair) == 552);
 const _: () = assert!(offset_of!(Header, undo_state) == 560);
 const _: () = assert!(offset_of!(Header, batch_rec) == 720);
+const _: () = assert!(offset_of!(Header, mig_old) == 424);
 
 /// `Header::undo_state`: a death needs the walks of the repair (the
 /// default, and what every change that keeps no record leaves).
@@ -244,6 +260,9 @@ pub const UNDO_BATCH: u64 = 5;
 /// `Header::undo_state`: a batch applied to the end, freeing the blocks
 /// no entry uses (marked in its record), then the record.
 pub const UNDO_BATCH_FINISH: u64 = 6;
+/// `Header::undo_state`: a step of a migration is the only change in
+/// flight (its move, if any, is in `mig_move_from`): `raw::migrate`.
+pub const UNDO_MIGRATE: u64 = 7;
 /// `Header::undo_kind`: an insert of an absent key.
 pub const UNDO_INSERT: u64 = 1;
 /// `Header::undo_kind`: a string value replaced.
@@ -405,7 +424,7 @@ pub fn desc_cap(d: u64) -> u64 {
 /// the writer of a file and its reader.
 pub fn fingerprint() -> u64 {
     let packed = Layout::packed(2, 2);
-    let facts: [u64; 18] = [
+    let facts: [u64; 19] = [
         packed.per_group as u64,
         packed.pairs_off as u64,
         size_of::<Header>() as u64,
@@ -416,6 +435,7 @@ pub fn fingerprint() -> u64 {
         offset_of!(Header, size) as u64,
         offset_of!(Header, undo_state) as u64,
         offset_of!(Header, batch_rec) as u64,
+        offset_of!(Header, mig_old) as u64,
         offset_of!(Header, slot_hwm) as u64,
         offset_of!(Header, free_heads) as u64,
         NSLOTS as u64,

@@ -297,6 +297,10 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
     // Between entries, a death applies the record again; on an LRU map the
     // walks repair (its changes keep no record).
     let idle = if core.lru_on { UNDO_WALK } else { UNDO_BATCH };
+    // the record's entries are looked up in the active table only: a
+    // resize for them (there is room reserved: rarely) runs at once
+    core.settle_nested();
+    let migrate_ok = std::mem::replace(&mut core.migrate_ok, false);
     core.hdr().batch_rec.store(log, Relaxed);
     core.hdr().undo_state.store(idle, Release);
     crate::fault::point();
@@ -326,7 +330,7 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
                     if vb {
                         core.undo_begin_in(UNDO_OVERWRITE, idle);
                         let tombs = core.hdr().tombstones.load(Relaxed);
-                        core.undo_commit(i, 0, vw, old, tombs, 0);
+                        core.undo_commit(t.desc(), i, 0, vw, old, tombs, 0);
                     }
                     t.set_val(i, vw);
                     crate::fault::point();
@@ -363,6 +367,7 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
         }
     }
     finish(core);
+    core.migrate_ok = migrate_ok;
     core.maybe_shrink();
     done
 }

@@ -68,6 +68,9 @@ pub struct Core {
     pub(crate) iter: Option<u64>,
     /// How long a wait on another live process may see no progress.
     pub(crate) wait_timeout: std::time::Duration,
+    /// A resize may migrate step by step (`raw::migrate`); false while a
+    /// batch applies its record, which sees only the active table.
+    pub(crate) migrate_ok: bool,
 }
 
 // SAFETY: its raw pointers point into a shared mapping that every thread may
@@ -95,7 +98,7 @@ fn random_seed() -> u64 {
 /// written, so that a full file system fails the open, not a later store.
 /// Allocate the file blocks of a table of `cap` slots in region `r`
 /// (and of its LRU links) before it is built there.
-fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
+pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
     region.allocate(off, geo.lay.bytes(cap))?;
     if geo.lru {
@@ -255,7 +258,7 @@ impl Core {
         // SAFETY: the region at `off` holds a table of `cap` slots of this
         // layout (cap is within max_cap, for which the region was sized),
         // and its links, inside the mapping.
-        Some(unsafe { Table::new(self.ptr_at(off), cap as usize, lay, self.seed, links) })
+        Some(unsafe { Table::new(self.ptr_at(off), cap as usize, lay, self.seed, links, desc) })
     }
 
     /// Create or attach the map at `path`.
@@ -515,6 +518,7 @@ impl Core {
             me,
             iter: None,
             wait_timeout: lock::DEFAULT_WAIT_TIMEOUT,
+            migrate_ok: true,
         })
     }
 
@@ -786,12 +790,17 @@ impl Core {
         if (size + tombs + 1) * 4 <= cap * 3 {
             return Ok(false);
         }
+        if self.is_migrating() {
+            // the new table filled before the migration ended (it moves
+            // far faster than inserts come): end it first
+            self.settle_nested();
+        }
         let new = if (size + 1) * 8 <= cap * 3 || cap >= self.geo.max_cap {
             cap // mostly tombstones (or at the largest size): compact in place
         } else {
             self.grown(cap, size)
         };
-        self.resize_as::<S>(new)?;
+        self.resize_stepwise::<S>(new)?;
         Ok(true)
     }
 
@@ -803,6 +812,9 @@ impl Core {
     /// [`Core::maybe_shrink`], seeing the tables through shape `S`.
     pub(crate) fn maybe_shrink_as<S: Shape>(&mut self) {
         let Some(t) = self.active() else { return };
+        if self.is_migrating() {
+            return; // the migration in progress chose the size
+        }
         let hdr = self.hdr();
         let size = hdr.size.load(Relaxed);
         let tombs = hdr.tombstones.load(Relaxed);
@@ -812,9 +824,9 @@ impl Core {
             // threshold, so alternating inserts and removes cannot thrash.
             let want = (size * 2 + 2).clamp(MIN_CAP, cap - 1);
             // On a full disk the table stays as it is: removals still work.
-            let _ = self.resize_as::<S>(want);
+            let _ = self.resize_stepwise::<S>(want);
         } else if tombs * 4 > cap {
-            let _ = self.resize_as::<S>(cap);
+            let _ = self.resize_stepwise::<S>(cap);
         }
     }
 
@@ -884,7 +896,15 @@ impl Core {
         let was_tomb = t.state(i) == TOMB;
         if self.hdr().recording() {
             let tombs = self.hdr().tombstones.load(Relaxed);
-            self.undo_commit(i, kw, vw, 0, tombs.saturating_sub(was_tomb as u64), 1);
+            self.undo_commit(
+                t.desc(),
+                i,
+                kw,
+                vw,
+                0,
+                tombs.saturating_sub(was_tomb as u64),
+                1,
+            );
         }
         t.fill(i, hash, kw, vw, expiry);
         let hdr = self.hdr();
@@ -946,7 +966,17 @@ impl Core {
     /// value word, a remove's plan), the tombstones after and the change
     /// in `size`.
     #[inline(always)]
-    pub(crate) fn undo_commit(&self, i: usize, kw: u64, vw: u64, old: u64, tombs: u64, dsize: i64) {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn undo_commit(
+        &self,
+        desc: u64,
+        i: usize,
+        kw: u64,
+        vw: u64,
+        old: u64,
+        tombs: u64,
+        dsize: i64,
+    ) {
         let h = self.hdr();
         if h.undo_slot.load(Relaxed) != u64::MAX {
             // a second change under one record (a drain that removed an
@@ -961,6 +991,7 @@ impl Core {
         let size = h.undo_size[0].load(Relaxed);
         h.undo_size[1].store(size.saturating_add_signed(dsize), Relaxed);
         h.undo_tombs[1].store(tombs, Relaxed);
+        h.undo_desc.store(desc, Relaxed);
         h.undo_slot.store(i as u64, Release);
         crate::fault::point();
     }
@@ -972,24 +1003,33 @@ impl Core {
             self.lru().unlink(t, i);
         }
         let (kw, vw) = (t.key(i), t.val(i));
+        // `tombstones` counts the active table's (a migration's old table
+        // is retired with its own)
+        let counted = t.desc() == self.hdr().table.load(Relaxed);
         if self.hdr().recording() {
             let plan = t.vacate_plan(i);
             let tombs = self.hdr().tombstones.load(Relaxed);
             let tombs_after = match plan {
+                _ if !counted => tombs,
                 None => tombs + 1,
                 Some(n) => tombs.saturating_sub(n),
             };
-            self.undo_commit(i, kw, vw, plan.unwrap_or(u64::MAX), tombs_after, -1);
+            let old = plan.unwrap_or(u64::MAX);
+            self.undo_commit(t.desc(), i, kw, vw, old, tombs_after, -1);
         }
         let dt = t.vacate(i);
         let hdr = self.hdr();
-        if dt >= 0 {
-            hdr.tombstones.fetch_add(dt as u64, Relaxed);
-            crate::fault::point();
-        } else {
-            let cur = hdr.tombstones.load(Relaxed);
-            hdr.tombstones
-                .store(cur.saturating_sub((-dt) as u64), Relaxed);
+        match (counted, dt >= 0) {
+            (false, _) => {}
+            (true, true) => {
+                hdr.tombstones.fetch_add(dt as u64, Relaxed);
+                crate::fault::point();
+            }
+            (true, false) => {
+                let cur = hdr.tombstones.load(Relaxed);
+                hdr.tombstones
+                    .store(cur.saturating_sub((-dt) as u64), Relaxed);
+            }
         }
         // saturating: a damaged file must not make the size wrap around
         hdr.size

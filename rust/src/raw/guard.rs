@@ -77,6 +77,8 @@ impl<'a> WriteGuard<'a> {
         core.hdr()
             .undo_state
             .store(crate::format::layout::UNDO_WALK, Relaxed);
+        // a migration in progress moves one step per writer's lock
+        core.migrate_step();
         Ok(WriteGuard { core, locked: true })
     }
 
@@ -90,7 +92,10 @@ impl<'a> WriteGuard<'a> {
                 locked: false,
             });
         }
-        WriteGuard::lock(core)
+        let g = WriteGuard::lock(core)?;
+        // a whole-map view sees the active table only
+        g.core.settle();
+        Ok(g)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod codec;
 pub mod core;
 pub mod guard;
 pub mod lru;
+pub mod migrate;
 pub mod recover;
 pub mod table;
 pub mod ttl;

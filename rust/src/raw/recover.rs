@@ -3,7 +3,7 @@
 
 use crate::format::layout::{
     desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_BATCH, UNDO_BATCH_FINISH,
-    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_INSERT, UNDO_MAX_ALLOC, UNDO_OVERWRITE,
+    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_INSERT, UNDO_MAX_ALLOC, UNDO_MIGRATE, UNDO_OVERWRITE,
     UNDO_RECOVERING, UNDO_REMOVE, UNDO_SINGLE,
 };
 use crate::format::words::class_size;
@@ -31,6 +31,8 @@ pub(crate) fn recover(core: &mut Core) {
         // with the sequence odd, so there is nothing to repair.
         return;
     }
+    // a move of a migration in flight is finished or forgotten first
+    crate::raw::migrate::recover(core);
     if core.active().is_none() {
         // Nothing sane to keep: start from an empty table, and leave every
         // string block to the arena's repair (none is referenced now).
@@ -39,6 +41,11 @@ pub(crate) fn recover(core: &mut Core) {
         // On a full disk the damage stays; the next holder tries again.
         let _ = core.publish_empty();
         write_end(&core.hdr().seq);
+        return;
+    }
+    if !pending_batch && core.hdr().undo_state.load(Acquire) == UNDO_MIGRATE {
+        // a migration step on its own: its move (above) was all of it
+        core.seq_end();
         return;
     }
     if let Some(done) = batch_from_record(core, pending_batch) {
@@ -116,13 +123,19 @@ fn undo_single(core: &mut Core) -> bool {
     if state != UNDO_SINGLE && state != UNDO_RECOVERING {
         return false;
     }
-    let Some(t) = core.active() else {
-        return false;
-    };
     let arena = core.arena();
     if state == UNDO_SINGLE {
         let slot = h.undo_slot.load(Acquire);
         let known = slot != u64::MAX;
+        // the table the slot is in (during a migration, either)
+        let t = if known {
+            core.table_of(h.undo_desc.load(Relaxed))
+        } else {
+            core.active()
+        };
+        let Some(t) = t else {
+            return false;
+        };
         if known && slot >= t.cap() as u64 {
             return false; // a damaged record
         }
@@ -243,6 +256,9 @@ pub(crate) fn repair_rest(core: &mut Core) {
 /// none of the three becomes a tombstone), return the inactive region a
 /// dead resize may have half built, rebuild the LRU order.
 fn repair_counts(core: &mut Core) {
+    // the walks see the active table only (a migration's moves are whole:
+    // `migrate::recover` ran first)
+    core.settle();
     let Some(t) = core.active() else { return };
     crate::fault::walked();
     let hdr = core.hdr();
@@ -286,6 +302,7 @@ pub(crate) static BITMAP_ARENA_MAX: AtomicU64 = AtomicU64::new(4 << 30);
 /// never meets them) and to header words readers do not use.
 fn repair_arena(core: &mut Core) {
     // The blocks the table references now; every other block is free.
+    core.settle();
     let Some(t) = core.active() else { return };
     crate::fault::walked();
     // The referenced blocks as a bitmap over the arena (one bit per 8

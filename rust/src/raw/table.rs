@@ -64,6 +64,9 @@ pub struct Table<S: Shape = Dyn> {
     seed: u64,
     /// The LRU link array (null without LRU).
     links: *const Link,
+    /// The descriptor that names this table (`Header::table` or, during a
+    /// migration, `Header::mig_old`).
+    desc: u64,
     shape: PhantomData<S>,
 }
 
@@ -82,6 +85,7 @@ impl<S: Shape> Table<S> {
         lay: Layout,
         seed: u64,
         links: *const Link,
+        desc: u64,
     ) -> Table<S> {
         Table {
             slots,
@@ -89,6 +93,7 @@ impl<S: Shape> Table<S> {
             lay,
             seed,
             links,
+            desc,
             shape: PhantomData,
         }
     }
@@ -172,8 +177,15 @@ impl<S: Shape> Table<S> {
             lay: self.lay,
             seed: self.seed,
             links: self.links,
+            desc: self.desc,
             shape: PhantomData,
         }
+    }
+
+    /// The descriptor that names this table.
+    #[inline(always)]
+    pub fn desc(&self) -> u64 {
+        self.desc
     }
 
     /// Number of slots.
@@ -606,7 +618,13 @@ impl<S: Shape> Table<S> {
     /// The entries whose home is bucket `b` all lie in the run of full or
     /// tombstone slots that starts at `b`, so each bucket is one short scan.
     pub fn next_after(&self, after: Option<u64>) -> Option<usize> {
-        let first = after.map_or(0, |h| self.home(h));
+        self.next_after_from(after, 0)
+    }
+
+    /// [`Table::next_after`] among the entries whose home is at or above
+    /// bucket `min` (an old table during a migration holds no other).
+    pub fn next_after_from(&self, after: Option<u64>, min: usize) -> Option<usize> {
+        let first = after.map_or(0, |h| self.home(h)).max(min);
         for b in first..self.cap() {
             let mut best: Option<(u64, usize)> = None;
             let mut i = b;
@@ -651,6 +669,19 @@ impl<S: Shape> Table<S> {
         for _ in 0..self.cap() {
             if self.state(i) == EMPTY {
                 self.fill(i, meta, key, val, ext);
+                return Some(i);
+            }
+            i = self.next(i);
+        }
+        None
+    }
+
+    /// The first empty slot from the home of `hash` on: where
+    /// [`Table::place`] would put it (None if there is none).
+    pub fn first_empty(&self, hash: u64) -> Option<usize> {
+        let mut i = self.home(hash);
+        for _ in 0..self.cap() {
+            if self.state(i) == EMPTY {
                 return Some(i);
             }
             i = self.next(i);

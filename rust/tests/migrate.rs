@@ -1,0 +1,275 @@
+//! Incremental resize (`raw/migrate.rs`): with every table migrating one
+//! old home slot per write, random operations agree with a `HashMap`
+//! model while migrations are in progress, `each` returns every entry
+//! present for the whole walk exactly once while grows and shrinks
+//! migrate under it (in this process and from another), and `verify`
+//! passes after all of it.
+
+mod common;
+use common::*;
+use hashmap_shared::testing::{
+    migrating, open_any, set_migrate_min, AnyMap, Entry, Out, Params, Status, Variant,
+};
+use std::collections::HashMap;
+
+/// Every table migrates (none is too small), one home slot per step: a
+/// migration lasts as many writes as the old table has slots.
+fn slow_migrations() {
+    set_migrate_min(0, 1);
+}
+
+fn open_with(t: &Tmp, v: Variant, max: u64, ttl: u64) -> Box<dyn AnyMap> {
+    let mut p = Params::new(max);
+    p.ttl = ttl;
+    open_any(&t.0, v, &p).unwrap()
+}
+
+/// Key `n` of a variant (fits every integer width for n < 10,000).
+fn key(v: Variant, n: u64) -> Entry {
+    if key_is_bytes(v) {
+        bytes(format!("key number {n}").as_bytes())
+    } else {
+        int(n as i64 * 3 - 15_000)
+    }
+}
+
+fn val(v: Variant, n: u64) -> Entry {
+    if val_is_bytes(v) {
+        bytes(format!("value {n} {}", "v".repeat((n % 40) as usize)).as_bytes())
+    } else {
+        int((n % 30_000) as i64)
+    }
+}
+
+/// One step of `each`: the key, or None at the end.
+fn each_key(m: &mut dyn AnyMap, v: Variant) -> Option<Entry> {
+    let (mut kb, mut vb) = (vec![0u8; 256], vec![0u8; 256]);
+    let mut ko = Out::with_vec(&mut kb);
+    let mut vo = Out::with_vec(&mut vb);
+    match m.each(&mut ko, &mut vo).unwrap() {
+        Status::Ok => Some(if key_is_bytes(v) {
+            Entry::Bytes(ko.written().to_vec(), false)
+        } else {
+            int(ko.num)
+        }),
+        Status::False => None,
+        s => panic!("each: {s:?}"),
+    }
+}
+
+const VARIANTS: [Variant; 5] = [
+    Variant::I16,
+    Variant::II,
+    Variant::IS,
+    Variant::SI,
+    Variant::SS,
+];
+
+#[test]
+fn random_operations_agree_with_a_model_across_migrations() {
+    let _one = one_at_a_time();
+    slow_migrations();
+    for v in VARIANTS {
+        for ttl in [0, 3600] {
+            let t = Tmp::new("migrate-model");
+            let mut m = open_with(&t, v, 5000, ttl);
+            let mut model: HashMap<Entry, Entry> = HashMap::new();
+            let mut r = Rng(0x5eed ^ (v as u64) << 8 ^ ttl);
+            let mut migrating_steps = 0;
+            for step in 0..20_000u64 {
+                // the key space grows, then shrinks: grows, then shrinks
+                let span = if step < 12_000 { 300 + step / 4 } else { 300 };
+                let n = r.below(span);
+                let k = key(v, n);
+                match r.below(100) {
+                    0..=44 => {
+                        let x = val(v, r.below(1 << 20));
+                        assert_eq!(put(&mut *m, &k, &x), Status::Ok, "{v:?} step {step}");
+                        model.insert(k, x);
+                    }
+                    45..=64 => {
+                        let got = m.remove(&item(&k)).unwrap() == Status::Ok;
+                        assert_eq!(got, model.remove(&k).is_some(), "{v:?} remove {step}");
+                    }
+                    65..=84 => {
+                        assert_eq!(
+                            get(&mut *m, v, &k),
+                            model.get(&k).cloned(),
+                            "{v:?} get {step}"
+                        );
+                    }
+                    85..=89 => {
+                        assert_eq!(m.exists(&item(&k)).unwrap(), model.contains_key(&k));
+                    }
+                    _ if !val_is_bytes(v) => {
+                        let mut res = 0;
+                        let s = m.incr_by(&item(&k), 1, &mut res).unwrap();
+                        let cur = match model.get(&k) {
+                            Some(Entry::Int(c)) => *c,
+                            _ => 0,
+                        };
+                        let limit = if v == Variant::I16 {
+                            i16::MAX as i64
+                        } else {
+                            i64::MAX
+                        };
+                        if cur < limit {
+                            assert_eq!((s, res), (Status::Ok, cur + 1), "{v:?} incr {step}");
+                            model.insert(k, int(cur + 1));
+                        }
+                    }
+                    _ => {}
+                }
+                if migrating(&*m) {
+                    migrating_steps += 1;
+                }
+            }
+            assert!(
+                migrating_steps > 1000,
+                "{v:?}: migrations were in progress ({migrating_steps} steps)"
+            );
+            // a full walk while the last migration may still be going on
+            let mut seen = HashMap::new();
+            while let Some(k) = each_key(&mut *m, v) {
+                assert!(
+                    seen.insert(k, ()).is_none(),
+                    "{v:?}: each returned a key twice"
+                );
+            }
+            assert_eq!(seen.len(), model.len(), "{v:?}: each saw every entry");
+            for k in model.keys() {
+                assert!(seen.contains_key(k), "{v:?}: each missed a key");
+            }
+            m.verify().unwrap();
+            let snap = m.snapshot().unwrap();
+            assert_eq!(snap.len(), model.len());
+        }
+    }
+}
+
+/// Volatile keys `base..base + n` come in, then go, again and again: one
+/// write per call. The map grows and shrinks, so migrations follow one
+/// another.
+struct Churn {
+    base: u64,
+    n: u64,
+    at: u64,
+    filling: bool,
+}
+
+impl Churn {
+    fn new(base: u64, n: u64) -> Churn {
+        Churn {
+            base,
+            n,
+            at: 0,
+            filling: true,
+        }
+    }
+
+    fn write(&mut self, m: &mut dyn AnyMap, v: Variant) {
+        let k = key(v, self.base + self.at);
+        if self.filling {
+            assert_eq!(put(m, &k, &val(v, self.at)), Status::Ok);
+        } else {
+            assert_eq!(m.remove(&item(&k)).unwrap(), Status::Ok);
+        }
+        self.at += 1;
+        if self.at == self.n {
+            self.at = 0;
+            self.filling = !self.filling;
+        }
+    }
+}
+
+/// Walk a map with `each`, `writes` changes of other keys between steps,
+/// and check that each stable key comes exactly once.
+fn walk_while_writing(v: Variant, writes: u64) {
+    let t = Tmp::new("migrate-walk");
+    let mut m = open_with(&t, v, 20_000, 0);
+    for n in 0..1000 {
+        put(&mut *m, &key(v, n), &val(v, n));
+    }
+    let mut seen: HashMap<Entry, u32> = HashMap::new();
+    let mut migrating_steps = 0;
+    let mut churn = Churn::new(1000, 1500);
+    while let Some(k) = each_key(&mut *m, v) {
+        *seen.entry(k).or_default() += 1;
+        for _ in 0..writes {
+            churn.write(&mut *m, v);
+        }
+        migrating_steps += migrating(&*m) as u32;
+    }
+    for n in 0..1000 {
+        assert_eq!(
+            seen.get(&key(v, n)).copied(),
+            Some(1),
+            "{v:?}: stable key {n} came once"
+        );
+    }
+    assert!(
+        migrating_steps > 50,
+        "{v:?}: the walk met migrations ({migrating_steps})"
+    );
+    m.verify().unwrap();
+}
+
+#[test]
+fn each_returns_every_stable_entry_once_across_migrations() {
+    let _one = one_at_a_time();
+    slow_migrations();
+    for v in VARIANTS {
+        walk_while_writing(v, 3);
+    }
+}
+
+#[test]
+fn a_walk_in_another_process_sees_stable_entries_once() {
+    let _one = one_at_a_time();
+    slow_migrations();
+    let v = Variant::SS;
+    let t = Tmp::new("migrate-walk2");
+    let mut m = open_with(&t, v, 50_000, 0);
+    for n in 0..2000 {
+        put(&mut *m, &key(v, n), &val(v, n));
+    }
+    let path = t.0.clone();
+    let walker = spawn_child(60, move || {
+        let mut c = open_any(&path, v, &Params::new(1)).unwrap();
+        let mut seen: HashMap<Entry, u32> = HashMap::new();
+        let mut met = 0;
+        while let Some(k) = each_key(&mut *c, v) {
+            *seen.entry(k).or_default() += 1;
+            met += migrating(&*c) as u32;
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+        let once = (0..2000).all(|n| seen.get(&key(v, n)) == Some(&1));
+        match (once, met > 0) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        }
+    });
+    // meanwhile: volatile keys come and go until the walker is done
+    let mut churn = Churn::new(2000, 3000);
+    let code = loop {
+        let mut st = 0;
+        // SAFETY: our own child; WNOHANG.
+        if unsafe { libc::waitpid(walker, &mut st, libc::WNOHANG) } == walker {
+            break if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                100
+            };
+        }
+        for _ in 0..5 {
+            churn.write(&mut *m, v);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    };
+    assert_eq!(
+        code, 0,
+        "the walker: 1 = a stable key not seen exactly once, 2 = no migration met"
+    );
+    m.verify().unwrap();
+}
