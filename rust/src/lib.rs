@@ -86,7 +86,7 @@ pub mod testing {
     pub use crate::sharded::Sharded;
 
     /// Make tables of at least `slots` slots resize by incremental
-    /// migration (the default, 16,384, keeps small tables' resizes at
+    /// migration (the default, 65,536, keeps small tables' resizes at
     /// once), `homes` old home slots per step (default 64), so that tests
     /// meet migrations in small maps, and long ones.
     pub fn set_migrate_min(slots: u64, homes: u64) {
@@ -96,7 +96,7 @@ pub mod testing {
     }
 
     /// The default of [`set_migrate_min`].
-    pub const MIGRATE_MIN_DEFAULT: u64 = 16_384;
+    pub const MIGRATE_MIN_DEFAULT: u64 = 65_536;
 
     /// True while a migration is in progress in `m`'s map.
     pub fn migrating(m: &dyn AnyMap) -> bool {

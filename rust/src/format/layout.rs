@@ -220,7 +220,14 @@ pub struct Header {
     pub mig_move_from: AtomicU64,
     /// Its new slot.
     pub mig_move_to: AtomicU64,
-    _pad4: [u64; 36],
+    /// Bytes at the start of the inactive table region that may hold data
+    /// (a migration's retired table), punched a chunk per writer's lock.
+    pub spare_dirty: AtomicU64,
+    /// Bytes at the start of the inactive table region allocated (and
+    /// zero) ahead of the next migration, a chunk per writer's lock; only
+    /// once `spare_dirty` is 0.
+    pub spare_alloc: AtomicU64,
+    _pad4: [u64; 34],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],

@@ -697,6 +697,8 @@ impl Core {
         let d = hdr.table.load(Relaxed);
         let other = 1 - desc_region(d) as u64;
         let region_bytes = self.geo.region_bytes();
+        hdr.spare_dirty.store(0, Relaxed);
+        hdr.spare_alloc.store(0, Relaxed);
         self.region
             .punch(self.geo.region_off[other as usize], region_bytes);
         allocate_table(&self.region, &self.geo, other as usize, MIN_CAP)?;
@@ -745,6 +747,9 @@ impl Core {
         let old = self.table_as::<S>(d).expect("validated table");
         let other = 1 - desc_region(d);
         let rb = self.geo.region_bytes();
+        // both regions are punched whole: nothing is left to tend
+        hdr.spare_dirty.store(0, Relaxed);
+        hdr.spare_alloc.store(0, Relaxed);
         self.region.punch(self.geo.region_off[other], rb);
         crate::fault::point();
         if let Err(e) = allocate_table(&self.region, &self.geo, other, cap) {
@@ -1120,7 +1125,7 @@ impl Core {
     /// The capacity a full table of `cap` slots holding `size` entries grows
     /// to: twice as large while small, then half as large again, so that
     /// the load stays between 1/2 and 3/4 and memory follows the data.
-    fn grown(&self, cap: u64, size: u64) -> u64 {
+    pub(crate) fn grown(&self, cap: u64, size: u64) -> u64 {
         let step = if cap < 4096 { cap * 2 } else { cap + cap / 2 };
         step.max(cap_for(size + 1)).min(self.geo.max_cap)
     }

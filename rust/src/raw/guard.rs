@@ -77,8 +77,10 @@ impl<'a> WriteGuard<'a> {
         core.hdr()
             .undo_state
             .store(crate::format::layout::UNDO_WALK, Relaxed);
-        // a migration in progress moves one step per writer's lock
+        // a migration in progress moves one step per writer's lock; between
+        // migrations, the inactive region is made ready a chunk at a time
         core.migrate_step();
+        core.tend_spare();
         Ok(WriteGuard { core, locked: true })
     }
 

@@ -40,9 +40,9 @@ use crate::raw::core::Core;
 use crate::raw::table::{Probe, Shape, Table};
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
-/// Tables of fewer slots than this resize at once (a rebuild of 16,384
-/// slots takes well under a millisecond). A variable only so that the
-/// crate's tests can make small tables migrate.
+/// Tables of fewer slots than this resize at once (a rebuild of 65,536
+/// slots takes about a millisecond). A variable only so that the crate's
+/// tests can make small tables migrate.
 pub static MIGRATE_MIN: AtomicU64 = AtomicU64::new(crate::testing::MIGRATE_MIN_DEFAULT);
 
 /// Old-table home slots one step moves the entries of (each write does
@@ -93,14 +93,30 @@ impl Core {
         hash: u64,
         mut eq: impl FnMut(u64) -> bool,
     ) -> (Table<S>, Probe) {
-        if let Some((old, front)) = self.migrating_as::<S>() {
-            if old.home(hash) >= front {
-                if let Probe::Found(i) = old.probe(hash, &mut eq) {
-                    return (old, Probe::Found(i));
-                }
+        if self.hdr().mig_old.load(Acquire) != 0 {
+            if let Some(found) = self.find_in_old::<S>(hash, &mut eq) {
+                return found;
             }
         }
         (new, new.probe(hash, eq))
+    }
+
+    /// The old table's part of [`Core::find_as`], out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn find_in_old<S: Shape>(
+        &self,
+        hash: u64,
+        eq: &mut impl FnMut(u64) -> bool,
+    ) -> Option<(Table<S>, Probe)> {
+        let (old, front) = self.migrating_as::<S>()?;
+        if old.home(hash) < front {
+            return None;
+        }
+        match old.probe(hash, eq) {
+            Probe::Found(i) => Some((old, Probe::Found(i))),
+            _ => None,
+        }
     }
 
     /// [`Core::find_as`] for a read: the table, the slot and its value
@@ -112,14 +128,27 @@ impl Core {
         hash: u64,
         mut eq: impl FnMut(u64) -> bool,
     ) -> Option<(Table<S>, usize, u64)> {
-        if let Some((old, front)) = self.migrating_as::<S>() {
-            if old.home(hash) >= front {
-                if let Some((i, w)) = old.probe_read(hash, &mut eq) {
-                    return Some((old, i, w));
-                }
+        if self.hdr().mig_old.load(Acquire) != 0 {
+            if let Some(found) = self.find_read_in_old::<S>(hash, &mut eq) {
+                return Some(found);
             }
         }
         new.probe_read(hash, eq).map(|(i, w)| (new, i, w))
+    }
+
+    /// The old table's part of [`Core::find_read_as`].
+    #[cold]
+    #[inline(never)]
+    fn find_read_in_old<S: Shape>(
+        &self,
+        hash: u64,
+        eq: &mut impl FnMut(u64) -> bool,
+    ) -> Option<(Table<S>, usize, u64)> {
+        let (old, front) = self.migrating_as::<S>()?;
+        if old.home(hash) < front {
+            return None;
+        }
+        old.probe_read(hash, eq).map(|(i, w)| (old, i, w))
     }
 
     /// Resize to `cap` slots step by step if the map allows it (see the
@@ -135,16 +164,32 @@ impl Core {
         let h = self.hdr();
         let d = h.table.load(Relaxed);
         let other = 1 - desc_region(d);
-        let rb = self.geo.region_bytes();
+        let (off, rb) = (self.geo.region_off[other], self.geo.region_bytes());
         // like a resize, the start keeps no record: a death in it needs
-        // the walks
+        // the walks (which punch the inactive region)
         h.undo_state.store(UNDO_WALK, Relaxed);
-        self.region.punch(self.geo.region_off[other], rb);
+        // The region must be zero: what a retired table left that the
+        // writes since did not punch is punched now; past what they
+        // allocated ahead (zero), it is punched again, which costs
+        // nothing where it is a hole.
+        let dirty = h.spare_dirty.load(Relaxed).min(rb);
+        let spare = if dirty > 0 {
+            0
+        } else {
+            h.spare_alloc.load(Relaxed).min(rb)
+        };
+        h.spare_dirty.store(0, Relaxed);
+        h.spare_alloc.store(0, Relaxed);
         crate::fault::point();
-        if let Err(e) = crate::raw::core::allocate_table(&self.region, &self.geo, other, cap) {
-            // Return whatever part of it was allocated: the disk is full.
-            self.region.punch(self.geo.region_off[other], rb);
-            return Err(e);
+        self.region.punch(off + spare, rb - spare);
+        crate::fault::point();
+        let need = self.geo.lay.bytes(cap);
+        if need > spare {
+            if let Err(e) = self.region.allocate(off + spare, need - spare) {
+                // Return whatever part of it was allocated: the disk is full.
+                self.region.punch(off, rb);
+                return Err(e);
+            }
         }
         let h = self.hdr();
         h.mig_front.store(0, Relaxed);
@@ -161,7 +206,16 @@ impl Core {
     /// One step of the migration in progress, if any, on its own (writer
     /// lock held, no change in flight): the entries of the next
     /// [`STEP_HOMES`] old home slots move, in a window of their own.
+    #[inline(always)]
     pub(crate) fn migrate_step(&mut self) {
+        if self.hdr().mig_old.load(Relaxed) != 0 {
+            self.migrate_step_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn migrate_step_slow(&mut self) {
         if self.is_migrating() {
             self.migrate_alone(STEP_HOMES.load(Relaxed).max(1));
         }
@@ -226,16 +280,96 @@ impl Core {
         h.mig_front.store(end as u64, Release);
         crate::fault::point();
         if end == cap {
-            // every entry has moved: the old table is retired
+            // Every entry has moved: the old table is retired. Its region
+            // is punched a chunk per writer's lock from here on
+            // (`tend_spare`), marked dirty before the store that ends the
+            // migration, so that it is never taken for zero.
+            h.spare_alloc.store(0, Relaxed);
+            h.spare_dirty.store(self.geo.region_bytes(), Relaxed);
+            crate::fault::point();
             h.mig_old.store(0, Release);
             crate::fault::point();
-            self.region.punch(
-                self.geo.region_off[desc_region(old.desc())],
-                self.geo.region_bytes(),
-            );
+            if self.geo.lay.bytes(cap as u64) <= SPARE_CHUNK {
+                // a small table: punched at once (what it held would
+                // otherwise stay resident until the next writes)
+                let off = self.geo.region_off[desc_region(old.desc())];
+                self.region.punch(off, self.geo.region_bytes());
+                h.spare_dirty.store(0, Relaxed);
+                crate::fault::point();
+            }
+        }
+    }
+
+    /// Between migrations, one chunk of work on the inactive table region
+    /// per writer's lock (no change in flight): punch what a retired table
+    /// left, then, once a large table nears its growth, allocate the
+    /// region of the table it will grow to, so that neither a whole
+    /// region's punch nor its allocation falls on one write. A failed
+    /// allocation (a full disk) leaves it to the migration's start, which
+    /// reports it.
+    #[inline(always)]
+    pub(crate) fn tend_spare(&mut self) {
+        let h = self.hdr();
+        // (no slot is larger than 32 bytes: a table of fewer slots than
+        // this has a region of fewer than `SPARE_MIN` bytes)
+        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
+        if h.spare_dirty.load(Relaxed) != 0 || cap >= SPARE_MIN / 32 {
+            self.tend_spare_slow();
+        }
+    }
+
+    /// A table that migrates, whose region is at least [`SPARE_MIN`] bytes
+    /// (a smaller one is allocated at once when its migration starts), at
+    /// a load of 0.65 or more.
+    fn spare_wanted(&self) -> bool {
+        let h = self.hdr();
+        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
+        !self.lru_on
+            && cap >= MIGRATE_MIN.load(Relaxed)
+            && self.geo.lay.bytes(cap) >= SPARE_MIN
+            && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tend_spare_slow(&mut self) {
+        let h = self.hdr();
+        let dirty = h.spare_dirty.load(Relaxed);
+        if (dirty == 0 && !self.spare_wanted()) || self.is_migrating() {
+            return; // nothing to do, or both regions are in use
+        }
+        let h = self.hdr();
+        let other = 1 - desc_region(h.table.load(Relaxed));
+        let off = self.geo.region_off[other];
+        if dirty > 0 {
+            let from = dirty.saturating_sub(SPARE_CHUNK);
+            self.region.punch(off + from, dirty - from);
+            h.spare_dirty.store(from, Relaxed);
+            crate::fault::point();
+            return;
+        }
+        let Some(t) = self.active() else { return };
+        let size = h.size.load(Relaxed);
+        let want = self.geo.lay.bytes(self.grown(t.cap() as u64, size));
+        let have = h.spare_alloc.load(Relaxed);
+        if have >= want.min(self.geo.region_bytes()) {
+            return;
+        }
+        let len = SPARE_CHUNK.min(want - have);
+        if self.region.allocate(off + have, len).is_ok() {
+            h.spare_alloc.store(have + len, Relaxed);
+            crate::fault::point();
         }
     }
 }
+
+/// Bytes of the inactive region punched or allocated per writer's lock
+/// (about half a millisecond on tmpfs).
+const SPARE_CHUNK: u64 = 2 << 20;
+
+/// Regions smaller than this are allocated when their migration starts
+/// (about two milliseconds on tmpfs), not ahead.
+const SPARE_MIN: u64 = 4 * SPARE_CHUNK;
 
 /// Move the entry in old slot `s` (meta `m`) to the new table: record the
 /// move, fill the new slot (its state store publishes it), mark the old

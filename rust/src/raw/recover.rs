@@ -264,6 +264,8 @@ fn repair_counts(core: &mut Core) {
     let hdr = core.hdr();
     let d = hdr.table.load(Relaxed);
     let other = 1 - desc_region(d);
+    hdr.spare_dirty.store(0, Relaxed);
+    hdr.spare_alloc.store(0, Relaxed);
     core.region
         .punch(core.geo.region_off[other], core.geo.region_bytes());
     let (mut size, mut tombs) = (0u64, 0u64);
