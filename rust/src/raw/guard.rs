@@ -79,8 +79,7 @@ impl<'a> WriteGuard<'a> {
             .store(crate::format::layout::UNDO_WALK, Relaxed);
         // a migration in progress moves one step per writer's lock; between
         // migrations, the inactive region is made ready a chunk at a time
-        core.migrate_step();
-        core.tend_spare();
+        core.between_changes();
         Ok(WriteGuard { core, locked: true })
     }
 

@@ -83,9 +83,11 @@ impl Core {
     }
 
     /// Find the key with `hash` (`eq` compares a key word) in the table
-    /// that holds it: during a migration the old table first, if the
-    /// key's home there is at or above the frontier. Not found: the new
-    /// table's probe (its vacant slot is where an insert goes).
+    /// that holds it: the new table, then during a migration the old one,
+    /// if the key's home there is at or above the frontier (a key is in
+    /// one table only, so the order is free: this one costs a lookup that
+    /// finds its key nothing). Not found: the new table's probe (its
+    /// vacant slot is where an insert goes).
     #[inline(always)]
     pub(crate) fn find_as<S: Shape>(
         &self,
@@ -93,12 +95,14 @@ impl Core {
         hash: u64,
         mut eq: impl FnMut(u64) -> bool,
     ) -> (Table<S>, Probe) {
-        if self.hdr().mig_old.load(Acquire) != 0 {
-            if let Some(found) = self.find_in_old::<S>(hash, &mut eq) {
-                return found;
-            }
+        match new.probe(hash, &mut eq) {
+            Probe::Found(i) => (new, Probe::Found(i)),
+            p if self.hdr().mig_old.load(Acquire) == 0 => (new, p),
+            p => match self.find_in_old::<S>(hash, &mut eq) {
+                Some((old, i)) => (old, Probe::Found(i)),
+                None => (new, p),
+            },
         }
-        (new, new.probe(hash, eq))
     }
 
     /// The old table's part of [`Core::find_as`], out of the hot path.
@@ -108,13 +112,13 @@ impl Core {
         &self,
         hash: u64,
         eq: &mut impl FnMut(u64) -> bool,
-    ) -> Option<(Table<S>, Probe)> {
+    ) -> Option<(Table<S>, usize)> {
         let (old, front) = self.migrating_as::<S>()?;
         if old.home(hash) < front {
             return None;
         }
         match old.probe(hash, eq) {
-            Probe::Found(i) => Some((old, Probe::Found(i))),
+            Probe::Found(i) => Some((old, i)),
             _ => None,
         }
     }
@@ -128,12 +132,11 @@ impl Core {
         hash: u64,
         mut eq: impl FnMut(u64) -> bool,
     ) -> Option<(Table<S>, usize, u64)> {
-        if self.hdr().mig_old.load(Acquire) != 0 {
-            if let Some(found) = self.find_read_in_old::<S>(hash, &mut eq) {
-                return Some(found);
-            }
+        match new.probe_read(hash, &mut eq) {
+            Some((i, w)) => Some((new, i, w)),
+            None if self.hdr().mig_old.load(Acquire) == 0 => None,
+            None => self.find_read_in_old::<S>(hash, &mut eq),
         }
-        new.probe_read(hash, eq).map(|(i, w)| (new, i, w))
     }
 
     /// The old table's part of [`Core::find_read_as`].
@@ -206,19 +209,31 @@ impl Core {
     /// One step of the migration in progress, if any, on its own (writer
     /// lock held, no change in flight): the entries of the next
     /// [`STEP_HOMES`] old home slots move, in a window of their own.
+    fn migrate_step(&mut self) {
+        if self.is_migrating() {
+            self.migrate_alone(STEP_HOMES.load(Relaxed).max(1));
+        }
+    }
+
+    /// A writer's lock (no change in flight): a step of the migration in
+    /// progress, or between migrations a chunk of work on the inactive
+    /// region ([`Core::tend_spare`]). One test on the common path.
     #[inline(always)]
-    pub(crate) fn migrate_step(&mut self) {
-        if self.hdr().mig_old.load(Relaxed) != 0 {
-            self.migrate_step_slow();
+    pub(crate) fn between_changes(&mut self) {
+        let h = self.hdr();
+        // (no slot is larger than 32 bytes: a table of fewer slots than
+        // this has a region of fewer than `SPARE_MIN` bytes)
+        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
+        if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0 || cap >= SPARE_MIN / 32 {
+            self.between_changes_slow();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn migrate_step_slow(&mut self) {
-        if self.is_migrating() {
-            self.migrate_alone(STEP_HOMES.load(Relaxed).max(1));
-        }
+    fn between_changes_slow(&mut self) {
+        self.migrate_step();
+        self.tend_spare();
     }
 
     /// Finish the migration in progress, if any (writer lock held, no
@@ -300,24 +315,6 @@ impl Core {
         }
     }
 
-    /// Between migrations, one chunk of work on the inactive table region
-    /// per writer's lock (no change in flight): punch what a retired table
-    /// left, then, once a large table nears its growth, allocate the
-    /// region of the table it will grow to, so that neither a whole
-    /// region's punch nor its allocation falls on one write. A failed
-    /// allocation (a full disk) leaves it to the migration's start, which
-    /// reports it.
-    #[inline(always)]
-    pub(crate) fn tend_spare(&mut self) {
-        let h = self.hdr();
-        // (no slot is larger than 32 bytes: a table of fewer slots than
-        // this has a region of fewer than `SPARE_MIN` bytes)
-        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
-        if h.spare_dirty.load(Relaxed) != 0 || cap >= SPARE_MIN / 32 {
-            self.tend_spare_slow();
-        }
-    }
-
     /// A table that migrates, whose region is at least [`SPARE_MIN`] bytes
     /// (a smaller one is allocated at once when its migration starts), at
     /// a load of 0.65 or more.
@@ -330,14 +327,20 @@ impl Core {
             && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
     }
 
-    #[cold]
-    #[inline(never)]
-    fn tend_spare_slow(&mut self) {
+    /// Between migrations, one chunk of work on the inactive table region
+    /// per writer's lock (no change in flight): punch what a retired table
+    /// left, then, once a large table nears its growth, allocate the
+    /// region of the table it will grow to, so that neither a whole
+    /// region's punch nor its allocation falls on one write. A failed
+    /// allocation (a full disk) leaves it to the migration's start, which
+    /// reports it.
+    fn tend_spare(&mut self) {
         let h = self.hdr();
         let dirty = h.spare_dirty.load(Relaxed);
         if (dirty == 0 && !self.spare_wanted()) || self.is_migrating() {
             return; // nothing to do, or both regions are in use
         }
+
         let h = self.hdr();
         let other = 1 - desc_region(h.table.load(Relaxed));
         let off = self.geo.region_off[other];
