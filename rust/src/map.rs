@@ -956,7 +956,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             let mut from = after;
             // (across both tables of a migration in progress)
             let (t, i) = loop {
-                let Some((t, i)) = crate::raw::migrate::next_after(core, new, from) else {
+                let Some((t, i)) = core.walk_next(new, from) else {
                     return Some((after, Status::False));
                 };
                 if core.live(&t, i, now) {

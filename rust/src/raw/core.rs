@@ -5,10 +5,11 @@
 use crate::error::{Error, Result};
 use crate::format::layout::{
     self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
-    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK, VERSION,
+    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, UNDO_MIGRATE, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK, VERSION,
 };
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
+use crate::raw::migrate;
 use crate::raw::table::{Dyn, Probe, Shape, Table};
 use crate::raw::types::{
     wait_timeout_from_secs, Info, Params, Status, Variant, DEFAULT_ARENA_RESERVE,
@@ -1187,6 +1188,332 @@ pub(crate) fn flush_tag(desc: u64) -> u64 {
 fn peek(r: &Region, m: &mut [u8; 8]) -> bool {
     // SAFETY: m is a valid 8-byte buffer.
     unsafe { libc::pread(r.fd(), m.as_mut_ptr().cast(), 8, 0) == 8 }
+}
+
+// ---- migration: resizes in steps (the moves are in `raw::migrate`) ----
+
+impl Core {
+    /// The old table and the frontier, while a migration is in progress.
+    #[inline(always)]
+    pub(crate) fn migrating_as<S: Shape>(&self) -> Option<(Table<S>, usize)> {
+        let h = self.hdr();
+        let old = h.mig_old.load(Acquire);
+        if old == 0 {
+            return None;
+        }
+        self.migrating_slow::<S>(old)
+    }
+
+    #[inline(never)]
+    fn migrating_slow<S: Shape>(&self, old: u64) -> Option<(Table<S>, usize)> {
+        let h = self.hdr();
+        if desc_region(old) == desc_region(h.table.load(Acquire)) {
+            return None; // a start that never published
+        }
+        let t = self.table_as::<S>(old)?;
+        let front = (h.mig_front.load(Acquire) as usize).min(t.cap());
+        Some((t, front))
+    }
+
+    /// True while a migration is in progress.
+    #[inline(always)]
+    pub fn is_migrating(&self) -> bool {
+        self.migrating_as::<Dyn>().is_some()
+    }
+
+    /// Find the key with `hash` (`eq` compares a key word) in the table
+    /// that holds it: the new table, then during a migration the old one,
+    /// if the key's home there is at or above the frontier (a key is in
+    /// one table only, so the order is free: this one costs a lookup that
+    /// finds its key nothing). Not found: the new table's probe (its
+    /// vacant slot is where an insert goes).
+    #[inline(always)]
+    pub(crate) fn find_as<S: Shape>(
+        &self,
+        new: Table<S>,
+        hash: u64,
+        mut eq: impl FnMut(u64) -> bool,
+    ) -> (Table<S>, Probe) {
+        match new.probe(hash, &mut eq) {
+            Probe::Found(i) => (new, Probe::Found(i)),
+            p if self.hdr().mig_old.load(Acquire) == 0 => (new, p),
+            p => match self.find_in_old::<S>(hash, &mut eq) {
+                Some((old, i)) => (old, Probe::Found(i)),
+                None => (new, p),
+            },
+        }
+    }
+
+    /// The old table's part of [`Core::find_as`], out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn find_in_old<S: Shape>(
+        &self,
+        hash: u64,
+        eq: &mut impl FnMut(u64) -> bool,
+    ) -> Option<(Table<S>, usize)> {
+        let (old, front) = self.migrating_as::<S>()?;
+        if old.home(hash) < front {
+            return None;
+        }
+        match old.probe(hash, eq) {
+            Probe::Found(i) => Some((old, i)),
+            _ => None,
+        }
+    }
+
+    /// [`Core::find_as`] for a read: the table, the slot and its value
+    /// word.
+    #[inline(always)]
+    pub(crate) fn find_read_as<S: Shape>(
+        &self,
+        new: Table<S>,
+        hash: u64,
+        mut eq: impl FnMut(u64) -> bool,
+    ) -> Option<(Table<S>, usize, u64)> {
+        match new.probe_read(hash, &mut eq) {
+            Some((i, w)) => Some((new, i, w)),
+            None if self.hdr().mig_old.load(Acquire) == 0 => None,
+            None => self.find_read_in_old::<S>(hash, &mut eq),
+        }
+    }
+
+    /// The old table's part of [`Core::find_read_as`].
+    #[cold]
+    #[inline(never)]
+    fn find_read_in_old<S: Shape>(
+        &self,
+        hash: u64,
+        eq: &mut impl FnMut(u64) -> bool,
+    ) -> Option<(Table<S>, usize, u64)> {
+        let (old, front) = self.migrating_as::<S>()?;
+        if old.home(hash) < front {
+            return None;
+        }
+        old.probe_read(hash, eq).map(|(i, w)| (old, i, w))
+    }
+
+    /// Resize to `cap` slots step by step if the map allows it (see the
+    /// module), else at once. Writer lock held, sequence odd.
+    pub(crate) fn resize_stepwise<S: Shape>(&mut self, cap: u64) -> Result<()> {
+        let Some(old) = self.active() else {
+            return Err(self.damaged());
+        };
+        if self.lru_on
+            || !self.migrate_ok
+            || (old.cap() as u64) < migrate::MIGRATE_MIN.load(Relaxed)
+        {
+            return self.resize_as::<S>(cap);
+        }
+        self.settle_nested();
+        let h = self.hdr();
+        let d = h.table.load(Relaxed);
+        let other = 1 - desc_region(d);
+        let (off, rb) = (self.geo.region_off[other], self.geo.region_bytes());
+        // like a resize, the start keeps no record: a death in it needs
+        // the walks (which punch the inactive region)
+        h.undo_state.store(UNDO_WALK, Relaxed);
+        // The region must be zero: what a retired table left that the
+        // writes since did not punch is punched now; past what they
+        // allocated ahead (zero), it is punched again, which costs
+        // nothing where it is a hole.
+        let dirty = h.spare_dirty.load(Relaxed).min(rb);
+        let spare = if dirty > 0 {
+            0
+        } else {
+            h.spare_alloc.load(Relaxed).min(rb)
+        };
+        h.spare_dirty.store(0, Relaxed);
+        h.spare_alloc.store(0, Relaxed);
+        crate::fault::point();
+        self.region.punch(off + spare, rb - spare);
+        crate::fault::point();
+        let need = self.geo.lay.bytes(cap);
+        if need > spare {
+            if let Err(e) = self.region.allocate(off + spare, need - spare) {
+                // Return whatever part of it was allocated: the disk is full.
+                self.region.punch(off, rb);
+                return Err(e);
+            }
+        }
+        let h = self.hdr();
+        h.mig_front.store(0, Relaxed);
+        h.mig_old.store(d, Relaxed);
+        crate::fault::point();
+        // the publishing store: from here the new table takes inserts
+        h.table.store(table_desc(other as u64, cap), Release);
+        crate::fault::point();
+        h.tombstones.store(0, Relaxed);
+        crate::fault::point();
+        Ok(())
+    }
+
+    /// One step of the migration in progress, if any, on its own (writer
+    /// lock held, no change in flight): the entries of the next
+    /// [`STEP_HOMES`] old home slots move, in a window of their own.
+    fn migrate_step(&mut self) {
+        if self.is_migrating() {
+            self.migrate_alone(migrate::STEP_HOMES.load(Relaxed).max(1));
+        }
+    }
+
+    /// A writer's lock (no change in flight): a step of the migration in
+    /// progress, or between migrations a chunk of work on the inactive
+    /// region ([`Core::tend_spare`]). One test on the common path.
+    #[inline(always)]
+    pub(crate) fn between_changes(&mut self) {
+        let h = self.hdr();
+        // (no slot is larger than 32 bytes: a table of fewer slots than
+        // this has a region of fewer than `migrate::SPARE_MIN` bytes)
+        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
+        if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0
+            || cap >= migrate::SPARE_MIN / 32
+        {
+            self.between_changes_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn between_changes_slow(&mut self) {
+        self.migrate_step();
+        self.tend_spare();
+    }
+
+    /// Finish the migration in progress, if any (writer lock held, no
+    /// change in flight): the operations that see only the active table
+    /// call this first.
+    pub(crate) fn settle(&mut self) {
+        while self.is_migrating() {
+            self.migrate_alone(1 << 16);
+        }
+    }
+
+    /// [`Core::settle`] inside a change (sequence odd): the change's own
+    /// record stays true (moves change no count).
+    pub(crate) fn settle_nested(&mut self) {
+        while self.is_migrating() {
+            self.migrate_homes(1 << 16);
+        }
+    }
+
+    /// Steps on their own: in a window, in state `UNDO_MIGRATE` (a death
+    /// is repaired by finishing the move in flight), then `UNDO_WALK`.
+    fn migrate_alone(&mut self, homes: u64) {
+        let h = self.hdr();
+        h.undo_state.store(UNDO_MIGRATE, Release);
+        self.seq_begin();
+        crate::fault::point();
+        self.migrate_homes(homes);
+        self.seq_end();
+        self.hdr().undo_state.store(UNDO_WALK, Relaxed);
+    }
+
+    /// Move the entries of the next `homes` old home slots, then advance
+    /// the frontier; at the end, retire the old table. Sequence odd.
+    fn migrate_homes(&mut self, homes: u64) {
+        let Some((old, front)) = self.migrating_as::<Dyn>() else {
+            return;
+        };
+        let Some(new) = self.active() else { return };
+        let cap = old.cap();
+        let end = (front as u64 + homes).min(cap as u64) as usize;
+        migrate::step(self.hdr(), &old, &new, front, end);
+        let h = self.hdr();
+        if end == cap {
+            // Every entry has moved: the old table is retired. Its region
+            // is punched a chunk per writer's lock from here on
+            // (`tend_spare`), marked dirty before the store that ends the
+            // migration, so that it is never taken for zero.
+            h.spare_alloc.store(0, Relaxed);
+            h.spare_dirty.store(self.geo.region_bytes(), Relaxed);
+            crate::fault::point();
+            h.mig_old.store(0, Release);
+            crate::fault::point();
+            if self.geo.lay.bytes(cap as u64) <= migrate::SPARE_CHUNK {
+                // a small table: punched at once (what it held would
+                // otherwise stay resident until the next writes)
+                let off = self.geo.region_off[desc_region(old.desc())];
+                self.region.punch(off, self.geo.region_bytes());
+                h.spare_dirty.store(0, Relaxed);
+                crate::fault::point();
+            }
+        }
+    }
+
+    /// A table that migrates, whose region is at least [`migrate::SPARE_MIN`] bytes
+    /// (a smaller one is allocated at once when its migration starts), at
+    /// a load of 0.65 or more.
+    fn spare_wanted(&self) -> bool {
+        let h = self.hdr();
+        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
+        !self.lru_on
+            && cap >= migrate::MIGRATE_MIN.load(Relaxed)
+            && self.geo.lay.bytes(cap) >= migrate::SPARE_MIN
+            && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
+    }
+
+    /// Between migrations, one chunk of work on the inactive table region
+    /// per writer's lock (no change in flight): punch what a retired table
+    /// left, then, once a large table nears its growth, allocate the
+    /// region of the table it will grow to, so that neither a whole
+    /// region's punch nor its allocation falls on one write. A failed
+    /// allocation (a full disk) leaves it to the migration's start, which
+    /// reports it.
+    fn tend_spare(&mut self) {
+        let h = self.hdr();
+        let dirty = h.spare_dirty.load(Relaxed);
+        if (dirty == 0 && !self.spare_wanted()) || self.is_migrating() {
+            return; // nothing to do, or both regions are in use
+        }
+
+        let h = self.hdr();
+        let other = 1 - desc_region(h.table.load(Relaxed));
+        let off = self.geo.region_off[other];
+        if dirty > 0 {
+            let from = dirty.saturating_sub(migrate::SPARE_CHUNK);
+            self.region.punch(off + from, dirty - from);
+            h.spare_dirty.store(from, Relaxed);
+            crate::fault::point();
+            return;
+        }
+        let Some(t) = self.active() else { return };
+        let size = h.size.load(Relaxed);
+        let want = self.geo.lay.bytes(self.grown(t.cap() as u64, size));
+        let have = h.spare_alloc.load(Relaxed);
+        if have >= want.min(self.geo.region_bytes()) {
+            return;
+        }
+        let len = migrate::SPARE_CHUNK.min(want - have);
+        if self.region.allocate(off + have, len).is_ok() {
+            h.spare_alloc.store(have + len, Relaxed);
+            crate::fault::point();
+        }
+    }
+}
+
+impl Core {
+    /// The next entry of a walk in hash order after `after`, across both
+    /// tables of a migration in progress: the table and the slot.
+    pub(crate) fn walk_next(&self, new: Table, after: Option<u64>) -> Option<(Table, usize)> {
+        migrate::next_after(new, self.migrating_as::<Dyn>(), after)
+    }
+
+    /// The first part of every recovery, in constant time: the move in
+    /// flight (`migrate::finish_move`), then an old-table descriptor left
+    /// by a start that never published is cleared.
+    pub(crate) fn recover_migration(&mut self) {
+        let tables = self
+            .migrating_as::<Dyn>()
+            .zip(self.active())
+            .map(|((old, _), new)| (old, new));
+        let h = self.hdr();
+        migrate::finish_move(h, tables);
+        if h.mig_old.load(Relaxed) != 0 && !self.is_migrating() {
+            h.mig_old.store(0, Relaxed);
+            crate::fault::point();
+        }
+    }
 }
 
 impl Drop for Core {

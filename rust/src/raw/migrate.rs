@@ -31,13 +31,17 @@
 //! Maps with LRU keep the stop-the-world resize (their list links slots of
 //! one table), as do tables smaller than [`MIGRATE_MIN`] slots, a resize
 //! for a batch or `reserve`, and every operation that is not
-//! migration-aware: they call [`Core::settle`] first, which finishes a
+//! migration-aware: they call `Core::settle` first, which finishes a
 //! migration in progress.
+//!
+//! This module has the moves and the walk across both tables, on tables
+//! and the header alone; `raw::core` decides when a migration starts,
+//! steps and ends (`Core::resize_stepwise`, `Core::between_changes`,
+//! `Core::settle`) and makes the inactive region ready
+//! (`Core::tend_spare`).
 
-use crate::error::Result;
-use crate::format::layout::{desc_region, table_desc, EMPTY, FULL, TOMB, UNDO_MIGRATE, UNDO_WALK};
-use crate::raw::core::Core;
-use crate::raw::table::{Probe, Shape, Table};
+use crate::format::layout::{Header, EMPTY, FULL, TOMB};
+use crate::raw::table::Table;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Tables of fewer slots than this resize at once (a rebuild of 65,536
@@ -53,335 +57,46 @@ pub static MIGRATE_MIN: AtomicU64 = AtomicU64::new(crate::testing::MIGRATE_MIN_D
 /// small tables last).
 pub static STEP_HOMES: AtomicU64 = AtomicU64::new(64);
 
-impl Core {
-    /// The old table and the frontier, while a migration is in progress.
-    #[inline(always)]
-    pub(crate) fn migrating_as<S: Shape>(&self) -> Option<(Table<S>, usize)> {
-        let h = self.hdr();
-        let old = h.mig_old.load(Acquire);
-        if old == 0 {
-            return None;
-        }
-        self.migrating_slow::<S>(old)
-    }
-
-    #[inline(never)]
-    fn migrating_slow<S: Shape>(&self, old: u64) -> Option<(Table<S>, usize)> {
-        let h = self.hdr();
-        if desc_region(old) == desc_region(h.table.load(Acquire)) {
-            return None; // a start that never published
-        }
-        let t = self.table_as::<S>(old)?;
-        let front = (h.mig_front.load(Acquire) as usize).min(t.cap());
-        Some((t, front))
-    }
-
-    /// True while a migration is in progress.
-    #[inline(always)]
-    pub fn is_migrating(&self) -> bool {
-        self.migrating_as::<crate::raw::table::Dyn>().is_some()
-    }
-
-    /// Find the key with `hash` (`eq` compares a key word) in the table
-    /// that holds it: the new table, then during a migration the old one,
-    /// if the key's home there is at or above the frontier (a key is in
-    /// one table only, so the order is free: this one costs a lookup that
-    /// finds its key nothing). Not found: the new table's probe (its
-    /// vacant slot is where an insert goes).
-    #[inline(always)]
-    pub(crate) fn find_as<S: Shape>(
-        &self,
-        new: Table<S>,
-        hash: u64,
-        mut eq: impl FnMut(u64) -> bool,
-    ) -> (Table<S>, Probe) {
-        match new.probe(hash, &mut eq) {
-            Probe::Found(i) => (new, Probe::Found(i)),
-            p if self.hdr().mig_old.load(Acquire) == 0 => (new, p),
-            p => match self.find_in_old::<S>(hash, &mut eq) {
-                Some((old, i)) => (old, Probe::Found(i)),
-                None => (new, p),
-            },
-        }
-    }
-
-    /// The old table's part of [`Core::find_as`], out of the hot path.
-    #[cold]
-    #[inline(never)]
-    fn find_in_old<S: Shape>(
-        &self,
-        hash: u64,
-        eq: &mut impl FnMut(u64) -> bool,
-    ) -> Option<(Table<S>, usize)> {
-        let (old, front) = self.migrating_as::<S>()?;
-        if old.home(hash) < front {
-            return None;
-        }
-        match old.probe(hash, eq) {
-            Probe::Found(i) => Some((old, i)),
-            _ => None,
-        }
-    }
-
-    /// [`Core::find_as`] for a read: the table, the slot and its value
-    /// word.
-    #[inline(always)]
-    pub(crate) fn find_read_as<S: Shape>(
-        &self,
-        new: Table<S>,
-        hash: u64,
-        mut eq: impl FnMut(u64) -> bool,
-    ) -> Option<(Table<S>, usize, u64)> {
-        match new.probe_read(hash, &mut eq) {
-            Some((i, w)) => Some((new, i, w)),
-            None if self.hdr().mig_old.load(Acquire) == 0 => None,
-            None => self.find_read_in_old::<S>(hash, &mut eq),
-        }
-    }
-
-    /// The old table's part of [`Core::find_read_as`].
-    #[cold]
-    #[inline(never)]
-    fn find_read_in_old<S: Shape>(
-        &self,
-        hash: u64,
-        eq: &mut impl FnMut(u64) -> bool,
-    ) -> Option<(Table<S>, usize, u64)> {
-        let (old, front) = self.migrating_as::<S>()?;
-        if old.home(hash) < front {
-            return None;
-        }
-        old.probe_read(hash, eq).map(|(i, w)| (old, i, w))
-    }
-
-    /// Resize to `cap` slots step by step if the map allows it (see the
-    /// module), else at once. Writer lock held, sequence odd.
-    pub(crate) fn resize_stepwise<S: Shape>(&mut self, cap: u64) -> Result<()> {
-        let Some(old) = self.active() else {
-            return Err(self.damaged());
-        };
-        if self.lru_on || !self.migrate_ok || (old.cap() as u64) < MIGRATE_MIN.load(Relaxed) {
-            return self.resize_as::<S>(cap);
-        }
-        self.settle_nested();
-        let h = self.hdr();
-        let d = h.table.load(Relaxed);
-        let other = 1 - desc_region(d);
-        let (off, rb) = (self.geo.region_off[other], self.geo.region_bytes());
-        // like a resize, the start keeps no record: a death in it needs
-        // the walks (which punch the inactive region)
-        h.undo_state.store(UNDO_WALK, Relaxed);
-        // The region must be zero: what a retired table left that the
-        // writes since did not punch is punched now; past what they
-        // allocated ahead (zero), it is punched again, which costs
-        // nothing where it is a hole.
-        let dirty = h.spare_dirty.load(Relaxed).min(rb);
-        let spare = if dirty > 0 {
-            0
-        } else {
-            h.spare_alloc.load(Relaxed).min(rb)
-        };
-        h.spare_dirty.store(0, Relaxed);
-        h.spare_alloc.store(0, Relaxed);
-        crate::fault::point();
-        self.region.punch(off + spare, rb - spare);
-        crate::fault::point();
-        let need = self.geo.lay.bytes(cap);
-        if need > spare {
-            if let Err(e) = self.region.allocate(off + spare, need - spare) {
-                // Return whatever part of it was allocated: the disk is full.
-                self.region.punch(off, rb);
-                return Err(e);
-            }
-        }
-        let h = self.hdr();
-        h.mig_front.store(0, Relaxed);
-        h.mig_old.store(d, Relaxed);
-        crate::fault::point();
-        // the publishing store: from here the new table takes inserts
-        h.table.store(table_desc(other as u64, cap), Release);
-        crate::fault::point();
-        h.tombstones.store(0, Relaxed);
-        crate::fault::point();
-        Ok(())
-    }
-
-    /// One step of the migration in progress, if any, on its own (writer
-    /// lock held, no change in flight): the entries of the next
-    /// [`STEP_HOMES`] old home slots move, in a window of their own.
-    fn migrate_step(&mut self) {
-        if self.is_migrating() {
-            self.migrate_alone(STEP_HOMES.load(Relaxed).max(1));
-        }
-    }
-
-    /// A writer's lock (no change in flight): a step of the migration in
-    /// progress, or between migrations a chunk of work on the inactive
-    /// region ([`Core::tend_spare`]). One test on the common path.
-    #[inline(always)]
-    pub(crate) fn between_changes(&mut self) {
-        let h = self.hdr();
-        // (no slot is larger than 32 bytes: a table of fewer slots than
-        // this has a region of fewer than `SPARE_MIN` bytes)
-        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
-        if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0 || cap >= SPARE_MIN / 32 {
-            self.between_changes_slow();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn between_changes_slow(&mut self) {
-        self.migrate_step();
-        self.tend_spare();
-    }
-
-    /// Finish the migration in progress, if any (writer lock held, no
-    /// change in flight): the operations that see only the active table
-    /// call this first.
-    pub(crate) fn settle(&mut self) {
-        while self.is_migrating() {
-            self.migrate_alone(1 << 16);
-        }
-    }
-
-    /// [`Core::settle`] inside a change (sequence odd): the change's own
-    /// record stays true (moves change no count).
-    pub(crate) fn settle_nested(&mut self) {
-        while self.is_migrating() {
-            self.migrate_homes(1 << 16);
-        }
-    }
-
-    /// Steps on their own: in a window, in state `UNDO_MIGRATE` (a death
-    /// is repaired by finishing the move in flight), then `UNDO_WALK`.
-    fn migrate_alone(&mut self, homes: u64) {
-        let h = self.hdr();
-        h.undo_state.store(UNDO_MIGRATE, Release);
-        self.seq_begin();
-        crate::fault::point();
-        self.migrate_homes(homes);
-        self.seq_end();
-        self.hdr().undo_state.store(UNDO_WALK, Relaxed);
-    }
-
-    /// Move the entries of the next `homes` old home slots, then advance
-    /// the frontier; at the end, retire the old table. Sequence odd.
-    fn migrate_homes(&mut self, homes: u64) {
-        let Some((old, front)) = self.migrating_as::<crate::raw::table::Dyn>() else {
-            return;
-        };
-        let Some(new) = self.active() else { return };
-        let cap = old.cap();
-        let end = (front as u64 + homes).min(cap as u64) as usize;
-        // The entries with a home in [front, end) lie between `front` and
-        // the first empty slot at or after `end` (wrapping at the end of
-        // the table): no empty slot separates an entry from its home.
-        for j in front..front + cap {
-            let s = j % cap;
-            let st = old.state(s);
-            if st == EMPTY && j >= end {
-                break;
-            }
-            if st == FULL {
-                let m = old.meta(s);
-                let home = old.home(m);
-                if home >= front && home < end {
-                    move_entry(self, &old, &new, s, m);
-                }
-            }
-        }
-        let h = self.hdr();
-        h.mig_front.store(end as u64, Release);
-        crate::fault::point();
-        if end == cap {
-            // Every entry has moved: the old table is retired. Its region
-            // is punched a chunk per writer's lock from here on
-            // (`tend_spare`), marked dirty before the store that ends the
-            // migration, so that it is never taken for zero.
-            h.spare_alloc.store(0, Relaxed);
-            h.spare_dirty.store(self.geo.region_bytes(), Relaxed);
-            crate::fault::point();
-            h.mig_old.store(0, Release);
-            crate::fault::point();
-            if self.geo.lay.bytes(cap as u64) <= SPARE_CHUNK {
-                // a small table: punched at once (what it held would
-                // otherwise stay resident until the next writes)
-                let off = self.geo.region_off[desc_region(old.desc())];
-                self.region.punch(off, self.geo.region_bytes());
-                h.spare_dirty.store(0, Relaxed);
-                crate::fault::point();
-            }
-        }
-    }
-
-    /// A table that migrates, whose region is at least [`SPARE_MIN`] bytes
-    /// (a smaller one is allocated at once when its migration starts), at
-    /// a load of 0.65 or more.
-    fn spare_wanted(&self) -> bool {
-        let h = self.hdr();
-        let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
-        !self.lru_on
-            && cap >= MIGRATE_MIN.load(Relaxed)
-            && self.geo.lay.bytes(cap) >= SPARE_MIN
-            && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
-    }
-
-    /// Between migrations, one chunk of work on the inactive table region
-    /// per writer's lock (no change in flight): punch what a retired table
-    /// left, then, once a large table nears its growth, allocate the
-    /// region of the table it will grow to, so that neither a whole
-    /// region's punch nor its allocation falls on one write. A failed
-    /// allocation (a full disk) leaves it to the migration's start, which
-    /// reports it.
-    fn tend_spare(&mut self) {
-        let h = self.hdr();
-        let dirty = h.spare_dirty.load(Relaxed);
-        if (dirty == 0 && !self.spare_wanted()) || self.is_migrating() {
-            return; // nothing to do, or both regions are in use
-        }
-
-        let h = self.hdr();
-        let other = 1 - desc_region(h.table.load(Relaxed));
-        let off = self.geo.region_off[other];
-        if dirty > 0 {
-            let from = dirty.saturating_sub(SPARE_CHUNK);
-            self.region.punch(off + from, dirty - from);
-            h.spare_dirty.store(from, Relaxed);
-            crate::fault::point();
-            return;
-        }
-        let Some(t) = self.active() else { return };
-        let size = h.size.load(Relaxed);
-        let want = self.geo.lay.bytes(self.grown(t.cap() as u64, size));
-        let have = h.spare_alloc.load(Relaxed);
-        if have >= want.min(self.geo.region_bytes()) {
-            return;
-        }
-        let len = SPARE_CHUNK.min(want - have);
-        if self.region.allocate(off + have, len).is_ok() {
-            h.spare_alloc.store(have + len, Relaxed);
-            crate::fault::point();
-        }
-    }
-}
-
 /// Bytes of the inactive region punched or allocated per writer's lock
 /// (about half a millisecond on tmpfs).
-const SPARE_CHUNK: u64 = 2 << 20;
+pub(crate) const SPARE_CHUNK: u64 = 2 << 20;
 
 /// Regions smaller than this are allocated when their migration starts
 /// (about two milliseconds on tmpfs), not ahead.
-const SPARE_MIN: u64 = 4 * SPARE_CHUNK;
+pub(crate) const SPARE_MIN: u64 = 4 * SPARE_CHUNK;
+
+/// Move the entries of `old` whose home is in `[front, end)` to `new`,
+/// then store the frontier `end` (writer lock held, sequence odd). They
+/// lie between `front` and the first empty slot at or after `end`
+/// (wrapping at the end of the table): no empty slot separates an entry
+/// from its home.
+pub(crate) fn step(h: &Header, old: &Table, new: &Table, front: usize, end: usize) {
+    let cap = old.cap();
+    for j in front..front + cap {
+        let s = j % cap;
+        let st = old.state(s);
+        if st == EMPTY && j >= end {
+            break;
+        }
+        if st == FULL {
+            let m = old.meta(s);
+            let home = old.home(m);
+            if home >= front && home < end {
+                move_entry(h, old, new, s, m);
+            }
+        }
+    }
+    h.mig_front.store(end as u64, Release);
+    crate::fault::point();
+}
 
 /// Move the entry in old slot `s` (meta `m`) to the new table: record the
 /// move, fill the new slot (its state store publishes it), mark the old
 /// one a tombstone, clear the record.
-fn move_entry(core: &Core, old: &Table, new: &Table, s: usize, m: u64) {
+fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64) {
     let Some(j) = new.first_empty(m) else {
         return; // no room (a damaged count): it stays where it is
     };
-    let h = core.hdr();
     let ext = if old.has_ext() {
         old.ext(s).load(Relaxed)
     } else {
@@ -397,43 +112,42 @@ fn move_entry(core: &Core, old: &Table, new: &Table, s: usize, m: u64) {
     crate::fault::point();
 }
 
-/// The first part of every recovery, in constant time: a move in flight
-/// whose new slot holds the entry is finished (the old slot becomes a
-/// tombstone); one that did not publish is forgotten; an old-table
-/// descriptor left by a start that never published is cleared.
-pub(crate) fn recover(core: &mut Core) {
-    let h = core.hdr();
+/// Recovery of the move in flight, if any, in constant time: finished if
+/// its new slot holds the entry (the old slot becomes a tombstone),
+/// forgotten if not (nothing visible happened). `tables`: the old and the
+/// new table of the migration in progress.
+pub(crate) fn finish_move(h: &Header, tables: Option<(Table, Table)>) {
     let from = h.mig_move_from.load(Acquire);
-    if from != 0 {
-        if let (Some((old, _)), Some(new)) =
-            (core.migrating_as::<crate::raw::table::Dyn>(), core.active())
+    if from == 0 {
+        return;
+    }
+    if let Some((old, new)) = tables {
+        let (s, j) = (from as usize - 1, h.mig_move_to.load(Relaxed) as usize);
+        if s < old.cap()
+            && j < new.cap()
+            && old.is_full(s)
+            && new.is_full(j)
+            && new.key(j) == old.key(s)
+            && new.meta(j) == old.meta(s)
         {
-            let (s, j) = (from as usize - 1, h.mig_move_to.load(Relaxed) as usize);
-            if s < old.cap()
-                && j < new.cap()
-                && old.is_full(s)
-                && new.is_full(j)
-                && new.key(j) == old.key(s)
-                && new.meta(j) == old.meta(s)
-            {
-                old.set_state(s, TOMB);
-                crate::fault::point();
-            }
+            old.set_state(s, TOMB);
+            crate::fault::point();
         }
-        h.mig_move_from.store(0, Relaxed);
-        crate::fault::point();
     }
-    if h.mig_old.load(Relaxed) != 0 && !core.is_migrating() {
-        h.mig_old.store(0, Relaxed);
-        crate::fault::point();
-    }
+    h.mig_move_from.store(0, Relaxed);
+    crate::fault::point();
 }
 
-/// The next entry of a walk in hash order after `after` across both
-/// tables of a migration (or the one table): the table and slot.
-pub(crate) fn next_after(core: &Core, new: Table, after: Option<u64>) -> Option<(Table, usize)> {
+/// The next entry of a walk in hash order after `after`, across the new
+/// table and, during a migration, the old one with its frontier: the
+/// table and the slot.
+pub(crate) fn next_after(
+    new: Table,
+    old: Option<(Table, usize)>,
+    after: Option<u64>,
+) -> Option<(Table, usize)> {
     let a = new.next_after(after).map(|i| (new, i));
-    let Some((old, front)) = core.migrating_as::<crate::raw::table::Dyn>() else {
+    let Some((old, front)) = old else {
         return a;
     };
     // (no entry of the old table has a home below the frontier)

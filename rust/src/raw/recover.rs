@@ -32,7 +32,7 @@ pub(crate) fn recover(core: &mut Core) {
         return;
     }
     // a move of a migration in flight is finished or forgotten first
-    crate::raw::migrate::recover(core);
+    core.recover_migration();
     if core.active().is_none() {
         // Nothing sane to keep: start from an empty table, and leave every
         // string block to the arena's repair (none is referenced now).
