@@ -1252,14 +1252,18 @@ impl Core {
         hash: u64,
         eq: &mut impl FnMut(u64) -> bool,
     ) -> Option<(Table<S>, usize)> {
-        let (old, front) = self.migrating_as::<S>()?;
-        if old.home(hash) < front {
-            return None;
-        }
+        let old = self.old_holding::<S>(hash)?;
         match old.probe(hash, eq) {
             Probe::Found(i) => Some((old, i)),
             _ => None,
         }
+    }
+
+    /// The old table of the migration in progress, if a key with `hash`
+    /// may still be there (its home is at or above the frontier).
+    fn old_holding<S: Shape>(&self, hash: u64) -> Option<Table<S>> {
+        let (old, front) = self.migrating_as::<S>()?;
+        (old.home(hash) >= front).then_some(old)
     }
 
     /// [`Core::find_as`] for a read: the table, the slot and its value
@@ -1286,10 +1290,7 @@ impl Core {
         hash: u64,
         eq: &mut impl FnMut(u64) -> bool,
     ) -> Option<(Table<S>, usize, u64)> {
-        let (old, front) = self.migrating_as::<S>()?;
-        if old.home(hash) < front {
-            return None;
-        }
+        let old = self.old_holding::<S>(hash)?;
         old.probe_read(hash, eq).map(|(i, w)| (old, i, w))
     }
 
