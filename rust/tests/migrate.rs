@@ -273,3 +273,42 @@ fn a_walk_in_another_process_sees_stable_entries_once() {
     );
     m.verify().unwrap();
 }
+
+/// A table large enough that the next one's region is allocated ahead
+/// and the retired one's punched in chunks (8 MiB and up): 700,000 II
+/// entries in, every one read back; then most of them out (shrinks, into
+/// a region allocated ahead for a larger table); `verify` after each.
+#[test]
+fn large_tables_grow_and_shrink_through_regions_made_ready_ahead() {
+    let _one = one_at_a_time();
+    set_migrate_min(hashmap_shared::testing::MIGRATE_MIN_DEFAULT, 64);
+    let t = Tmp::new("migrate-large");
+    let mut m = open_with(&t, Variant::II, 1_000_000, 0);
+    let n = 700_000i64;
+    let mut met = 0u32;
+    for i in 0..n {
+        assert_eq!(put(&mut *m, &int(i), &int(i ^ 0x55)), Status::Ok);
+        met += migrating(&*m) as u32;
+    }
+    assert!(met > 1000, "the fill met migrations ({met} puts)");
+    for i in (0..n).step_by(7) {
+        assert_eq!(
+            get(&mut *m, Variant::II, &int(i)),
+            Some(int(i ^ 0x55)),
+            "key {i}"
+        );
+    }
+    m.verify().unwrap();
+    for i in 0..n - 20_000 {
+        assert_eq!(m.remove(&item(&int(i))).unwrap(), Status::Ok);
+    }
+    for i in n - 20_000..n {
+        assert_eq!(
+            get(&mut *m, Variant::II, &int(i)),
+            Some(int(i ^ 0x55)),
+            "key {i}"
+        );
+    }
+    m.verify().unwrap();
+    assert_eq!(m.snapshot().unwrap().len(), 20_000);
+}

@@ -1319,17 +1319,19 @@ impl Core {
         // allocated ahead (zero), it is punched again, which costs
         // nothing where it is a hole.
         let dirty = h.spare_dirty.load(Relaxed).min(rb);
+        // (what was allocated ahead past this table's end, for a larger
+        // one, is punched too: it would stay resident)
+        let need = self.geo.lay.bytes(cap);
         let spare = if dirty > 0 {
             0
         } else {
-            h.spare_alloc.load(Relaxed).min(rb)
+            h.spare_alloc.load(Relaxed).min(need)
         };
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
         crate::fault::point();
         self.region.punch(off + spare, rb - spare);
         crate::fault::point();
-        let need = self.geo.lay.bytes(cap);
         if need > spare {
             if let Err(e) = self.region.allocate(off + spare, need - spare) {
                 // Return whatever part of it was allocated: the disk is full.
