@@ -841,8 +841,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
             )));
         }
         let g = WriteGuard::lock(&mut self.core)?;
-        // a frozen map is read without a lock, and never migrates again
+        // a frozen map is read without a lock, and never migrates again;
+        // nor does it take the lock that would return a retired table's
+        // region a chunk at a time
         g.core.settle();
+        g.core.punch_spare();
         g.core.region.sync()?;
         g.core.hdr().frozen.store(1, Release);
         g.core.region.sync()?;
@@ -1171,8 +1174,6 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
-        // the batch looks its keys up in the active table only
-        core.settle();
         crate::raw::batch::start(core);
         core.seq_begin();
         if let Err(e) = core.room_for(pairs.len() as u64) {
@@ -1194,8 +1195,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         };
         for (key, (k, v)) in keys.iter().zip(pairs) {
             let present = matches!(
-                t.probe(key.hash, |w| Self::key_eq(core, key, w)),
-                Probe::Found(_)
+                core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)),
+                (_, Probe::Found(_))
             );
             if !present {
                 if room == 0 {
@@ -1252,14 +1253,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
         for k in keys {
             prepared.push(self.key(k)?);
         }
-        let g = WriteGuard::view(self.core())?;
+        let g = WriteGuard::view_both(self.core())?;
         let core = &*g.core;
         let now = core.now();
         let t = Self::active(core).ok_or_else(|| Error::new("corrupt map"))?;
         let mut out = Vec::with_capacity(keys.len());
         for key in &prepared {
-            let v = match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-                Probe::Found(i) if core.live(&t, i, now) => {
+            let v = match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
+                (t, Probe::Found(i)) if core.live(&t, i, now) => {
                     core.mark_used(&t, i);
                     Some(Self::entry(core, V::BYTES, t.val(i)).ok_or_else(self_corrupt)?)
                 }
@@ -1279,7 +1280,6 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
-        core.settle();
         let now = core.now();
         let t = Self::active(core)
             .ok_or_else(|| Error::new("corrupt map: the table descriptor is invalid"))?;
@@ -1290,8 +1290,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             Err(e) => return Self::give_up(core, e),
         };
         for (key, k) in prepared.iter().zip(keys) {
-            match t.probe(key.hash, |w| Self::key_eq(core, key, w)) {
-                Probe::Found(i) if core.live(&t, i, now) => {}
+            match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
+                (t, Probe::Found(i)) if core.live(&t, i, now) => {}
                 _ => continue,
             }
             prep.expect(core, 1);

@@ -471,6 +471,70 @@ fn kinds() -> Vec<Kind> {
             per_key: false,
         },
         Kind {
+            name: "TTL put over an expired entry during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 3600),
+            setup: |m| {
+                fill_ss_until_migrating(m);
+                let (k, v) = (bytes(b"key-0005"), bytes(&long(5)));
+                m.put_ttl(&item(&k), &item(&v), 1).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            },
+            mutate: |m| {
+                put(m, &bytes(b"key-0005"), &bytes(&long(555)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "set_multi during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                let entries: Vec<_> = (0..5)
+                    .map(|i| format!("key-{:04}", i * 7).into_bytes())
+                    .chain([b"brand new one".to_vec(), b"brand new two".to_vec()])
+                    .enumerate()
+                    .map(|(i, k)| (bytes(&k), bytes(&long(900 + i as u64))))
+                    .collect();
+                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&pairs).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "remove_multi during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                let keys: Vec<_> = (0..5)
+                    .map(|i| bytes(format!("key-{:04}", i * 3).as_bytes()))
+                    .collect();
+                let items: Vec<_> = keys.iter().map(item).collect();
+                m.remove_multi(&items).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "counter insert during a migration",
+            variant: Variant::SI,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                let mut i = 0;
+                while !hashmap_shared::testing::migrating(m) {
+                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
+                    i += 1;
+                }
+            },
+            mutate: |m| {
+                let mut r = 0;
+                m.incr_by(&item(&bytes(b"a brand new counter")), 5, &mut r)
+                    .unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
             name: "a step that ends a migration",
             variant: Variant::SS,
             params: params(1000, 0, 0),
@@ -574,6 +638,10 @@ const WALK_FREE: &[&str] = &[
     "remove during a migration",
     "packed insert during a migration (II)",
     "a step that ends a migration",
+    "TTL put over an expired entry during a migration",
+    "set_multi during a migration",
+    "remove_multi during a migration",
+    "counter insert during a migration",
 ];
 
 #[test]
@@ -855,6 +923,7 @@ fn a_death_during_recovery_is_recovered_from() {
         "overwrite during a migration",
         "remove during a migration",
         "a step that ends a migration",
+        "set_multi during a migration",
     ];
     let mut cases = 0;
     for kind in kinds().into_iter().filter(|k| names.contains(&k.name)) {

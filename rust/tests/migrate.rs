@@ -98,7 +98,38 @@ fn random_operations_agree_with_a_model_across_migrations() {
                             "{v:?} get {step}"
                         );
                     }
-                    85..=89 => {
+                    85..=86 => {
+                        // a batch: this key and the next two
+                        let ks: Vec<_> = (0..3).map(|d| key(v, (n + d) % span)).collect();
+                        let xs: Vec<_> = (0..3).map(|d| val(v, step * 3 + d)).collect();
+                        let pairs: Vec<_> = ks
+                            .iter()
+                            .zip(&xs)
+                            .map(|(k, x)| (item(k), item(x)))
+                            .collect();
+                        assert_eq!(m.set_multi(&pairs).unwrap(), 3, "{v:?} set_multi {step}");
+                        for (k, x) in ks.into_iter().zip(xs) {
+                            model.insert(k, x);
+                        }
+                    }
+                    87 => {
+                        let ks: Vec<_> = (0..3).map(|d| key(v, (n + d * 5) % span)).collect();
+                        let items: Vec<_> = ks.iter().map(item).collect();
+                        let gone = ks.iter().filter(|k| model.remove(*k).is_some()).count();
+                        assert_eq!(
+                            m.remove_multi(&items).unwrap(),
+                            gone as u64,
+                            "{v:?} remove_multi {step}"
+                        );
+                    }
+                    88 => {
+                        let ks: Vec<_> = (0..4).map(|d| key(v, (n + d * 11) % span)).collect();
+                        let items: Vec<_> = ks.iter().map(item).collect();
+                        let got = m.get_multi(&items).unwrap();
+                        let want: Vec<_> = ks.iter().map(|k| model.get(k).cloned()).collect();
+                        assert_eq!(got, want, "{v:?} get_multi {step}");
+                    }
+                    89 => {
                         assert_eq!(m.exists(&item(&k)).unwrap(), model.contains_key(&k));
                     }
                     _ if !val_is_bytes(v) => {

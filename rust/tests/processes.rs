@@ -614,3 +614,34 @@ fn a_damaged_arena_alloc_is_refused() {
         assert!(e.to_string().contains("arena_alloc"), "{what}: {e}");
     }
 }
+
+/// A free-list head near 2^64 in a hostile file (found by t/45-fuzz.t: a
+/// zero head less 8) is a damaged list, not an address: inserts go on
+/// (the list is dropped), nothing is read outside the mapping.
+#[test]
+fn a_free_list_head_near_the_top_of_the_address_range_is_refused() {
+    use std::os::unix::fs::FileExt;
+    for head in [u64::MAX - 7, u64::MAX - 15, u64::MAX / 8 * 8] {
+        let t = Tmp::new("wild-head");
+        let mut m = open(&t, Variant::SS, 1000);
+        put_hundred(&mut *m);
+        drop(m);
+        let f = std::fs::OpenOptions::new().write(true).open(&t.1).unwrap();
+        for class in 0..112u64 {
+            f.write_all_at(&head.to_le_bytes(), 1088 + 8 * class)
+                .unwrap();
+        }
+        drop(f);
+        let mut m = open(&t, Variant::SS, 1000);
+        for i in 0..20 {
+            let k = bytes(format!("new key {i}").as_bytes());
+            let v = bytes(format!("a value long enough for a block {i}").as_bytes());
+            assert_eq!(
+                m.put(&item(&k), &item(&v)).unwrap(),
+                Status::Ok,
+                "{head:#x}"
+            );
+        }
+        assert!(get(&mut *m, Variant::SS, &bytes(b"new key 7")).is_some());
+    }
+}

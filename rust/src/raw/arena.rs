@@ -244,12 +244,13 @@ impl Arena<'_> {
     #[inline(always)]
     fn block_at(&self, w: u64, end: u64) -> Option<(u64, usize)> {
         let end = end.min(self.off + self.reserve);
-        if w < self.off || w % 8 != 0 || w + BLOCK_HEADER as u64 > end {
+        // (saturating: a word of a hostile file may be near 2^64)
+        if w < self.off || w % 8 != 0 || w.saturating_add(BLOCK_HEADER as u64) > end {
             return None;
         }
         let h = self.word_at(w).load(Relaxed);
         let class = ((h >> 32) & 0xff) as usize;
-        (h >> 48 == BLOCK_MAGIC && class < NCLASSES && w + class_size(class) <= end)
+        (h >> 48 == BLOCK_MAGIC && class < NCLASSES && w.saturating_add(class_size(class)) <= end)
             .then_some((h, class))
     }
 
@@ -378,13 +379,12 @@ impl Arena<'_> {
                 .is_some()
     }
 
+    /// Is there a free block of `class` at `off` (below the top and inside
+    /// this handle's mapping: a free-list word in a hostile file may point
+    /// anywhere)?
     fn is_free_block(&self, off: u64, class: usize) -> bool {
         let top = self.hdr().arena_top.load(Relaxed);
-        if off < self.off || off % 8 != 0 || off + class_size(class) > top {
-            return false;
-        }
-        let h = self.word_at(off).load(Relaxed);
-        h >> 48 == BLOCK_MAGIC && h & F_FREE != 0 && ((h >> 32) & 0xff) as usize == class
+        matches!(self.block_at(off, top), Some((h, c)) if h & F_FREE != 0 && c == class)
     }
 
     /// Make the arena below `end` exist and be allocated before a block is

@@ -289,18 +289,18 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
     let log = core.hdr().batch_log.load(Acquire);
     if core.arena().payload_word(log, 2).is_none() {
         // a record that is no block (a damaged file): nothing to apply,
-        // and nothing the record can say about the arena
+        // and nothing the record can say about the arena, whose walk gets
+        // back what the batch took
         core.hdr().undo_state.store(UNDO_WALK, Relaxed);
+        core.hdr()
+            .repair
+            .fetch_or(crate::format::layout::REPAIR_ARENA, Release);
         end(core.hdr());
         return 0;
     }
     // Between entries, a death applies the record again; on an LRU map the
     // walks repair (its changes keep no record).
     let idle = if core.lru_on { UNDO_WALK } else { UNDO_BATCH };
-    // the record's entries are looked up in the active table only: a
-    // resize for them (there is room reserved: rarely) runs at once
-    core.settle_nested();
-    let migrate_ok = std::mem::replace(&mut core.migrate_ok, false);
     core.hdr().batch_rec.store(log, Relaxed);
     core.hdr().undo_state.store(idle, Release);
     crate::fault::point();
@@ -319,9 +319,10 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
             load(core, log, at + 2),
         );
         let Some(t) = core.active() else { break };
-        let found = match t.probe(hash, |w| same_key(core, w, kw)) {
-            Probe::Found(i) => Some(i),
-            _ => None,
+        // (during a migration, the entry may be in either table)
+        let (t, found) = match core.find_as(t, hash, |w| same_key(core, w, kw)) {
+            (t, Probe::Found(i)) => (t, Some(i)),
+            (t, _) => (t, None),
         };
         match (kind, found) {
             (SET, Some(i)) => {
@@ -367,7 +368,6 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
         }
     }
     finish(core);
-    core.migrate_ok = migrate_ok;
     core.maybe_shrink();
     done
 }
@@ -394,9 +394,10 @@ pub(crate) fn finish(core: &mut Core) {
                     let (hash, kw) = (load(core, rec, at), load(core, rec, at + 1));
                     // a block no slot holds (by its word: a removal, a key
                     // that was present) and that nothing freed already
-                    let held = t
-                        .as_ref()
-                        .is_some_and(|t| matches!(t.probe(hash, |w| w == kw), Probe::Found(_)));
+                    // (during a migration, in either table)
+                    let held = t.is_some_and(|t| {
+                        matches!(core.find_as(t, hash, |w| w == kw), (_, Probe::Found(_)))
+                    });
                     if !is_inline(kw) && !held && arena.is_live(kw) {
                         mask |= 1 << (e % 64);
                         used = used.saturating_sub(block_bytes(core, kw));

@@ -69,9 +69,6 @@ pub struct Core {
     pub(crate) iter: Option<u64>,
     /// How long a wait on another live process may see no progress.
     pub(crate) wait_timeout: std::time::Duration,
-    /// A resize may migrate step by step (`raw::migrate`); false while a
-    /// batch applies its record, which sees only the active table.
-    pub(crate) migrate_ok: bool,
 }
 
 // SAFETY: its raw pointers point into a shared mapping that every thread may
@@ -519,7 +516,6 @@ impl Core {
             me,
             iter: None,
             wait_timeout: lock::DEFAULT_WAIT_TIMEOUT,
-            migrate_ok: true,
         })
     }
 
@@ -1113,7 +1109,7 @@ impl Core {
                 .min(self.max_entries + hdr.tombstones.load(Relaxed)),
         );
         if want > t.cap() as u64 {
-            self.resize(want)?;
+            self.resize_stepwise::<Dyn>(want)?;
         }
         Ok(())
     }
@@ -1297,16 +1293,14 @@ impl Core {
     /// Resize to `cap` slots step by step if the map allows it (see the
     /// module), else at once. Writer lock held, sequence odd.
     pub(crate) fn resize_stepwise<S: Shape>(&mut self, cap: u64) -> Result<()> {
+        // (first: a resize at once must not take the old table's region)
+        self.settle_nested();
         let Some(old) = self.active() else {
             return Err(self.damaged());
         };
-        if self.lru_on
-            || !self.migrate_ok
-            || (old.cap() as u64) < migrate::MIGRATE_MIN.load(Relaxed)
-        {
+        if self.lru_on || (old.cap() as u64) < migrate::MIGRATE_MIN.load(Relaxed) {
             return self.resize_as::<S>(cap);
         }
-        self.settle_nested();
         let h = self.hdr();
         let d = h.table.load(Relaxed);
         let other = 1 - desc_region(d);
@@ -1355,9 +1349,15 @@ impl Core {
     /// lock held, no change in flight): the entries of the next
     /// [`STEP_HOMES`] old home slots move, in a window of their own.
     fn migrate_step(&mut self) {
-        if self.is_migrating() {
-            self.migrate_alone(migrate::STEP_HOMES.load(Relaxed).max(1));
-        }
+        let Some((old, _)) = self.migrating_as::<Dyn>() else {
+            return;
+        };
+        let new = self.active().map_or(1, |t| t.cap() as u64);
+        // A shrink into a table much smaller than the old one moves more
+        // homes per step (of few entries each), so that it ends before
+        // an eighth of the new table's slots can be inserted.
+        let scale = (old.cap() as u64 / (8 * new)).max(1);
+        self.migrate_alone(migrate::STEP_HOMES.load(Relaxed).max(1) * scale);
     }
 
     /// A writer's lock (no change in flight): a step of the migration in
@@ -1442,6 +1442,20 @@ impl Core {
                 crate::fault::point();
             }
         }
+    }
+
+    /// Punch the whole inactive region now (`freeze`: a frozen map never
+    /// takes the lock again that would tend it a chunk at a time).
+    pub(crate) fn punch_spare(&mut self) {
+        let h = self.hdr();
+        if self.is_migrating() || h.spare_dirty.load(Relaxed) | h.spare_alloc.load(Relaxed) == 0 {
+            return;
+        }
+        h.spare_dirty.store(0, Relaxed);
+        h.spare_alloc.store(0, Relaxed);
+        let other = 1 - desc_region(h.table.load(Relaxed));
+        self.region
+            .punch(self.geo.region_off[other], self.geo.region_bytes());
     }
 
     /// A table that migrates, whose region is at least [`migrate::SPARE_MIN`] bytes

@@ -98,6 +98,15 @@ impl<'a> WriteGuard<'a> {
         g.core.settle();
         Ok(g)
     }
+
+    /// [`WriteGuard::view`] for a caller that looks keys up in both tables
+    /// of a migration in progress (`get_multi`): it is not finished first.
+    pub(crate) fn view_both(core: &'a mut Core) -> Result<WriteGuard<'a>> {
+        if core.frozen() {
+            return WriteGuard::view(core);
+        }
+        WriteGuard::lock(core)
+    }
 }
 
 impl Drop for WriteGuard<'_> {
