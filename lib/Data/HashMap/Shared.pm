@@ -968,9 +968,11 @@ when a resize rebuilt the whole table at once), p99.9 19 microseconds. The
 price: during a migration (about a hundredth of the writes of a growing
 map) a write costs 2 to 10 microseconds more, and a lookup that misses in
 the new table reads the old one too. Smaller tables and LRU maps resize at
-once (a millisecond at 65,536 slots), and so do C<reserve> and the room a
-C<set_multi> needs; an operation over the whole map (C<clear>, C<drain>,
-batches, C<keys>, C<verify>, ...) first finishes a migration in progress.
+once (a millisecond at 65,536 slots), and so does C<reserve>; batches and
+C<get_multi> see both tables like single keys do, while an operation over
+the whole map (C<clear>, C<drain>, C<pop>, C<shift>, C<flush_expired>,
+C<keys>, C<values>, C<items>, C<to_hash>, C<verify>, C<freeze>) first
+finishes a migration in progress.
 
 =item A process that dies never blocks the others.
 
