@@ -585,8 +585,11 @@ fn kinds() -> Vec<Kind> {
 
 /// A map recovered from a death in `kind`'s mutation holds the state
 /// before or after it (per key, for the kinds that allow it, and no
-/// untouched key lost), and keeps working.
-fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, before: &State, after: &State, what: &str) {
+/// untouched key lost), and keeps working; a kind in [`WALK_FREE`] was
+/// repaired without a walk since `walks` (`fault::walks` before the
+/// recovery). Returns whether a walk ran.
+fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, sc: &Scene, what: &str, walks: u64) -> bool {
+    let (before, after) = (&sc.before, &sc.after);
     let got = state(m, kind.variant);
     if kind.per_key {
         for (k, v) in &got {
@@ -618,6 +621,71 @@ fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, before: &State, after: &Stat
         kind.name
     );
     m.verify().unwrap();
+    let walked = hashmap_shared::fault::walks() > walks;
+    assert!(
+        !(walked && WALK_FREE.contains(&kind.name)),
+        "{} {what}: repaired by a walk, not from its record",
+        kind.name
+    );
+    walked
+}
+
+/// A map file set up for `kind` (`base`), and the states before and after
+/// one uninterrupted run of its mutation (`done` keeps the file after it).
+struct Scene {
+    base: Tmp,
+    done: Tmp,
+    before: State,
+    after: State,
+}
+
+fn scene(kind: &Kind, tag: &str) -> Scene {
+    let base = Tmp::new(&format!("{tag}-base"));
+    let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
+    (kind.setup)(&mut *m);
+    let before = state(&mut *m, kind.variant);
+    drop(m);
+    let done = Tmp::new(&format!("{tag}-done"));
+    std::fs::copy(&base.1, &done.1).unwrap();
+    let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
+    (kind.mutate)(&mut *m);
+    let after = state(&mut *m, kind.variant);
+    Scene {
+        base,
+        done,
+        before,
+        after,
+    }
+}
+
+/// A child that opens `work` and runs `f` with the fault armed at point
+/// `n`: true if it died there (exit 77), false if `f` has fewer points.
+fn dies_at(kind: &Kind, n: i64, work: &Tmp, f: fn(&mut dyn AnyMap)) -> bool {
+    // SAFETY: the child runs `f` and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe { libc::alarm(20) };
+        let mut c = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+        hashmap_shared::fault::arm(n);
+        f(&mut *c);
+        hashmap_shared::fault::disarm();
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    assert!(
+        libc::WIFEXITED(st),
+        "{} point {n}: child died by a signal",
+        kind.name
+    );
+    let code = libc::WEXITSTATUS(st);
+    assert!(
+        code == 0 || code == 77,
+        "{} point {n}: exit {code}",
+        kind.name
+    );
+    code == 77
 }
 
 /// The kinds whose every death is repaired from a record, in time that
@@ -652,49 +720,19 @@ fn every_fault_point_of_every_mutation_recovers() {
     let mut report = Vec::new();
     for kind in kinds() {
         migration(&kind);
-        let base = Tmp::new("fault-base");
-        let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
-        (kind.setup)(&mut *m);
-        let before = state(&mut *m, kind.variant);
-        drop(m);
-        // The state after an uninterrupted mutation.
-        let done = Tmp::new("fault-done");
-        std::fs::copy(&base.1, &done.1).unwrap();
-        let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
-        (kind.mutate)(&mut *m);
-        let after = state(&mut *m, kind.variant);
-        drop(m);
+        let sc = scene(&kind, "fault");
         assert_ne!(
-            before, after,
+            sc.before, sc.after,
             "{}: the mutation changes something",
             kind.name
         );
         let (mut n, mut walking) = (1, 0u64);
         loop {
             let work = Tmp::new("fault-work");
-            std::fs::copy(&base.1, &work.1).unwrap();
-            // SAFETY: the child runs the mutation and _exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                unsafe { libc::alarm(20) };
-                let mut c = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
-                hashmap_shared::fault::arm(n);
-                (kind.mutate)(&mut *c);
-                hashmap_shared::fault::disarm();
-                unsafe { libc::_exit(0) };
-            }
-            let mut st = 0;
-            // SAFETY: valid out-pointer.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            assert!(
-                libc::WIFEXITED(st),
-                "{} step {n}: child died by a signal",
-                kind.name
-            );
-            if libc::WEXITSTATUS(st) == 0 {
+            std::fs::copy(&sc.base.1, &work.1).unwrap();
+            if !dies_at(&kind, n, &work, kind.mutate) {
                 break; // the mutation has fewer than n points: every one was covered
             }
-            assert_eq!(libc::WEXITSTATUS(st), 77, "{} step {n}", kind.name);
             let walks = hashmap_shared::fault::walks();
             let mut m = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
             m.verify()
@@ -706,14 +744,7 @@ fn every_fault_point_of_every_mutation_recovers() {
                 "{} step {n}",
                 kind.name
             );
-            check_recovered(&kind, &mut *m, &before, &after, &format!("step {n}"));
-            let walked = hashmap_shared::fault::walks() > walks;
-            assert!(
-                !(walked && WALK_FREE.contains(&kind.name)),
-                "{} step {n}: repaired by a walk, not from its record",
-                kind.name
-            );
-            walking += walked as u64;
+            walking += check_recovered(&kind, &mut *m, &sc, &format!("step {n}"), walks) as u64;
             cases += 1;
             n += 1;
         }
@@ -724,7 +755,7 @@ fn every_fault_point_of_every_mutation_recovers() {
         ));
         assert!(n > 3, "{}: fault points are compiled in", kind.name);
         if kind.name.contains("migration") {
-            let m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
+            let m = open_any(&sc.done.0, kind.variant, &Params::new(1)).unwrap();
             assert!(
                 kind.name.contains("ends") != hashmap_shared::testing::migrating(&*m),
                 "{}: a migration in progress after it, unless it ended one",
@@ -928,51 +959,20 @@ fn a_death_during_recovery_is_recovered_from() {
     let mut cases = 0;
     for kind in kinds().into_iter().filter(|k| names.contains(&k.name)) {
         migration(&kind);
-        let base = Tmp::new("nested-base");
-        let mut m = open_any(&base.0, kind.variant, &kind.params).unwrap();
-        (kind.setup)(&mut *m);
-        let before = state(&mut *m, kind.variant);
-        drop(m);
-        let done = Tmp::new("nested-done");
-        std::fs::copy(&base.1, &done.1).unwrap();
-        let mut m = open_any(&done.0, kind.variant, &Params::new(1)).unwrap();
-        (kind.mutate)(&mut *m);
-        let after = state(&mut *m, kind.variant);
-        drop(m);
-        // a child that runs `f` with the fault armed at point `n`: true if
-        // it died there
-        let dies_at = |n: i64, work: &Tmp, f: fn(&mut dyn AnyMap)| -> bool {
-            // SAFETY: the child runs `f` and _exits.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                unsafe { libc::alarm(20) };
-                let mut c = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
-                hashmap_shared::fault::arm(n);
-                f(&mut *c);
-                hashmap_shared::fault::disarm();
-                unsafe { libc::_exit(0) };
-            }
-            let mut st = 0;
-            // SAFETY: valid out-pointer.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            assert!(libc::WIFEXITED(st), "{}: child died by a signal", kind.name);
-            let code = libc::WEXITSTATUS(st);
-            assert!(code == 0 || code == 77, "{}: exit {code}", kind.name);
-            code == 77
-        };
+        let sc = scene(&kind, "nested");
         let recover: fn(&mut dyn AnyMap) = |m| {
             let _ = m.verify();
         };
         for n in 1.. {
             let first = Tmp::new("nested-first");
-            std::fs::copy(&base.1, &first.1).unwrap();
-            if !dies_at(n, &first, kind.mutate) {
+            std::fs::copy(&sc.base.1, &first.1).unwrap();
+            if !dies_at(&kind, n, &first, kind.mutate) {
                 break;
             }
             for r in 1.. {
                 let work = Tmp::new("nested-work");
                 std::fs::copy(&first.1, &work.1).unwrap();
-                if !dies_at(r, &work, recover) {
+                if !dies_at(&kind, r, &work, recover) {
                     break;
                 }
                 let walks = hashmap_shared::fault::walks();
@@ -980,12 +980,7 @@ fn a_death_during_recovery_is_recovered_from() {
                 m.verify()
                     .unwrap_or_else(|e| panic!("{} step {n}, recovery step {r}: {e}", kind.name));
                 let what = format!("step {n}, recovery step {r}");
-                check_recovered(&kind, &mut *m, &before, &after, &what);
-                assert!(
-                    !(hashmap_shared::fault::walks() > walks && WALK_FREE.contains(&kind.name)),
-                    "{} {what}: repaired by a walk, not from its record",
-                    kind.name
-                );
+                check_recovered(&kind, &mut *m, &sc, &what, walks);
                 cases += 1;
             }
         }

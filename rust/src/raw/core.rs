@@ -792,11 +792,9 @@ impl Core {
         if (size + tombs + 1) * 4 <= cap * 3 {
             return Ok(false);
         }
-        if self.is_migrating() {
-            // the new table filled before the migration ended (it moves
-            // far faster than inserts come): end it first
-            self.settle_nested();
-        }
+        // (the new table of a migration in progress filled before the
+        // migration ended, which its steps make rare: resize_stepwise ends
+        // it first)
         let new = if (size + 1) * 8 <= cap * 3 || cap >= self.geo.max_cap {
             cap // mostly tombstones (or at the largest size): compact in place
         } else {

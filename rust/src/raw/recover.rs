@@ -25,7 +25,6 @@ pub(crate) fn recover(core: &mut Core) {
     hdr.stat_recoveries.fetch_add(1, Relaxed);
     crate::fault::point();
     let pending_batch = hdr.batch_log.load(Relaxed) != 0;
-
     if !pending_batch && hdr.seq.load(Relaxed) & 1 == 0 {
         // The holder died between changes: every multi-store change runs
         // with the sequence odd, so there is nothing to repair.
