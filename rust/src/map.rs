@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout;
-use crate::format::layout::{NIL, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE};
+use crate::format::layout::{NIL, UNDO_CLEAN, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
@@ -11,7 +11,7 @@ use crate::raw::batch::Prep;
 use crate::raw::codec::Codec;
 use crate::raw::core::{flush_tag, Core, FLUSH_SLOT_BITS};
 use crate::raw::guard::WriteGuard;
-use crate::raw::table::{Ext, Plain, Probe, Shape, Table};
+use crate::raw::table::{Dyn, Ext, Plain, Probe, Shape, Table};
 use crate::raw::types::{Entry, Item, Out, Params, Status, Variant};
 use crate::sync::lock;
 use std::ffi::CStr;
@@ -462,6 +462,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     #[cold]
     #[inline(never)]
     fn promote<S: Shape>(core: &Core, t: &Table<S>, i: usize) {
+        core.lru_begin();
         core.seq_begin();
         core.lru().promote(t, i);
         core.seq_end();
@@ -482,8 +483,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         // Everything from the first allocation on is one change: a writer
         // dying anywhere in it leaves the sequence odd for recovery.
-        core.undo_begin(UNDO_INSERT);
-        core.seq_begin();
+        if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
+            // an LRU map at max_size evicts first, a change of its own
+            core.seq_begin();
+            core.make_lru_room(now, UNDO_CLEAN);
+            core.undo_begin_in(UNDO_INSERT, UNDO_CLEAN);
+        } else {
+            core.undo_begin(UNDO_INSERT);
+            core.seq_begin();
+        }
         let kw = match Self::store_word(core, K::BYTES, k) {
             Ok(w) => w,
             Err(e) => {
@@ -790,7 +798,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
-        core.settle();
+        // A pass scans the active table only: a migration in progress is
+        // finished first, by a full flush (a walk of the map anyway) at
+        // once, by a partial one `limit` old homes per call.
+        if limit == u64::MAX {
+            core.settle();
+        } else if core.is_migrating() && core.migrate_some(limit) {
+            return Ok((0, false));
+        }
         let now = core.now();
         let hdr = core.hdr();
         let d = hdr.table.load(Relaxed);
@@ -868,6 +883,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let want = g.core.cap_for(n + tombs);
         if want > t.cap() as u64 {
             g.core.seq_begin();
+            // nothing else in flight: a death in the resize needs only its record
+            g.core.undo_clean();
             let r = g.core.resize(want);
             g.core.seq_end();
             r?;
@@ -879,13 +896,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn clear(&mut self) -> Result<()> {
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
-        // (its new table goes where a migration's old one is)
-        core.settle();
         core.seq_begin();
-        let r = core.publish_empty();
-        if r.is_ok() {
-            core.arena().reset();
-        }
+        let r = core.clear_all();
         core.seq_end();
         r
     }
@@ -989,18 +1001,23 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// Every live entry, copied under the writer lock: `(key, value)`.
     pub fn snapshot(&mut self) -> Result<Vec<(Entry, Entry)>> {
-        let g = WriteGuard::view(&mut self.core)?;
+        // (a migration in progress is not finished first: its old table's
+        // entries that have not moved are read where they are)
+        let g = WriteGuard::view_both(&mut self.core)?;
         let core = &*g.core;
         let now = core.now();
         let t = Self::active(core).ok_or_else(|| core.damaged())?;
         let mut v = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
-        for i in 0..t.cap() {
-            if t.is_full(i) && core.live(&t, i, now) {
-                let k = Self::entry(core, K::BYTES, t.key(i));
-                let val = Self::entry(core, V::BYTES, t.val(i));
-                match (k, val) {
-                    (Some(k), Some(val)) => v.push((k, val)),
-                    _ => return Err(Error::new("corrupt map: bad string reference")),
+        let old = core.migrating_as::<Dyn>();
+        for (t, min) in old.into_iter().chain([(t.erase(), 0)]) {
+            for i in 0..t.cap() {
+                if t.is_full(i) && (min == 0 || t.home(t.meta(i)) >= min) && core.live(&t, i, now) {
+                    let k = Self::entry(core, K::BYTES, t.key(i));
+                    let val = Self::entry(core, V::BYTES, t.val(i));
+                    match (k, val) {
+                        (Some(k), Some(val)) => v.push((k, val)),
+                        _ => return Err(Error::new("corrupt map: bad string reference")),
+                    }
                 }
             }
         }
@@ -1310,19 +1327,20 @@ impl<K: Codec, V: Codec> Map<K, V> {
     pub fn take_ends(&mut self, n: u64, end: End) -> Result<Vec<(Entry, Entry)>> {
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
-        core.settle();
         let now = core.now();
         let size = core.hdr().size.load(Relaxed);
         let mut out = Vec::with_capacity(n.min(size) as usize);
         let t = Self::active(core).ok_or_else(|| Error::new("corrupt map"))?;
-        // Without LRU: walk the table from one end, once.
-        let mut scan = match end {
-            End::Oldest => t.cap(),
-            End::Newest => 0,
-        };
+        // Without LRU: walk the tables from one end, once each: during a
+        // migration first the old table's entries that have not moved
+        // (those whose home is at or above the frontier), then the new
+        // table ("any entry", SPEC: no migration is finished first).
+        let mut tables: Vec<(Table, usize)> = core.migrating_as::<Dyn>().into_iter().collect();
+        tables.push((t.erase(), 0));
+        let mut scan = None;
         core.seq_begin();
         while (out.len() as u64) < n {
-            let i = if core.lru_on {
+            let (t, i) = if core.lru_on {
                 let h = core.hdr();
                 let w = match end {
                     End::Oldest => h.lru_tail.load(Relaxed),
@@ -1338,15 +1356,27 @@ impl<K: Codec, V: Codec> Map<K, V> {
                         core.path()
                     )));
                 }
-                w as usize
+                (t.erase(), w as usize)
             } else {
-                let found = match end {
-                    End::Oldest => (0..scan).rev().find(|&i| t.is_full(i)),
-                    End::Newest => (scan..t.cap()).find(|&i| t.is_full(i)),
+                let Some(&(t, min)) = tables.first() else {
+                    break;
                 };
-                let Some(i) = found else { break };
-                scan = if end == End::Oldest { i } else { i + 1 };
-                i
+                let from = scan.unwrap_or(match end {
+                    End::Oldest => t.cap(),
+                    End::Newest => 0,
+                });
+                let mine = |i: &usize| t.is_full(*i) && (min == 0 || t.home(t.meta(*i)) >= min);
+                let found = match end {
+                    End::Oldest => (0..from).rev().find(mine),
+                    End::Newest => (from..t.cap()).find(mine),
+                };
+                let Some(i) = found else {
+                    tables.remove(0);
+                    scan = None;
+                    continue;
+                };
+                scan = Some(if end == End::Oldest { i } else { i + 1 });
+                (t, i)
             };
             if !core.live(&t, i, now) {
                 core.remove_expired(&t, i);
@@ -1359,6 +1389,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return Err(self_corrupt());
             };
             out.push((k, v));
+            // each removal is a single change with its record
+            core.undo_begin(UNDO_REMOVE);
             core.remove_slot(&t, i);
         }
         core.maybe_shrink();

@@ -352,6 +352,65 @@ fn kinds() -> Vec<Kind> {
             },
             per_key: false,
         },
+        Kind {
+            // the shrink runs after the batch's end (state UNDO_BATCH_FINISH)
+            name: "remove_multi that shrinks the table",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                fill_ss(m, 40);
+                for i in 10..40 {
+                    m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
+                        .unwrap();
+                }
+            },
+            mutate: |m| {
+                let keys: Vec<_> = [1, 4, 7]
+                    .iter()
+                    .map(|i| bytes(format!("key-{i:04}").as_bytes()))
+                    .collect();
+                let items: Vec<_> = keys.iter().map(item).collect();
+                m.remove_multi(&items).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "reserve",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            // (then an insert: the states before and after must differ)
+            mutate: |m| {
+                assert!(m.reserve(300).unwrap());
+                put(m, &bytes(b"after the reserve"), &bytes(&long(3)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU insert that grows the table",
+            variant: Variant::SS,
+            params: params(1000, 500, 0),
+            setup: |m| fill_ss(m, 24),
+            mutate: |m| {
+                put(m, &bytes(b"the key that grows it"), &bytes(&long(998)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "drain without LRU",
+            variant: Variant::IS,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                for i in 0..20 {
+                    put(m, &int(i), &bytes(&long(i as u64)));
+                }
+            },
+            mutate: |m| {
+                m.take_ends(3, hashmap_shared::testing::End::Newest)
+                    .unwrap();
+            },
+            per_key: true,
+        },
         // Packed slots (plain maps with integer keys: a control byte per
         // slot, keys and values at their widths).
         Kind {
@@ -535,6 +594,26 @@ fn kinds() -> Vec<Kind> {
             per_key: false,
         },
         Kind {
+            name: "clear during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| m.clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            // the old table's entries that have not moved come first
+            name: "drain during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                m.take_ends(4, hashmap_shared::testing::End::Oldest)
+                    .unwrap();
+            },
+            per_key: true,
+        },
+        Kind {
             name: "a step that ends a migration",
             variant: Variant::SS,
             params: params(1000, 0, 0),
@@ -585,10 +664,10 @@ fn kinds() -> Vec<Kind> {
 
 /// A map recovered from a death in `kind`'s mutation holds the state
 /// before or after it (per key, for the kinds that allow it, and no
-/// untouched key lost), and keeps working; a kind in [`WALK_FREE`] was
-/// repaired without a walk since `walks` (`fault::walks` before the
-/// recovery). Returns whether a walk ran.
-fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, sc: &Scene, what: &str, walks: u64) -> bool {
+/// untouched key lost), and keeps working, and was repaired from the
+/// records, in time that does not grow with the map: no walk of the table
+/// or the arena since `walks` (`fault::walks` before the recovery).
+fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, sc: &Scene, what: &str, walks: u64) {
     let (before, after) = (&sc.before, &sc.after);
     let got = state(m, kind.variant);
     if kind.per_key {
@@ -621,13 +700,12 @@ fn check_recovered(kind: &Kind, m: &mut dyn AnyMap, sc: &Scene, what: &str, walk
         kind.name
     );
     m.verify().unwrap();
-    let walked = hashmap_shared::fault::walks() > walks;
-    assert!(
-        !(walked && WALK_FREE.contains(&kind.name)),
+    assert_eq!(
+        hashmap_shared::fault::walks(),
+        walks,
         "{} {what}: repaired by a walk, not from its record",
         kind.name
     );
-    walked
 }
 
 /// A map file set up for `kind` (`base`), and the states before and after
@@ -688,30 +766,6 @@ fn dies_at(kind: &Kind, n: i64, work: &Tmp, f: fn(&mut dyn AnyMap)) -> bool {
     code == 77
 }
 
-/// The kinds whose every death is repaired from a record, in time that
-/// does not grow with the map: no walk of the table or the arena.
-const WALK_FREE: &[&str] = &[
-    "insert",
-    "overwrite",
-    "remove",
-    "take",
-    "counter insert",
-    "swap",
-    "set_multi",
-    "remove_multi",
-    "packed insert (I16)",
-    "packed counter insert (I16)",
-    "packed set_multi (I32S)",
-    "overwrite during a migration",
-    "remove during a migration",
-    "packed insert during a migration (II)",
-    "a step that ends a migration",
-    "TTL put over an expired entry during a migration",
-    "set_multi during a migration",
-    "remove_multi during a migration",
-    "counter insert during a migration",
-];
-
 #[test]
 fn every_fault_point_of_every_mutation_recovers() {
     // it forks: no other test's thread may run meanwhile (see `spawn_child`)
@@ -726,7 +780,7 @@ fn every_fault_point_of_every_mutation_recovers() {
             "{}: the mutation changes something",
             kind.name
         );
-        let (mut n, mut walking) = (1, 0u64);
+        let mut n = 1;
         loop {
             let work = Tmp::new("fault-work");
             std::fs::copy(&sc.base.1, &work.1).unwrap();
@@ -744,21 +798,18 @@ fn every_fault_point_of_every_mutation_recovers() {
                 "{} step {n}",
                 kind.name
             );
-            walking += check_recovered(&kind, &mut *m, &sc, &format!("step {n}"), walks) as u64;
+            check_recovered(&kind, &mut *m, &sc, &format!("step {n}"), walks);
             cases += 1;
             n += 1;
         }
-        report.push(format!(
-            "{}: {} points, {walking} repaired by walks",
-            kind.name,
-            n - 1
-        ));
+        report.push(format!("{}: {} points", kind.name, n - 1));
         assert!(n > 3, "{}: fault points are compiled in", kind.name);
         if kind.name.contains("migration") {
             let m = open_any(&sc.done.0, kind.variant, &Params::new(1)).unwrap();
+            let ends = kind.name.contains("ends") || kind.name.starts_with("clear");
             assert!(
-                kind.name.contains("ends") != hashmap_shared::testing::migrating(&*m),
-                "{}: a migration in progress after it, unless it ended one",
+                ends != hashmap_shared::testing::migrating(&*m),
+                "{}: a migration in progress after it, unless it ended one (or dropped it)",
                 kind.name
             );
         }
@@ -955,6 +1006,13 @@ fn a_death_during_recovery_is_recovered_from() {
         "remove during a migration",
         "a step that ends a migration",
         "set_multi during a migration",
+        "insert that grows the table",
+        "clear",
+        "clear during a migration",
+        "LRU insert that evicts",
+        "LRU promotion",
+        "drain",
+        "drain during a migration",
     ];
     let mut cases = 0;
     for kind in kinds().into_iter().filter(|k| names.contains(&k.name)) {

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    migrating, open_any, set_migrate_min, AnyMap, Entry, Out, Params, Status, Variant,
+    migrating, open_any, set_migrate_min, AnyMap, End, Entry, Out, Params, Status, Variant,
 };
 use std::collections::HashMap;
 
@@ -75,7 +75,7 @@ fn random_operations_agree_with_a_model_across_migrations() {
             let mut m = open_with(&t, v, 5000, ttl);
             let mut model: HashMap<Entry, Entry> = HashMap::new();
             let mut r = Rng(0x5eed ^ (v as u64) << 8 ^ ttl);
-            let mut migrating_steps = 0;
+            let (mut migrating_steps, mut cleared) = (0, false);
             for step in 0..20_000u64 {
                 // the key space grows, then shrinks: grows, then shrinks
                 let span = if step < 12_000 { 300 + step / 4 } else { 300 };
@@ -132,6 +132,23 @@ fn random_operations_agree_with_a_model_across_migrations() {
                     89 => {
                         assert_eq!(m.exists(&item(&k)).unwrap(), model.contains_key(&k));
                     }
+                    // whole-map operations see both tables (no migration
+                    // is finished first)
+                    90 if migrating(&*m) || step % 16 == 0 => {
+                        let snap: HashMap<Entry, Entry> =
+                            m.snapshot().unwrap().into_iter().collect();
+                        assert_eq!(snap, model, "{v:?} snapshot {step}");
+                    }
+                    91 => {
+                        let end = if step % 2 == 0 {
+                            End::Oldest
+                        } else {
+                            End::Newest
+                        };
+                        for (k, x) in m.take_ends(2, end).unwrap() {
+                            assert_eq!(model.remove(&k), Some(x), "{v:?} take_ends {step}");
+                        }
+                    }
                     _ if !val_is_bytes(v) => {
                         let mut res = 0;
                         let s = m.incr_by(&item(&k), 1, &mut res).unwrap();
@@ -153,8 +170,15 @@ fn random_operations_agree_with_a_model_across_migrations() {
                 }
                 if migrating(&*m) {
                     migrating_steps += 1;
+                    if step >= 8_000 && !cleared {
+                        cleared = true;
+                        m.clear().unwrap();
+                        model.clear();
+                        assert!(!migrating(&*m), "{v:?}: clear drops the migration");
+                    }
                 }
             }
+            assert!(cleared, "{v:?}: a clear during a migration");
             assert!(
                 migrating_steps > 1000,
                 "{v:?}: migrations were in progress ({migrating_steps} steps)"

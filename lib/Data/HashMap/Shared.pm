@@ -968,11 +968,13 @@ when a resize rebuilt the whole table at once), p99.9 19 microseconds. The
 price: during a migration (about a hundredth of the writes of a growing
 map) a write costs 2 to 10 microseconds more, and a lookup that misses in
 the new table reads the old one too. Smaller tables and LRU maps resize at
-once (a millisecond at 65,536 slots), and so does C<reserve>; batches and
-C<get_multi> see both tables like single keys do, while an operation over
-the whole map (C<clear>, C<drain>, C<pop>, C<shift>, C<flush_expired>,
-C<keys>, C<values>, C<items>, C<to_hash>, C<verify>, C<freeze>) first
-finishes a migration in progress.
+once (a millisecond at 65,536 slots), and so does C<reserve>. Batches,
+C<get_multi>, C<keys>, C<values>, C<items>, C<to_hash>, C<pop>, C<shift>
+and C<drain> see both tables like single keys do; C<clear> drops the old
+table with the rest; C<flush_expired_partial> moves as many old slots as
+its limit per call until the migration has ended. Only C<flush_expired>,
+C<reserve>, C<verify> and C<freeze>, which walk or rebuild the map anyway,
+first finish a migration in progress.
 
 =item A process that dies never blocks the others.
 
@@ -1001,12 +1003,16 @@ C<put>, the waiting writer's C<put> returns after a median of 2 to 3 ms,
 C<get> in another process waits 3 ms at worst. Killed in a C<set_multi>
 of 2,000 pairs: the waiting writer, median 3.5 ms and 8 ms at worst at
 1,000,000 entries, 9 and 13 ms at 10,000,000 (it was 74 and 688 ms); the
-slowest C<get>, 8 and 13 ms at worst (19 and 48 ms). Other changes
-(a resize's start or a resize at once, C<clear>, C<drain>, any change on
-an LRU map) are still repaired by walks that grow with
-the map, left to the next writer: readers do not wait for them, and a
-batch interrupted after its commit is finished first. A death between two
-changes costs nothing but the detection.
+slowest C<get>, 8 and 13 ms at worst (19 and 48 ms). Every other change
+keeps a record too: a resize (at once, or the start of a stepwise one) is
+finished if it had published its new table and taken back if not;
+C<clear> is run again; C<pop>, C<shift> and C<drain> record each entry they
+remove; on an LRU map, every relink of the recency list logs the words it
+changes, so a relink cut short is rolled back and made again if its change
+had taken effect. None of these repairs looks at the rest of the map. Only
+a record that a damaged file garbled falls back to walks of the table and
+the arena, left to the next writer (readers do not wait for them). A
+death between two changes costs nothing but the detection.
 
 =item A full file system costs no data.
 

@@ -227,13 +227,38 @@ pub struct Header {
     /// zero) ahead of the next migration, a chunk per writer's lock; only
     /// once `spare_dirty` is 0.
     pub spare_alloc: AtomicU64,
-    _pad4: [u64; 34],
+    // ---- the record of a resize, a migration's start, a clear ------ @816
+    /// The table descriptor a resize (or a migration's start) replaces.
+    pub rs_from: AtomicU64,
+    /// The descriptor it publishes: the resize took effect once `table`
+    /// holds it.
+    pub rs_to: AtomicU64,
+    /// [`RS_AT_ONCE`] or [`RS_STEPWISE`].
+    pub rs_kind: AtomicU64,
+    /// The `undo_state` of the change around the resize, restored at its
+    /// end (a committed single change: [`UNDO_CLEAN`]).
+    pub rs_prev: AtomicU64,
+    /// LRU maps: `lru_head`, `lru_tail` and `lru_clock` before the
+    /// resize rebuilt the list.
+    pub rs_lru: [AtomicU64; 3],
+    /// A clear: the region its empty table goes in (the active table's).
+    pub clear_region: AtomicU64,
+    /// A clear: the end of the arena bytes to punch.
+    pub clear_arena_end: AtomicU64,
+    _pad4: [u64; 25],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],
     _pad5: [u64; 2],
-    // ---- spare, zero ------------------------------------------------ @2000
-    _spare: [u64; 262],
+    // ---- the LRU relink log (`raw::lru`) ---------------------------- @2000
+    /// How many stores of the relink in flight `lru_log` holds, or
+    /// [`LRU_LOG_DONE`]: the LRU part of the change in flight is whole.
+    pub lru_log_n: AtomicU64,
+    /// Each store of the relink in flight, logged before it is made:
+    /// `[offset << 1 | wide, old value]` (wide: a 64-bit word, else 32).
+    pub lru_log: [[AtomicU64; 2]; LRU_LOG_MAX],
+    // ---- spare, zero ------------------------------------------------ @2200
+    _spare: [u64; 262 - 1 - 2 * LRU_LOG_MAX],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
@@ -247,6 +272,8 @@ const _: () = assert!(offset_of!(Header, repair) == 552);
 const _: () = assert!(offset_of!(Header, undo_state) == 560);
 const _: () = assert!(offset_of!(Header, batch_rec) == 720);
 const _: () = assert!(offset_of!(Header, mig_old) == 424);
+const _: () = assert!(offset_of!(Header, rs_from) == 816);
+const _: () = assert!(offset_of!(Header, lru_log_n) == 2000);
 
 /// `Header::undo_state`: a death needs the walks of the repair (the
 /// default, and what every change that keeps no record leaves).
@@ -270,6 +297,29 @@ pub const UNDO_BATCH_FINISH: u64 = 6;
 /// `Header::undo_state`: a step of a migration is the only change in
 /// flight (its move, if any, is in `mig_move_from`): `raw::migrate`.
 pub const UNDO_MIGRATE: u64 = 7;
+/// `Header::undo_state`: a resize, or the start of a migration, is in
+/// flight (`rs_*`): recovery finishes it if it was published, else returns
+/// what it built, then goes on with the state in `rs_prev`.
+pub const UNDO_RESIZE: u64 = 8;
+/// `Header::undo_state`: a clear is in flight (`clear_*`); recovery runs
+/// it again.
+pub const UNDO_CLEAR: u64 = 9;
+/// `Header::undo_state`: the change in flight has made all its stores;
+/// recovery only ends the window.
+pub const UNDO_CLEAN: u64 = 10;
+/// `Header::undo_state`: an LRU promotion on its own is in flight: its
+/// relink is rolled back from `lru_log`, nothing else.
+pub const UNDO_LRU: u64 = 11;
+/// The most stores one relink makes (a second chance: the mark, an unlink,
+/// a push at the head).
+pub const LRU_LOG_MAX: usize = 12;
+/// `Header::lru_log_n`: the LRU part of the change in flight is done.
+pub const LRU_LOG_DONE: u64 = 1 << 63;
+/// `Header::rs_kind`: a resize at once (the old region is punched after).
+pub const RS_AT_ONCE: u64 = 1;
+/// `Header::rs_kind`: a migration's start (the old table stays, in
+/// `mig_old`).
+pub const RS_STEPWISE: u64 = 2;
 /// `Header::undo_kind`: an insert of an absent key.
 pub const UNDO_INSERT: u64 = 1;
 /// `Header::undo_kind`: a string value replaced.
@@ -589,7 +639,8 @@ pub struct Geometry {
 /// The page size the layout rounds to.
 pub const PAGE: u64 = 4096;
 
-fn page_up(x: u64) -> u64 {
+/// `x` rounded up to a whole page.
+pub fn page_up(x: u64) -> u64 {
     x.div_ceil(PAGE) * PAGE
 }
 

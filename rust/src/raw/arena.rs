@@ -480,28 +480,35 @@ impl Arena<'_> {
         n
     }
 
-    /// Forget every block (after `clear` published an empty table).
-    pub(crate) fn reset(&self) {
+    /// The end of the bytes [`Arena::reset`] must punch: past every block
+    /// and every allocated page (a clear records it before it starts, so
+    /// that running the clear again after a death punches them all).
+    pub(crate) fn used_end(&self) -> u64 {
+        let hdr = self.hdr();
+        let alloc = hdr.arena_alloc.load(Relaxed);
+        hdr.arena_top
+            .load(Relaxed)
+            .max(alloc.min(hdr.file_size.load(Relaxed)))
+    }
+
+    /// Drop every block: empty free lists, the top back at the start, the
+    /// pages up to `end` (see [`Arena::used_end`]) returned. Idempotent.
+    pub(crate) fn reset(&self, end: u64) {
         let hdr = self.hdr();
         for h in &hdr.free_heads {
             h.store(0, Relaxed);
             crate::fault::point();
         }
-        let top = hdr.arena_top.load(Relaxed);
         hdr.arena_top.store(self.off, Release);
         crate::fault::point();
         hdr.arena_used.store(0, Relaxed);
         crate::fault::point();
         // Lowered before the punch: a page is never claimed allocated
         // after it has been returned.
-        let alloc = hdr.arena_alloc.load(Relaxed);
         hdr.arena_alloc.store(self.off, Release);
         crate::fault::point();
-        self.region.punch(
-            self.off,
-            top.max(alloc.min(hdr.file_size.load(Relaxed)))
-                .saturating_sub(self.off),
-        );
+        let end = end.min(hdr.file_size.load(Relaxed));
+        self.region.punch(self.off, end.saturating_sub(self.off));
         crate::fault::point();
     }
 }

@@ -298,9 +298,9 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
         end(core.hdr());
         return 0;
     }
-    // Between entries, a death applies the record again; on an LRU map the
-    // walks repair (its changes keep no record).
-    let idle = if core.lru_on { UNDO_WALK } else { UNDO_BATCH };
+    // Between entries, a death applies the record again (after the relink
+    // it was making, on an LRU map, is rolled back).
+    let idle = UNDO_BATCH;
     core.hdr().batch_rec.store(log, Relaxed);
     core.hdr().undo_state.store(idle, Release);
     crate::fault::point();
@@ -352,6 +352,8 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
                 if gone(core, kb, kw) || gone(core, vb, vw) {
                     continue; // placed, then evicted by this batch: done
                 }
+                // (an eviction first, a change of its own)
+                core.make_lru_room(now, idle);
                 core.undo_begin_in(UNDO_INSERT, idle);
                 if place_in_window(core, hash, kw, vw, expiry, now) == Status::Ok {
                     done += 1;

@@ -5,7 +5,9 @@
 use crate::error::{Error, Result};
 use crate::format::layout::{
     self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
-    MAGIC, MIN_CAP, SLOTS_OFF, TOMB, UNDO_MIGRATE, UNDO_REMOVE, UNDO_SINGLE, UNDO_WALK, VERSION,
+    LRU_LOG_DONE, LRU_LOG_MAX, MAGIC, MIN_CAP, RS_AT_ONCE, RS_STEPWISE, SLOTS_OFF, TOMB,
+    UNDO_CLEAN, UNDO_CLEAR, UNDO_INSERT, UNDO_LRU, UNDO_MIGRATE, UNDO_REMOVE, UNDO_RESIZE,
+    UNDO_SINGLE, UNDO_WALK, VERSION,
 };
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
@@ -175,7 +177,85 @@ impl Core {
             hdr: self.hdr(),
             skip: self.lru_skip,
             ttl: self.ttl(),
+            log: true,
         }
+    }
+
+    /// Start an LRU promotion on its own (before its window): a death in
+    /// it rolls its relink back, and that is all (`UNDO_LRU`).
+    pub(crate) fn lru_begin(&self) {
+        let h = self.hdr();
+        h.lru_log_n.store(0, Relaxed);
+        h.undo_state.store(UNDO_LRU, Release);
+    }
+
+    /// Roll back the relink a dead writer was making (see `raw::lru`): the
+    /// logged words get their old values, last first. Only words a relink
+    /// stores to are written (the list ends and clock, the table regions);
+    /// anything else in the log is a damaged file's, and skipped.
+    pub(crate) fn lru_rollback(&self) {
+        let h = self.hdr();
+        let n = h.lru_log_n.load(Acquire);
+        if n == LRU_LOG_DONE || n == 0 {
+            return;
+        }
+        let words = |w: &AtomicU64| w as *const AtomicU64 as u64 - self.base as u64;
+        let ends = words(&h.lru_head)..words(&h.lru_clock) + 8;
+        let tables = self.geo.region_off[0]..self.geo.region_off[1] + self.geo.region_bytes();
+        for j in (0..(n as usize).min(LRU_LOG_MAX)).rev() {
+            let (w, old) = (h.lru_log[j][0].load(Relaxed), h.lru_log[j][1].load(Relaxed));
+            let (off, wide) = (w >> 1, w & 1 == 1);
+            let len = if wide { 8 } else { 4 };
+            let inside =
+                |r: &std::ops::Range<u64>| off >= r.start && off.saturating_add(len) <= r.end;
+            if off % len != 0 || !(inside(&ends) || inside(&tables)) {
+                continue;
+            }
+            if wide {
+                self.word_at(off).store(old, Relaxed);
+            } else {
+                // SAFETY: a 4-aligned offset inside a table region.
+                unsafe { &*(self.ptr_at(off) as *const std::sync::atomic::AtomicU32) }
+                    .store(old as u32, Relaxed);
+            }
+            crate::fault::point();
+        }
+        h.lru_log_n.store(0, Release);
+        crate::fault::point();
+    }
+
+    /// After a recovery settled the record of a single change on an LRU
+    /// map (`committed`: it was published in slot `i`), make the relink it
+    /// had not finished: an insert links its slot at the head, a removal
+    /// unlinks it. The relink it was making was rolled back first.
+    pub(crate) fn lru_redo(&self, kind: u64, i: usize, committed: bool) {
+        let h = self.hdr();
+        if !self.lru_on || !committed || h.lru_log_n.load(Acquire) == LRU_LOG_DONE {
+            return;
+        }
+        let Some(t) = self.active() else { return };
+        if i >= t.cap() {
+            return;
+        }
+        match kind {
+            UNDO_INSERT => self.lru().push_head(&t, i),
+            UNDO_REMOVE => self.lru().unlink(&t, i),
+            _ => {}
+        }
+        self.lru().end(true);
+    }
+
+    /// On an LRU map at `max_size`, evict one entry as a single change of
+    /// its own, before an insert starts its record (writer lock held,
+    /// sequence odd); `idle`: the state after it.
+    pub(crate) fn make_lru_room(&mut self, now: u32, idle: u64) {
+        if !self.lru_on || self.hdr().size.load(Relaxed) < self.max_size {
+            return;
+        }
+        let Some(t) = self.active() else { return };
+        self.undo_begin_in(UNDO_REMOVE, idle);
+        self.evict_one(&t, now);
+        self.hdr().undo_state.store(idle, Release);
     }
 
     /// Evict one entry to make room (writer lock held, seq odd). An expired
@@ -183,7 +263,9 @@ impl Core {
     pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
         if let Some(i) = self.lru().victim(t, now) {
             if !t.is_full(i) {
-                // a damaged list (a hostile file): derive it again
+                // a damaged list (a hostile file): derive it again (its
+                // stores keep no log: a death in it needs the walks)
+                self.hdr().undo_state.store(UNDO_WALK, Relaxed);
                 self.lru().rebuild(t);
                 return;
             }
@@ -738,11 +820,10 @@ impl Core {
     /// layout where the caller knows it: the rebuild loop runs per slot).
     pub(crate) fn resize_as<S: Shape>(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
-        // a resize keeps no record: a death in it needs the walks
-        hdr.undo_state.store(UNDO_WALK, Relaxed);
         let d = hdr.table.load(Relaxed);
         let old = self.table_as::<S>(d).expect("validated table");
         let other = 1 - desc_region(d);
+        self.resize_begin(d, table_desc(other as u64, cap), RS_AT_ONCE);
         let rb = self.geo.region_bytes();
         // both regions are punched whole: nothing is left to tend
         hdr.spare_dirty.store(0, Relaxed);
@@ -752,6 +833,7 @@ impl Core {
         if let Err(e) = allocate_table(&self.region, &self.geo, other, cap) {
             // Return whatever part of it was allocated: the disk is full.
             self.region.punch(self.geo.region_off[other], rb);
+            self.resize_end(false);
             return Err(e);
         }
         let new = self
@@ -780,7 +862,193 @@ impl Core {
         crate::fault::point();
         self.region.punch(self.geo.region_off[1 - other], rb);
         crate::fault::point();
+        self.resize_end(true);
         Ok(())
+    }
+
+    // ---- the record of a resize (`Header::rs_*`) ---------------------------
+    //
+    // A resize at once, or a migration's start, builds its table in the
+    // inactive region and publishes it with one store of `table`; until
+    // then the old table is untouched. The record names both descriptors,
+    // so a recovery reads from `table` whether the resize took effect:
+    // if so it finishes it (no tombstones, the old region punched), else it
+    // punches what was built and puts the LRU words back. Either way in
+    // constant time; then it goes on with the record of the change around
+    // the resize (an insert that grows, a remove that shrinks), which the
+    // resize set aside in `rs_prev`.
+
+    /// Start the record of a resize of the active table `from` into `to`
+    /// (`kind`: [`RS_AT_ONCE`] or [`RS_STEPWISE`]), before its first store.
+    fn resize_begin(&self, from: u64, to: u64, kind: u64) {
+        let h = self.hdr();
+        let prev = match h.undo_state.load(Relaxed) {
+            // a committed single change has made all its stores: a resize
+            // comes before an insert's commit, after a removal's end
+            UNDO_SINGLE if h.undo_slot.load(Relaxed) != u64::MAX => UNDO_CLEAN,
+            UNDO_RESIZE | UNDO_CLEAR => UNDO_WALK,
+            s => s,
+        };
+        h.rs_prev.store(prev, Relaxed);
+        h.rs_from.store(from, Relaxed);
+        h.rs_to.store(to, Relaxed);
+        h.rs_kind.store(kind, Relaxed);
+        if self.lru_on {
+            for (w, s) in h
+                .rs_lru
+                .iter()
+                .zip([&h.lru_head, &h.lru_tail, &h.lru_clock])
+            {
+                w.store(s.load(Relaxed), Relaxed);
+            }
+        }
+        h.undo_state.store(UNDO_RESIZE, Release);
+        crate::fault::point();
+    }
+
+    /// The end of a resize, `published` or given up: back to the record of
+    /// the change around it. An insert not yet committed, if undone, now
+    /// leaves the new table, which has no tombstones.
+    fn resize_end(&self, published: bool) {
+        let h = self.hdr();
+        let prev = h.rs_prev.load(Relaxed);
+        if published && prev == UNDO_SINGLE {
+            h.undo_tombs[0].store(0, Relaxed);
+            crate::fault::point();
+        }
+        h.undo_state.store(prev, Release);
+        crate::fault::point();
+    }
+
+    /// Repair a resize a writer died in (`UNDO_RESIZE`), from its record:
+    /// see above. Writer lock held, sequence odd.
+    pub(crate) fn recover_resize(&mut self) {
+        let h = self.hdr();
+        let (from, to, kind) = (
+            h.rs_from.load(Relaxed),
+            h.rs_to.load(Relaxed),
+            h.rs_kind.load(Relaxed),
+        );
+        let active = h.table.load(Acquire);
+        let published = active == to;
+        let rb = self.geo.region_bytes();
+        // (a region is punched only if the active table is not in it)
+        let punch = |desc: u64| {
+            if desc_region(desc) != desc_region(active) {
+                self.region
+                    .punch(self.geo.region_off[desc_region(desc)], rb);
+            }
+        };
+        h.spare_dirty.store(0, Relaxed);
+        h.spare_alloc.store(0, Relaxed);
+        if published {
+            h.tombstones.store(0, Relaxed);
+            crate::fault::point();
+            if kind == RS_AT_ONCE {
+                punch(from);
+                crate::fault::point();
+            }
+        } else {
+            if kind == RS_STEPWISE {
+                h.mig_old.store(0, Relaxed);
+                crate::fault::point();
+            }
+            if self.lru_on {
+                for (w, s) in h
+                    .rs_lru
+                    .iter()
+                    .zip([&h.lru_head, &h.lru_tail, &h.lru_clock])
+                {
+                    s.store(w.load(Relaxed), Relaxed);
+                }
+                crate::fault::point();
+            }
+            punch(to);
+            crate::fault::point();
+        }
+        self.resize_end(published);
+    }
+
+    /// Mark the change in flight as having made all its stores (a death
+    /// from here to the next record needs no repair but the window's end).
+    pub(crate) fn undo_clean(&self) {
+        self.hdr().undo_state.store(UNDO_CLEAN, Release);
+    }
+
+    // ---- clear (`Header::clear_*`) ------------------------------------------
+
+    /// Remove every entry (writer lock held, sequence odd, no change in
+    /// flight). The empty table goes in the active table's own region,
+    /// whose first pages that table allocated: a clear needs no file space,
+    /// so a full disk cannot fail it, and during a migration it drops the
+    /// old table with the rest instead of finishing the migration first.
+    /// Recorded (`UNDO_CLEAR`): a death anywhere in it is repaired by
+    /// running it again ([`Core::clear_redo`]), which is idempotent.
+    pub(crate) fn clear_all(&mut self) -> Result<()> {
+        let h = self.hdr();
+        let r = desc_region(h.table.load(Relaxed));
+        // (allocated already; checked all the same, before any change)
+        allocate_table(&self.region, &self.geo, r, MIN_CAP)?;
+        h.clear_region.store(r as u64, Relaxed);
+        h.clear_arena_end.store(self.arena().used_end(), Relaxed);
+        h.undo_state.store(UNDO_CLEAR, Release);
+        crate::fault::point();
+        self.clear_redo();
+        Ok(())
+    }
+
+    /// The whole of a clear from its record (see [`Core::clear_all`]).
+    pub(crate) fn clear_redo(&mut self) {
+        let h = self.hdr();
+        let r = h.clear_region.load(Relaxed).min(1) as usize;
+        let off = self.geo.region_off[r];
+        let rb = self.geo.region_bytes();
+        // the empty table's slots, and its LRU links
+        let slots = self.geo.lay.bytes(MIN_CAP);
+        let links = if self.geo.lru {
+            MIN_CAP * std::mem::size_of::<layout::Link>() as u64
+        } else {
+            0
+        };
+        // SAFETY: both ranges lie in region `r`, inside the mapping.
+        unsafe {
+            std::ptr::write_bytes(self.ptr_at(off), 0, slots as usize);
+            if links > 0 {
+                std::ptr::write_bytes(self.ptr_at(off + self.geo.links_off()), 0, links as usize);
+            }
+        }
+        crate::fault::point();
+        h.mig_old.store(0, Relaxed);
+        h.mig_front.store(0, Relaxed);
+        crate::fault::point();
+        h.table.store(table_desc(r as u64, MIN_CAP), Release);
+        crate::fault::point();
+        h.size.store(0, Relaxed);
+        h.tombstones.store(0, Relaxed);
+        h.lru_head.store(layout::NIL as u64, Relaxed);
+        h.lru_tail.store(layout::NIL as u64, Relaxed);
+        h.flush_pos.store(0, Relaxed);
+        crate::fault::point();
+        // the rest of the region, and the other one, back to the system
+        let keep = |n: u64| layout::page_up(n);
+        if self.geo.lru {
+            let lo = self.geo.links_off();
+            self.region
+                .punch(off + keep(slots), lo.saturating_sub(keep(slots)));
+            self.region
+                .punch(off + lo + keep(links), rb.saturating_sub(lo + keep(links)));
+        } else {
+            self.region
+                .punch(off + keep(slots), rb.saturating_sub(keep(slots)));
+        }
+        crate::fault::point();
+        h.spare_dirty.store(0, Relaxed);
+        h.spare_alloc.store(0, Relaxed);
+        self.region.punch(self.geo.region_off[1 - r], rb);
+        crate::fault::point();
+        self.arena().reset(h.clear_arena_end.load(Relaxed));
+        self.undo_clean();
+        crate::fault::point();
     }
 
     /// Make room for one more entry (grow, or compact tombstones).
@@ -857,6 +1125,9 @@ impl Core {
         let d = self.hdr().table.load(Acquire);
         let mut t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
         if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
+            // (callers evict first, with a record of its own,
+            // `make_lru_room`: an eviction here is not in the record)
+            self.hdr().undo_state.store(UNDO_WALK, Relaxed);
             self.evict_one(&t, now);
         }
         if self.hdr().size.load(Relaxed) >= self.max_entries {
@@ -916,6 +1187,7 @@ impl Core {
         crate::fault::point();
         if self.lru_on {
             self.lru().push_head(&t, i);
+            self.lru().end(true);
         }
         self.seq_end();
         Ok(Status::Ok)
@@ -947,8 +1219,8 @@ impl Core {
         let h = self.hdr();
         h.undo_state.store(idle, Relaxed);
         if self.lru_on {
-            // relinking is many stores: the walks repair it
-            return;
+            // the change's relink is not made yet
+            h.lru_log_n.store(0, Relaxed);
         }
         h.undo_kind.store(kind, Relaxed);
         h.undo_slot.store(u64::MAX, Relaxed);
@@ -999,9 +1271,6 @@ impl Core {
     /// Remove slot `i` of `t` (writer lock held, seq odd): unlink it from
     /// the LRU list, mark it removed, free its strings.
     pub(crate) fn remove_slot<S: Shape>(&mut self, t: &Table<S>, i: usize) {
-        if self.lru_on {
-            self.lru().unlink(t, i);
-        }
         let (kw, vw) = (t.key(i), t.val(i));
         // `tombstones` counts the active table's (a migration's old table
         // is retired with its own)
@@ -1035,6 +1304,11 @@ impl Core {
         hdr.size
             .store(hdr.size.load(Relaxed).saturating_sub(1), Relaxed);
         crate::fault::point();
+        if self.lru_on {
+            // after the slot is vacated (see `raw::lru`)
+            self.lru().unlink(t, i);
+            self.lru().end(true);
+        }
         if self.kb {
             self.arena().free(kw);
         }
@@ -1303,9 +1577,8 @@ impl Core {
         let d = h.table.load(Relaxed);
         let other = 1 - desc_region(d);
         let (off, rb) = (self.geo.region_off[other], self.geo.region_bytes());
-        // like a resize, the start keeps no record: a death in it needs
-        // the walks (which punch the inactive region)
-        h.undo_state.store(UNDO_WALK, Relaxed);
+        // recorded like a resize at once
+        self.resize_begin(d, table_desc(other as u64, cap), RS_STEPWISE);
         // The region must be zero: what a retired table left that the
         // writes since did not punch is punched now; past what they
         // allocated ahead (zero), it is punched again, which costs
@@ -1328,6 +1601,7 @@ impl Core {
             if let Err(e) = self.region.allocate(off + spare, need - spare) {
                 // Return whatever part of it was allocated: the disk is full.
                 self.region.punch(off, rb);
+                self.resize_end(false);
                 return Err(e);
             }
         }
@@ -1340,6 +1614,7 @@ impl Core {
         crate::fault::point();
         h.tombstones.store(0, Relaxed);
         crate::fault::point();
+        self.resize_end(true);
         Ok(())
     }
 
@@ -1388,6 +1663,16 @@ impl Core {
         while self.is_migrating() {
             self.migrate_alone(1 << 16);
         }
+    }
+
+    /// Up to `homes` old home slots of the migration in progress, moved on
+    /// their own (writer lock held, no change in flight): true if it is
+    /// still in progress.
+    pub(crate) fn migrate_some(&mut self, homes: u64) -> bool {
+        if self.is_migrating() {
+            self.migrate_alone(homes.clamp(1, 1 << 16));
+        }
+        self.is_migrating()
     }
 
     /// [`Core::settle`] inside a change (sequence odd): the change's own

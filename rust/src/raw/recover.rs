@@ -3,8 +3,9 @@
 
 use crate::format::layout::{
     desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_BATCH, UNDO_BATCH_FINISH,
-    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_INSERT, UNDO_MAX_ALLOC, UNDO_MIGRATE, UNDO_OVERWRITE,
-    UNDO_RECOVERING, UNDO_REMOVE, UNDO_SINGLE,
+    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_CLEAN, UNDO_CLEAR, UNDO_INSERT, UNDO_LRU,
+    UNDO_MAX_ALLOC, UNDO_MIGRATE, UNDO_OVERWRITE, UNDO_RECOVERING, UNDO_REMOVE, UNDO_RESIZE,
+    UNDO_SINGLE,
 };
 use crate::format::words::class_size;
 use crate::format::words::is_inline;
@@ -42,10 +43,28 @@ pub(crate) fn recover(core: &mut Core) {
         write_end(&core.hdr().seq);
         return;
     }
-    if !pending_batch && core.hdr().undo_state.load(Acquire) == UNDO_MIGRATE {
-        // a migration step on its own: its move (above) was all of it
-        core.seq_end();
-        return;
+    // an LRU relink in flight is rolled back: the list is whole again
+    core.lru_rollback();
+    if core.hdr().undo_state.load(Acquire) == UNDO_RESIZE {
+        // finished or taken back from its record; then the change around
+        // it (its state is back in `undo_state`)
+        core.recover_resize();
+    }
+    if !pending_batch {
+        match core.hdr().undo_state.load(Acquire) {
+            // a migration step on its own: its move (above) was all of it;
+            // or a change that had made all its stores
+            UNDO_MIGRATE | UNDO_CLEAN | UNDO_LRU => {
+                core.seq_end();
+                return;
+            }
+            UNDO_CLEAR => {
+                core.clear_redo();
+                core.seq_end();
+                return;
+            }
+            _ => {}
+        }
     }
     if let Some(done) = batch_from_record(core, pending_batch) {
         if done {
@@ -147,6 +166,8 @@ fn undo_single(core: &mut Core) -> bool {
                 UNDO_REMOVE => !t.is_full(i),
                 _ => return false,
             };
+        // an LRU map: the relink the change makes after it is published
+        core.lru_redo(kind, i, committed);
         let freed = h.undo_freed.load(Relaxed) as usize;
         let nalloc = (h.undo_nalloc.load(Relaxed) as usize).min(UNDO_MAX_ALLOC);
         let allocs: Vec<u64> = (0..nalloc).map(|j| h.undo_alloc[j].load(Relaxed)).collect();
