@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # bench/recovery.pl - how long a waiting writer waits once the lock holder dies.
 #
-#   perl -Mblib bench/recovery.pl [--smoke] [--size BYTES] [--entries N] [--batch B] [ROUNDS]
+#   perl -Mblib bench/recovery.pl [--smoke] [--size BYTES] [--entries N] [--batch B] [--lru] [ROUNDS]
 #
 # ROUNDS (default 200; --smoke: 10) rounds of:
 #   1. a holder process attaches to the map and puts BYTES-long values
@@ -28,7 +28,9 @@
 # before the kill (a live holder taken for dead: must be 0), and the CPU time
 # this process used while blocked (a waiter must sleep, not poll). The
 # target (DESIGN.md) is p99 < 100 ms. --entries N (default 10000) fills the
-# map first, so that recovery has a table and an arena to walk.
+# map first, so that recovery has a table and an arena to walk. --lru makes
+# it an LRU map of max_size N: every put also relinks the recency list (the
+# holder's first puts evict, the rest promote).
 #
 # The lock word is read from the file (pread at offset 256, layout.rs:
 # bits 0..15 the owner slot + 1, bit 31 the waiters bit); only the benchmark
@@ -42,15 +44,16 @@ use POSIX ();
 use Time::HiRes qw(CLOCK_MONOTONIC clock_gettime);
 use Data::HashMap::Shared::SS;
 
-my ($smoke, $size, $entries, $batch) = (0, 4 << 20, 10_000, 0);
-GetOptions('smoke' => \$smoke, 'size=i' => \$size, 'entries=i' => \$entries, 'batch=i' => \$batch)
-    or die "usage: $0 [--smoke] [--size BYTES] [--entries N] [--batch B] [ROUNDS]\n";
+my ($smoke, $size, $entries, $batch, $lru) = (0, 4 << 20, 10_000, 0, 0);
+GetOptions('smoke' => \$smoke, 'size=i' => \$size, 'entries=i' => \$entries, 'batch=i' => \$batch,
+    'lru' => \$lru)
+    or die "usage: $0 [--smoke] [--size BYTES] [--entries N] [--batch B] [--lru] [ROUNDS]\n";
 my $rounds = shift // ($smoke ? 10 : 200);
 $entries = 1000 if $smoke && $entries > 1000;
 
 my $dir  = File::Temp::tempdir('dhms-recovery-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $path = "$dir/map";
-my $m = Data::HashMap::Shared::SS->new($path, $entries + $batch + 1000);
+my $m = Data::HashMap::Shared::SS->new($path, $entries + $batch + 1000, $lru ? ($entries || 1) : 0);
 $m->put("fill:$_", "value $_ " . ('f' x ($_ % 300))) for 1 .. $entries;
 
 my $hdr;
@@ -195,7 +198,8 @@ sub pct {
 my @s = sort { $a <=> $b } @lat;
 printf "recovery latency: kill(2) of a lock holder -> the waiting writer's put returns\n";
 printf "  %d rounds (%.1f s), %d-byte values, %d entries, killed in %s; %d stop attempts\n",
-    $rounds, $elapsed, $size, $entries, ($batch ? "set_multi of $batch pairs" : 'put'), $tries;
+    $rounds, $elapsed, $size, $entries,
+    ($batch ? "set_multi of $batch pairs" : 'put') . ($lru ? ' (an LRU map)' : ''), $tries;
 if (@s) {
     printf "  ms: min %.2f  median %.2f  p90 %.2f  p99 %.2f  max %.2f  (mean %.2f)\n",
         $s[0], pct(50, @s), pct(90, @s), pct(99, @s), $s[-1], sum(@s) / @s;

@@ -81,6 +81,16 @@ fn fill_ss(m: &mut dyn AnyMap, n: u64) {
     }
 }
 
+/// `remove_multi` of the SS keys `key-NNNN` numbered `ids`.
+fn remove_keys(m: &mut dyn AnyMap, ids: &[u64]) {
+    let keys: Vec<_> = ids
+        .iter()
+        .map(|i| bytes(format!("key-{i:04}").as_bytes()))
+        .collect();
+    let items: Vec<_> = keys.iter().map(item).collect();
+    m.remove_multi(&items).unwrap();
+}
+
 /// SS entries until the next insert grows the table.
 fn fill_ss_to_the_brim(m: &mut dyn AnyMap) {
     use hashmap_shared::testing::Info;
@@ -342,14 +352,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 0, 0),
             setup: |m| fill_ss(m, 20),
-            mutate: |m| {
-                let keys: Vec<_> = [1, 4, 9, 16, 19]
-                    .iter()
-                    .map(|i| bytes(format!("key-{i:04}").as_bytes()))
-                    .collect();
-                let items: Vec<_> = keys.iter().map(item).collect();
-                m.remove_multi(&items).unwrap();
-            },
+            mutate: |m| remove_keys(m, &[1, 4, 9, 16, 19]),
             per_key: false,
         },
         Kind {
@@ -364,14 +367,7 @@ fn kinds() -> Vec<Kind> {
                         .unwrap();
                 }
             },
-            mutate: |m| {
-                let keys: Vec<_> = [1, 4, 7]
-                    .iter()
-                    .map(|i| bytes(format!("key-{i:04}").as_bytes()))
-                    .collect();
-                let items: Vec<_> = keys.iter().map(item).collect();
-                m.remove_multi(&items).unwrap();
-            },
+            mutate: |m| remove_keys(m, &[1, 4, 7]),
             per_key: false,
         },
         Kind {
@@ -566,13 +562,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 0, 0),
             setup: |m| fill_ss_until_migrating(m),
-            mutate: |m| {
-                let keys: Vec<_> = (0..5)
-                    .map(|i| bytes(format!("key-{:04}", i * 3).as_bytes()))
-                    .collect();
-                let items: Vec<_> = keys.iter().map(item).collect();
-                m.remove_multi(&items).unwrap();
-            },
+            mutate: |m| remove_keys(m, &[0, 3, 6, 9, 12]),
             per_key: false,
         },
         Kind {

@@ -98,6 +98,22 @@ fn random_seed() -> u64 {
 /// written, so that a full file system fails the open, not a later store.
 /// Allocate the file blocks of a table of `cap` slots in region `r`
 /// (and of its LRU links) before it is built there.
+/// The LRU words a resize's rebuild changes: `lru_head`, `lru_tail`,
+/// `lru_clock` (saved in `Header::rs_lru`).
+fn lru_words(h: &Header) -> [&AtomicU64; 3] {
+    [&h.lru_head, &h.lru_tail, &h.lru_clock]
+}
+
+/// Copy each word of `from` into the word of `to` at the same place.
+fn copy_words<'a>(
+    from: impl IntoIterator<Item = &'a AtomicU64>,
+    to: impl IntoIterator<Item = &'a AtomicU64>,
+) {
+    for (f, t) in from.into_iter().zip(to) {
+        t.store(f.load(Relaxed), Relaxed);
+    }
+}
+
 pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
     region.allocate(off, geo.lay.bytes(cap))?;
@@ -894,13 +910,7 @@ impl Core {
         h.rs_to.store(to, Relaxed);
         h.rs_kind.store(kind, Relaxed);
         if self.lru_on {
-            for (w, s) in h
-                .rs_lru
-                .iter()
-                .zip([&h.lru_head, &h.lru_tail, &h.lru_clock])
-            {
-                w.store(s.load(Relaxed), Relaxed);
-            }
+            copy_words(lru_words(h), &h.rs_lru);
         }
         h.undo_state.store(UNDO_RESIZE, Release);
         crate::fault::point();
@@ -954,13 +964,7 @@ impl Core {
                 crate::fault::point();
             }
             if self.lru_on {
-                for (w, s) in h
-                    .rs_lru
-                    .iter()
-                    .zip([&h.lru_head, &h.lru_tail, &h.lru_clock])
-                {
-                    s.store(w.load(Relaxed), Relaxed);
-                }
+                copy_words(&h.rs_lru, lru_words(h));
                 crate::fault::point();
             }
             punch(to);
