@@ -416,7 +416,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         v: &Item,
         expiry: Option<u64>,
     ) -> Result<Status> {
-        if V::BYTES {
+        if V::BYTES && core.overwrite_in_place(t.val(i), v.bytes, v.utf8 != 0) {
+            // the new bytes fitted the old block (no allocation)
+        } else if V::BYTES {
             // The allocation is part of the change: inside the window, so
             // that a writer dying here leaves the sequence odd for recovery.
             core.undo_begin(UNDO_OVERWRITE);

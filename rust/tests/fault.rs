@@ -177,12 +177,25 @@ fn kinds() -> Vec<Kind> {
             per_key: false,
         },
         Kind {
+            // the same length: rewritten in its own block
             name: "overwrite",
             variant: Variant::SS,
             params: params(1000, 0, 0),
             setup: |m| fill_ss(m, 20),
             mutate: |m| {
                 put(m, &bytes(b"key-0007"), &bytes(&long(777_777)));
+            },
+            per_key: false,
+        },
+        Kind {
+            // longer: a new block, the old one freed
+            name: "overwrite that moves the value",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                let v = [long(1), long(2)].concat();
+                put(m, &bytes(b"key-0007"), &bytes(&v));
             },
             per_key: false,
         },
@@ -980,6 +993,7 @@ fn a_death_during_recovery_is_recovered_from() {
     let names = [
         "insert",
         "overwrite",
+        "overwrite that moves the value",
         "remove",
         "take",
         "swap",

@@ -257,8 +257,15 @@ pub struct Header {
     /// Each store of the relink in flight, logged before it is made:
     /// `[offset << 1 | wide, old value]` (wide: a 64-bit word, else 32).
     pub lru_log: [[AtomicU64; 2]; LRU_LOG_MAX],
-    // ---- spare, zero ------------------------------------------------ @2200
-    _spare: [u64; 262 - 1 - 2 * LRU_LOG_MAX],
+    // ---- the record of a string overwritten in place --------------- @2200
+    /// The block whose value is being rewritten (`Core::overwrite_in_place`).
+    pub inplace_block: AtomicU64,
+    /// Its new header word.
+    pub inplace_head: AtomicU64,
+    /// Its new bytes (at most [`INPLACE_MAX`]).
+    pub inplace_bytes: [AtomicU64; INPLACE_MAX / 8],
+    // ---- spare, zero ------------------------------------------------ @2280
+    _spare: [u64; 262 - 1 - 2 * LRU_LOG_MAX - 2 - INPLACE_MAX / 8],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
@@ -274,6 +281,7 @@ const _: () = assert!(offset_of!(Header, batch_rec) == 720);
 const _: () = assert!(offset_of!(Header, mig_old) == 424);
 const _: () = assert!(offset_of!(Header, rs_from) == 816);
 const _: () = assert!(offset_of!(Header, lru_log_n) == 2000);
+const _: () = assert!(offset_of!(Header, inplace_block) == 2200);
 
 /// `Header::undo_state`: a death needs the walks of the repair (the
 /// default, and what every change that keeps no record leaves).
@@ -310,6 +318,12 @@ pub const UNDO_CLEAN: u64 = 10;
 /// `Header::undo_state`: an LRU promotion on its own is in flight: its
 /// relink is rolled back from `lru_log`, nothing else.
 pub const UNDO_LRU: u64 = 11;
+/// `Header::undo_state`: a string value is being rewritten in its own
+/// block (`inplace_*`); recovery writes it again.
+pub const UNDO_INPLACE: u64 = 12;
+/// The longest string value overwritten in place (its bytes go in the
+/// record first).
+pub const INPLACE_MAX: usize = 64;
 /// The most stores one relink makes (a second chance: the mark, an unlink,
 /// a push at the head).
 pub const LRU_LOG_MAX: usize = 12;

@@ -185,6 +185,24 @@ impl Arena<'_> {
         Ok(off)
     }
 
+    /// Write the header word `head` and then the `bytes` into the live
+    /// block `w`, which they fit (writer lock held, sequence odd): an
+    /// overwrite in place (`Core::overwrite_in_place`).
+    pub(crate) fn rewrite(&self, w: u64, head: u64, bytes: &[u8]) {
+        self.word_at(w).store(head, Relaxed);
+        crate::fault::point();
+        // SAFETY: the caller checked that the block is live and that its
+        // class holds the header and `bytes`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr_at(w + BLOCK_HEADER as u64),
+                bytes.len(),
+            )
+        };
+        crate::fault::point();
+    }
+
     /// Release the block behind `w` (no-op for inline). Writer lock held.
     pub(crate) fn free(&self, w: u64) {
         let hdr = self.hdr();

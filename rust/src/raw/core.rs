@@ -5,10 +5,11 @@
 use crate::error::{Error, Result};
 use crate::format::layout::{
     self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
-    LRU_LOG_DONE, LRU_LOG_MAX, MAGIC, MIN_CAP, RS_AT_ONCE, RS_STEPWISE, SLOTS_OFF, TOMB,
-    UNDO_CLEAN, UNDO_CLEAR, UNDO_INSERT, UNDO_LRU, UNDO_MIGRATE, UNDO_REMOVE, UNDO_RESIZE,
-    UNDO_SINGLE, UNDO_WALK, VERSION,
+    INPLACE_MAX, LRU_LOG_DONE, LRU_LOG_MAX, MAGIC, MIN_CAP, RS_AT_ONCE, RS_STEPWISE, SLOTS_OFF,
+    TOMB, UNDO_CLEAN, UNDO_CLEAR, UNDO_INPLACE, UNDO_INSERT, UNDO_LRU, UNDO_MIGRATE, UNDO_REMOVE,
+    UNDO_RESIZE, UNDO_SINGLE, UNDO_WALK, VERSION,
 };
+use crate::format::words::is_inline;
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
 use crate::raw::migrate;
@@ -971,6 +972,66 @@ impl Core {
             crate::fault::point();
         }
         self.resize_end(published);
+    }
+
+    // ---- a string value overwritten in place (`Header::inplace_*`) ------
+
+    /// Overwrite the string value in block `w` with `b` where it is, if `b`
+    /// needs the block's own size class and is at most `INPLACE_MAX`
+    /// bytes, and longer than an inline string (writer lock held, no
+    /// change in flight): no block is taken or freed, no free list or
+    /// count changes. The record (the block, its new header and bytes) is
+    /// written before the window opens; recovery writes them again, so a
+    /// death leaves the new value whole, and readers (whose window is odd
+    /// meanwhile) never keep a torn one. False: not done, nothing changed.
+    pub(crate) fn overwrite_in_place(&mut self, w: u64, b: &[u8], utf8: bool) -> bool {
+        use crate::format::words::{block_header, class_for, BLOCK_HEADER};
+        if b.len() <= 7 || b.len() > INPLACE_MAX || is_inline(w) {
+            return false;
+        }
+        let arena = self.arena();
+        let class = class_for((b.len() + BLOCK_HEADER) as u64);
+        if class.is_none() || arena.block_class(w) != class || !arena.is_live(w) {
+            return false;
+        }
+        let h = self.hdr();
+        let head = block_header(b.len(), class.unwrap_or(0), utf8);
+        h.inplace_block.store(w, Relaxed);
+        h.inplace_head.store(head, Relaxed);
+        for (j, c) in b.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..c.len()].copy_from_slice(c);
+            h.inplace_bytes[j].store(u64::from_le_bytes(word), Relaxed);
+        }
+        h.undo_state.store(UNDO_INPLACE, Release);
+        crate::fault::point();
+        self.seq_begin();
+        arena.rewrite(w, head, b);
+        self.seq_end();
+        true
+    }
+
+    /// Write an overwrite in place again from its record (recovery; see
+    /// [`Core::overwrite_in_place`]). A record that names no live block of
+    /// its header's class, or too many bytes, writes nothing.
+    pub(crate) fn inplace_redo(&self) {
+        use crate::format::words::{class_for, BLOCK_HEADER};
+        let h = self.hdr();
+        let (w, head) = (h.inplace_block.load(Relaxed), h.inplace_head.load(Relaxed));
+        let len = (head & 0xffff_ffff) as usize;
+        let arena = self.arena();
+        if len > INPLACE_MAX
+            || is_inline(w)
+            || arena.block_class(w) != class_for((len + BLOCK_HEADER) as u64)
+            || arena.block_class(w) != Some(((head >> 32) & 0xff) as usize)
+        {
+            return;
+        }
+        let mut bytes = [0u8; INPLACE_MAX];
+        for (j, c) in bytes.chunks_mut(8).enumerate() {
+            c.copy_from_slice(&h.inplace_bytes[j].load(Relaxed).to_le_bytes());
+        }
+        arena.rewrite(w, head, &bytes[..len]);
     }
 
     /// Mark the change in flight as having made all its stores (a death

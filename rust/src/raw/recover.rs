@@ -3,9 +3,9 @@
 
 use crate::format::layout::{
     desc_region, EMPTY, FULL, REPAIR_ARENA, REPAIR_COUNTS, TOMB, UNDO_BATCH, UNDO_BATCH_FINISH,
-    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_CLEAN, UNDO_CLEAR, UNDO_INSERT, UNDO_LRU,
-    UNDO_MAX_ALLOC, UNDO_MIGRATE, UNDO_OVERWRITE, UNDO_RECOVERING, UNDO_REMOVE, UNDO_RESIZE,
-    UNDO_SINGLE,
+    UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_CLEAN, UNDO_CLEAR, UNDO_INPLACE, UNDO_INSERT,
+    UNDO_LRU, UNDO_MAX_ALLOC, UNDO_MIGRATE, UNDO_OVERWRITE, UNDO_RECOVERING, UNDO_REMOVE,
+    UNDO_RESIZE, UNDO_SINGLE,
 };
 use crate::format::words::class_size;
 use crate::format::words::is_inline;
@@ -60,6 +60,11 @@ pub(crate) fn recover(core: &mut Core) {
             }
             UNDO_CLEAR => {
                 core.clear_redo();
+                core.seq_end();
+                return;
+            }
+            UNDO_INPLACE => {
+                core.inplace_redo();
                 core.seq_end();
                 return;
             }
