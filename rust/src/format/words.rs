@@ -41,14 +41,27 @@ pub const MAX_STRING: usize = class_size(NCLASSES - 1) as usize - BLOCK_HEADER;
 
 /// Size in bytes of class `c`: 16..248 in steps of 8, then four classes
 /// per doubling from 256 (256, 320, 384, 448, 512, ...).
+/// (A table: the hot paths bound every block they read by its class.)
+#[inline(always)]
 pub const fn class_size(c: usize) -> u64 {
-    if c < 30 {
-        16 + 8 * c as u64
-    } else {
-        let k = (c - 30) as u64;
-        (256u64 << (k / 4)) * (4 + k % 4) / 4
-    }
+    CLASS_SIZES[c]
 }
+
+/// [`class_size`] of every class.
+const CLASS_SIZES: [u64; NCLASSES] = {
+    let mut t = [0u64; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        t[c] = if c < 30 {
+            16 + 8 * c as u64
+        } else {
+            let k = (c - 30) as u64;
+            (256u64 << (k / 4)) * (4 + k % 4) / 4
+        };
+        c += 1;
+    }
+    t
+};
 
 /// The smallest class holding `total` bytes (header included).
 pub fn class_for(total: u64) -> Option<usize> {

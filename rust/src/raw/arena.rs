@@ -248,6 +248,14 @@ impl Arena<'_> {
             .map(|(_, class)| class)
     }
 
+    /// The size class of the block in use at `w` (below the top, not
+    /// free, its length within its class), if `w` names one.
+    #[inline(always)]
+    pub(crate) fn live_class(&self, w: u64) -> Option<usize> {
+        self.live_block_at(w, self.hdr().arena_top.load(Relaxed))
+            .map(|(_, class)| class)
+    }
+
     /// [`Arena::block_at`] of a block in use: not free, and its length fits
     /// its class.
     #[inline(always)]

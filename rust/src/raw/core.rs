@@ -990,19 +990,21 @@ impl Core {
             return false;
         }
         let arena = self.arena();
-        let class = class_for((b.len() + BLOCK_HEADER) as u64);
-        if class.is_none() || arena.block_class(w) != class || !arena.is_live(w) {
+        let Some(class) = arena.live_class(w) else {
+            return false;
+        };
+        if class_for((b.len() + BLOCK_HEADER) as u64) != Some(class) {
             return false;
         }
         let h = self.hdr();
-        let head = block_header(b.len(), class.unwrap_or(0), utf8);
+        let head = block_header(b.len(), class, utf8);
         h.inplace_block.store(w, Relaxed);
         h.inplace_head.store(head, Relaxed);
-        for (j, c) in b.chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..c.len()].copy_from_slice(c);
-            h.inplace_bytes[j].store(u64::from_le_bytes(word), Relaxed);
-        }
+        // SAFETY: `inplace_bytes` holds INPLACE_MAX >= b.len() bytes; only
+        // writers (this one holds the lock) and recovery read them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), h.inplace_bytes.as_ptr() as *mut u8, b.len())
+        };
         h.undo_state.store(UNDO_INPLACE, Release);
         crate::fault::point();
         self.seq_begin();
