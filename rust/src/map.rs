@@ -486,7 +486,16 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // Everything from the first allocation on is one change: a writer
         // dying anywhere in it leaves the sequence odd for recovery.
         if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
-            // an LRU map at max_size evicts first, a change of its own
+            // An LRU map at max_size evicts first, a change of its own,
+            // once it knows that the strings can be stored (a put that
+            // fails changes nothing).
+            let lens = [
+                if K::BYTES { k.bytes.len() } else { 0 },
+                if V::BYTES { v.bytes.len() } else { 0 },
+            ];
+            if let Err(e) = core.arena().room_for(&lens) {
+                return e.into_status();
+            }
             core.seq_begin();
             core.make_lru_room(now, UNDO_CLEAN);
             core.undo_begin_in(UNDO_INSERT, UNDO_CLEAN);
@@ -834,6 +843,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
             Relaxed,
         );
         if done {
+            // every removal above is whole: a death in the shrink needs its
+            // record only
+            core.undo_clean();
             core.maybe_shrink();
         }
         core.seq_end();
@@ -1395,6 +1407,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             core.undo_begin(UNDO_REMOVE);
             core.remove_slot(&t, i);
         }
+        // every removal above is whole (see `flush`)
+        core.undo_clean();
         core.maybe_shrink();
         core.seq_end();
         Ok(out)

@@ -222,3 +222,68 @@ fn full_tmpfs_refuses_table_growth_and_arena_growth() {
         assert_eq!(get(&mut *m, Variant::II, &int(i)), Some(int(i * 3)));
     }
 }
+
+/// An LRU map at `max_size` evicts for a new key only once it knows the
+/// key's strings can be stored: a put refused for space changes nothing,
+/// no entry evicted (found by a review: the eviction had become a change of
+/// its own, made first).
+#[test]
+fn an_lru_put_refused_for_space_evicts_nothing() {
+    use hashmap_shared::testing::Info;
+    let _one = one_at_a_time();
+    let t = Tmp::new("lru-refused");
+    let path = t.1.clone();
+    let mut p = Params::new(1000);
+    p.max_size = 20;
+    {
+        let mut m = open_any(&t.0, Variant::SS, &p).unwrap();
+        for i in 0..20 {
+            assert_eq!(
+                m.put(&Item::bytes(&key(i)), &Item::bytes(b"v")).unwrap(),
+                Status::Ok
+            );
+        }
+    }
+    // the file may not grow: a 4 MiB value cannot be stored
+    let size0 = std::fs::metadata(&path).unwrap().len();
+    let code = in_child(|| {
+        let c = CString::new(path.clone()).unwrap();
+        let mut m = open_any(&c, Variant::SS, &p).unwrap();
+        set_fsize_limit(size0);
+        let big = vec![b'x'; 4 << 20];
+        if m.put(&Item::bytes(b"new"), &Item::bytes(&big)).is_ok() {
+            return 2; // refused, with an error
+        }
+        let kept = (0..20).all(|i| get_bytes(&mut *m, &key(i)).as_deref() == Some(&b"v"[..]));
+        match (m.info(Info::Size), m.info(Info::StatEvictions), kept) {
+            (20, 0, true) => 0,
+            _ => 3,
+        }
+    });
+    assert_eq!(code, 0, "the refused put evicted an entry");
+
+    // arena_cap reached: the put answers Full, and evicts nothing
+    let t = Tmp::new("lru-cap");
+    p.arena_cap = 256 << 10;
+    let mut m = open_any(&t.0, Variant::SS, &p).unwrap();
+    for i in 0..20 {
+        assert_eq!(
+            m.put(&Item::bytes(&key(i)), &Item::bytes(&val(i, 10_000)))
+                .unwrap(),
+            Status::Ok
+        );
+    }
+    let big = vec![b'x'; 100_000];
+    assert_eq!(
+        m.put(&Item::bytes(b"new"), &Item::bytes(&big)).unwrap(),
+        Status::Full
+    );
+    assert_eq!((m.info(Info::Size), m.info(Info::StatEvictions)), (20, 0));
+    // a put that fits evicts as before
+    assert_eq!(
+        m.put(&Item::bytes(b"small"), &Item::bytes(b"v")).unwrap(),
+        Status::Ok
+    );
+    assert_eq!((m.info(Info::Size), m.info(Info::StatEvictions)), (20, 1));
+    m.verify().unwrap();
+}

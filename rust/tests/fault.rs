@@ -662,6 +662,246 @@ fn kinds() -> Vec<Kind> {
             },
             per_key: true,
         },
+        // (kinds added by a review: LRU, TTL and packed maps through the
+        // changes that keep a record since resizes, clears and relinks do)
+        Kind {
+            name: "LRU remove",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| {
+                m.remove(&item(&bytes(b"key-0004"))).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU remove that shrinks the table",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| {
+                fill_ss(m, 40);
+                for i in 7..40 {
+                    if i != 9 {
+                        m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
+                            .unwrap();
+                    }
+                }
+            },
+            mutate: |m| {
+                m.remove(&item(&bytes(b"key-0009"))).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU clear",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| m.clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            name: "TTL clear",
+            variant: Variant::SS,
+            params: params(1000, 0, 3600),
+            setup: |m| fill_ss(m, 30),
+            mutate: |m| m.clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            name: "packed clear (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 30, 3),
+            mutate: |m| m.clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            name: "LRU insert that evicts with second chances",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| {
+                fill_ss(m, 10);
+                for i in 0..6 {
+                    let e = bytes(format!("key-{i:04}").as_bytes());
+                    let k = item(&e);
+                    read_out(true, |o| m.get(&k, o).unwrap());
+                }
+            },
+            mutate: |m| {
+                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "LRU remove_multi",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| remove_keys(m, &[1, 4, 7]),
+            per_key: false,
+        },
+        Kind {
+            name: "LRU set_multi overwriting",
+            variant: Variant::SS,
+            params: params(1000, 10, 0),
+            setup: |m| fill_ss(m, 10),
+            mutate: |m| {
+                let entries: Vec<_> = [2u64, 5, 8]
+                    .iter()
+                    .map(|i| {
+                        (
+                            bytes(format!("key-{i:04}").as_bytes()),
+                            bytes(&long(900 + i)),
+                        )
+                    })
+                    .collect();
+                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+                m.set_multi(&pairs).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU counter",
+            variant: Variant::SI,
+            params: params(1000, 10, 0),
+            setup: |m| {
+                for i in 0..10 {
+                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
+                }
+            },
+            mutate: |m| {
+                let mut r = 0;
+                m.incr_by(&item(&bytes(b"ctr-3")), 5, &mut r).unwrap();
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU counter insert that evicts",
+            variant: Variant::SI,
+            params: params(1000, 10, 0),
+            setup: |m| {
+                for i in 0..10 {
+                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
+                }
+            },
+            mutate: |m| {
+                let mut r = 0;
+                m.incr_by(&item(&bytes(b"a new counter")), 5, &mut r)
+                    .unwrap();
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "LRU reserve",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: |m| {
+                assert!(m.reserve(300).unwrap());
+                put(m, &bytes(b"after the reserve"), &bytes(&long(3)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU drain newest",
+            variant: Variant::IS,
+            params: params(1000, 50, 0),
+            setup: |m| {
+                for i in 0..20 {
+                    put(m, &int(i), &bytes(&long(i as u64)));
+                }
+            },
+            mutate: |m| {
+                m.take_ends(3, hashmap_shared::testing::End::Newest)
+                    .unwrap();
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "LRU+TTL drain through expired entries",
+            variant: Variant::SS,
+            params: params(1000, 50, 3600),
+            setup: |m| {
+                for i in 0..12u64 {
+                    let k = bytes(format!("key-{i:04}").as_bytes());
+                    let secs = if i % 2 == 0 { 1 } else { 0 };
+                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            },
+            mutate: |m| {
+                m.take_ends(4, hashmap_shared::testing::End::Oldest)
+                    .unwrap();
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "LRU+TTL put over an expired entry",
+            variant: Variant::SS,
+            params: params(1000, 12, 3600),
+            setup: |m| {
+                for i in 0..12u64 {
+                    let k = bytes(format!("key-{i:04}").as_bytes());
+                    let secs = if i == 3 { 1 } else { 0 };
+                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            },
+            mutate: |m| {
+                put(m, &bytes(b"key-0003"), &bytes(&long(333)));
+            },
+            per_key: true,
+        },
+        Kind {
+            name: "flush partial during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 3600),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                m.flush_expired_partial(3).unwrap();
+                put(m, &bytes(b"after the flush"), &bytes(&long(3)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "packed clear during a migration (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| {
+                for i in 0.. {
+                    if hashmap_shared::testing::migrating(m) {
+                        return;
+                    }
+                    put(m, &int(i * 3 - 20), &int(-i));
+                }
+            },
+            mutate: |m| m.clear().unwrap(),
+            per_key: false,
+        },
+        Kind {
+            name: "TTL partial flush that ends a pass and shrinks",
+            variant: Variant::SS,
+            params: params(1000, 0, 3600),
+            setup: |m| {
+                use hashmap_shared::testing::Info;
+                for i in 0..40u64 {
+                    let k = bytes(format!("key-{i:04}").as_bytes());
+                    let secs = if i < 4 { 0 } else { 1 };
+                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+                let cap = m.info_try(Info::Capacity).unwrap();
+                let (_, done) = m.flush_expired_partial(cap - 1).unwrap();
+                assert!(!done);
+            },
+            mutate: |m| {
+                let (_, done) = m.flush_expired_partial(1).unwrap();
+                assert!(done);
+                put(m, &bytes(b"after the flush"), &bytes(&long(3)));
+            },
+            per_key: false,
+        },
     ]
 }
 
@@ -809,7 +1049,7 @@ fn every_fault_point_of_every_mutation_recovers() {
         assert!(n > 3, "{}: fault points are compiled in", kind.name);
         if kind.name.contains("migration") {
             let m = open_any(&sc.done.0, kind.variant, &Params::new(1)).unwrap();
-            let ends = kind.name.contains("ends") || kind.name.starts_with("clear");
+            let ends = kind.name.contains("ends") || kind.name.contains("clear");
             assert!(
                 ends != hashmap_shared::testing::migrating(&*m),
                 "{}: a migration in progress after it, unless it ended one (or dropped it)",

@@ -1023,11 +1023,14 @@ quota's C<EDQUOT>, a file size limit's C<EFBIG>), the operation that needed
 the space changes nothing: L</put>, L</"add, update">, their C<_ttl>
 forms and L</cas> return false, L</get_or_set> returns C<undef>, and
 operations that must store (the counters, L</swap>, L</set_multi>,
-L</reserve>, L</clear>, C<new>) croak
+L</reserve>, C<new>) croak
 C<no space left on the device for PATH (fallocate: No space left on device)>.
 Every entry stored before stays intact and readable in every process,
 reads, removals and overwrites that need no new space go on working,
-L</verify> passes, and writes resume once space is freed. A file size limit
+L</verify> passes, and writes resume once space is freed. L</clear> needs
+no space (it keeps the first pages of the table it empties). An LRU map
+at C<$max_size> checks that the new entry's strings can be stored before it
+evicts for it. A file size limit
 (C<ulimit -f>) is reported the same way: the C<SIGXFSZ> it raises is held
 off and discarded during the engine's own calls, so it does not kill the
 process. Only a file shortened by someone else is reported as truncated.

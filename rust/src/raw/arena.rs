@@ -203,6 +203,51 @@ impl Arena<'_> {
         crate::fault::point();
     }
 
+    /// Can blocks for strings of these lengths be taken now without an
+    /// error? (Writer lock held.) An LRU insert evicts before it stores
+    /// its strings, and must not lose an entry to a put that then fails:
+    /// it asks this first. A block comes from its class's free list (the
+    /// head, then the next for a second one of the class) or from the top,
+    /// within `arena_cap` and this handle's mapping, in file space that is
+    /// allocated here if it is not yet (as taking it would).
+    pub(crate) fn room_for(&self, lens: &[usize]) -> Result<(), StoreError> {
+        let hdr = self.hdr();
+        let mut bump = 0;
+        let mut classes = [usize::MAX; 2];
+        for (n, &len) in lens.iter().enumerate().take(2) {
+            if len <= 7 {
+                continue; // inline
+            }
+            let class = class_for((len + BLOCK_HEADER) as u64).ok_or(StoreError::Full)?;
+            let mut free = hdr.free_heads[class].load(Relaxed);
+            if classes[..n].contains(&class) && free != 0 && self.is_free_block(free, class) {
+                free = self.word_at(free + 8).load(Relaxed);
+            }
+            classes[n] = class;
+            if free == 0 || !self.is_free_block(free, class) {
+                bump += class_size(class);
+            }
+        }
+        if bump == 0 {
+            return Ok(());
+        }
+        let end = hdr.arena_top.load(Relaxed) + bump;
+        if self.cap != 0 && end - self.off > self.cap {
+            return Err(StoreError::Full);
+        }
+        if end > self.off + self.reserve {
+            return Err(if end <= self.off + self.limit {
+                StoreError::Remap(end)
+            } else {
+                StoreError::Full
+            });
+        }
+        if end > hdr.arena_alloc.load(Relaxed) {
+            self.allocate_arena(end).map_err(StoreError::Sys)?;
+        }
+        Ok(())
+    }
+
     /// Release the block behind `w` (no-op for inline). Writer lock held.
     pub(crate) fn free(&self, w: u64) {
         let hdr = self.hdr();

@@ -30,9 +30,10 @@
 //! record, with the `arena_used` to end at, then freed in order with a
 //! progress count, then the record itself; a death resumes where it was.
 //!
-//! A batch on an LRU map keeps the walks for its apply phase (relinking is
-//! many stores), as every LRU change does; its prepare and finish phases
-//! are recorded as above.
+//! A batch on an LRU map is recorded the same way: each relink its apply
+//! makes is logged and rolled back by a recovery (`raw::lru`), which then
+//! applies the record again; an eviction is a removal of its own
+//! (`Core::make_lru_room`).
 
 use crate::format::layout::{
     Header, UNDO_BATCH, UNDO_BATCH_FINISH, UNDO_BATCH_PREP, UNDO_BATCH_UNPREP, UNDO_INSERT,
@@ -126,7 +127,8 @@ impl Prep {
     /// odd, after [`start`]): take its record.
     pub(crate) fn begin(core: &mut Core, cap: u64) -> Result<Prep, StoreError> {
         if core.hdr().undo_state.load(Relaxed) != UNDO_BATCH_PREP {
-            // a resize for the batch came in between (it keeps no record)
+            // (a resize for the batch gives the state back at its end;
+            // anything else in between leaves the batch to start again)
             start(core);
         }
         let words = HEAD + 3 * cap + cap.div_ceil(64);

@@ -218,7 +218,10 @@ impl Core {
         }
         let words = |w: &AtomicU64| w as *const AtomicU64 as u64 - self.base as u64;
         let ends = words(&h.lru_head)..words(&h.lru_clock) + 8;
-        let tables = self.geo.region_off[0]..self.geo.region_off[1] + self.geo.region_bytes();
+        // (the active table's region only: a relink stores nowhere else,
+        // and the other region's holes must not be written)
+        let r = self.geo.region_off[desc_region(h.table.load(Relaxed))];
+        let tables = r..r + self.geo.region_bytes();
         for j in (0..(n as usize).min(LRU_LOG_MAX)).rev() {
             let (w, old) = (h.lru_log[j][0].load(Relaxed), h.lru_log[j][1].load(Relaxed));
             let (off, wide) = (w >> 1, w & 1 == 1);
@@ -943,6 +946,12 @@ impl Core {
         let active = h.table.load(Acquire);
         let published = active == to;
         let rb = self.geo.region_bytes();
+        if self.is_migrating() && !(published && kind == RS_STEPWISE) {
+            // a resize never starts during a migration: a garbled record,
+            // which must not punch the old table's region
+            h.undo_state.store(UNDO_WALK, Release);
+            return;
+        }
         // (a region is punched only if the active table is not in it)
         let punch = |desc: u64| {
             if desc_region(desc) != desc_region(active) {
@@ -1065,8 +1074,14 @@ impl Core {
     }
 
     /// The whole of a clear from its record (see [`Core::clear_all`]).
-    pub(crate) fn clear_redo(&mut self) {
+    /// False, doing nothing, for a record that names another region than
+    /// the active table's (a damaged file's: the walks repair).
+    pub(crate) fn clear_redo(&mut self) -> bool {
         let h = self.hdr();
+        if h.clear_region.load(Relaxed) != desc_region(h.table.load(Relaxed)) as u64 {
+            h.undo_state.store(UNDO_WALK, Release);
+            return false;
+        }
         let r = h.clear_region.load(Relaxed).min(1) as usize;
         let off = self.geo.region_off[r];
         let rb = self.geo.region_bytes();
@@ -1077,11 +1092,11 @@ impl Core {
         } else {
             0
         };
-        // SAFETY: both ranges lie in region `r`, inside the mapping.
-        unsafe {
-            std::ptr::write_bytes(self.ptr_at(off), 0, slots as usize);
-            if links > 0 {
-                std::ptr::write_bytes(self.ptr_at(off + self.geo.links_off()), 0, links as usize);
+        // (word by word, atomically: lock-free readers may be reading
+        // these slots, to find the window odd and retry)
+        for (at, n) in [(off, slots), (off + self.geo.links_off(), links)] {
+            for k in 0..n / 8 {
+                self.word_at(at + 8 * k).store(0, Relaxed);
             }
         }
         crate::fault::point();
@@ -1116,6 +1131,7 @@ impl Core {
         self.arena().reset(h.clear_arena_end.load(Relaxed));
         self.undo_clean();
         crate::fault::point();
+        true
     }
 
     /// Make room for one more entry (grow, or compact tombstones).
@@ -1268,8 +1284,9 @@ impl Core {
     // (noted by the arena) each block it allocates before taking it, then,
     // before the store that publishes it, the slot and what it publishes,
     // with the counts after; the arena counts the frees that finish. Every
-    // writer's lock starts at `UNDO_WALK`, and so does a resize: a change
-    // that keeps no record is repaired by the walks (`raw::recover`).
+    // writer's lock starts at `UNDO_WALK`: a change that keeps no record
+    // (none does any more, but a garbled one counts as none) is repaired
+    // by the walks (`raw::recover`).
 
     /// Start the record of a single change of `kind` (writer lock held,
     /// before the change's first store).

@@ -52,12 +52,14 @@ impl Lru<'_> {
             return;
         }
         let h = self.hdr;
+        // (done, or a count no relink reaches: a damaged file's, whose log
+        // is garbage: it starts again)
         let n = h.lru_log_n.load(Relaxed);
-        let n = if n == LRU_LOG_DONE { 0 } else { n as usize };
-        assert!(
-            n < LRU_LOG_MAX,
-            "an LRU relink of more than {LRU_LOG_MAX} stores"
-        );
+        let n = if n >= LRU_LOG_MAX as u64 {
+            0
+        } else {
+            n as usize
+        };
         let off = p as usize - (h as *const Header as usize);
         h.lru_log[n][0].store(((off as u64) << 1) | wide as u64, Relaxed);
         h.lru_log[n][1].store(old, Relaxed);

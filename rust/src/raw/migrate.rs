@@ -24,15 +24,15 @@
 //! and leaves a tombstone in the old table), so a step inside another
 //! change leaves that change's record true. A step on its own (one per
 //! writer's lock) runs in state `UNDO_MIGRATE`: its repair is that move
-//! alone. The start of a migration keeps no record, like a stop-the-world
-//! resize: a death in it needs the walks, which settle the migration
-//! first.
+//! alone. The start of a migration keeps the record of a resize
+//! (`Core::resize_begin`): a death in it is finished or taken back from
+//! that, in constant time.
 //!
 //! Maps with LRU keep the stop-the-world resize (their list links slots of
 //! one table), as do tables smaller than [`MIGRATE_MIN`] slots, a resize
-//! for a batch or `reserve`, and every operation that is not
-//! migration-aware: they call `Core::settle` first, which finishes a
-//! migration in progress.
+//! for a batch or `reserve`, and the few operations that walk the whole
+//! map anyway (a full flush, `verify`, `freeze`, `reserve`): they call
+//! `Core::settle` first, which finishes a migration in progress.
 //!
 //! This module has the moves and the walk across both tables, on tables
 //! and the header alone; `raw::core` decides when a migration starts,

@@ -58,8 +58,7 @@ pub(crate) fn recover(core: &mut Core) {
                 core.seq_end();
                 return;
             }
-            UNDO_CLEAR => {
-                core.clear_redo();
+            UNDO_CLEAR if core.clear_redo() => {
                 core.seq_end();
                 return;
             }
