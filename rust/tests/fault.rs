@@ -91,6 +91,47 @@ fn remove_keys(m: &mut dyn AnyMap, ids: &[u64]) {
     m.remove_multi(&items).unwrap();
 }
 
+/// 40 SS entries grow the table to 64 slots; 8 are left (`key-0000` to
+/// `key-0006`, and `key-0009`), so removing one more brings the size under
+/// 64/8 and shrinks it.
+fn one_removal_from_a_shrink(m: &mut dyn AnyMap) {
+    fill_ss(m, 40);
+    for i in (7..40).filter(|&i| i != 9) {
+        m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
+            .unwrap();
+    }
+}
+
+/// 12 SS entries, the even ones with a lifetime of one second, which has
+/// ended when this returns.
+fn half_expired(m: &mut dyn AnyMap) {
+    for i in 0..12u64 {
+        let k = bytes(format!("key-{i:04}").as_bytes());
+        let secs = if i % 2 == 0 { 1 } else { 0 };
+        m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+}
+
+/// `set_multi` of these pairs.
+fn set_entries(m: &mut dyn AnyMap, entries: &[(Entry, Entry)]) {
+    let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
+    m.set_multi(&pairs).unwrap();
+}
+
+/// SI counters `ctr-0` .. `ctr-{n-1}` holding their numbers.
+fn fill_counters(m: &mut dyn AnyMap, n: i64) {
+    for i in 0..n {
+        put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
+    }
+}
+
+/// `incr_by` 5 of the SI counter `k`.
+fn add_5(m: &mut dyn AnyMap, k: &[u8]) {
+    let mut r = 0;
+    m.incr_by(&item(&bytes(k)), 5, &mut r).unwrap();
+}
+
 /// SS entries until the next insert grows the table.
 fn fill_ss_to_the_brim(m: &mut dyn AnyMap) {
     use hashmap_shared::testing::Info;
@@ -213,17 +254,7 @@ fn kinds() -> Vec<Kind> {
             name: "remove that shrinks the table",
             variant: Variant::SS,
             params: params(1000, 0, 0),
-            // 40 entries grow the table to 64 slots; 8 are left, so removing
-            // one more brings the size under 64/8 and shrinks it
-            setup: |m| {
-                fill_ss(m, 40);
-                for i in 7..40 {
-                    if i != 9 {
-                        m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
-                            .unwrap();
-                    }
-                }
-            },
+            setup: one_removal_from_a_shrink,
             mutate: |m| {
                 m.remove(&item(&bytes(b"key-0009"))).unwrap();
             },
@@ -253,16 +284,8 @@ fn kinds() -> Vec<Kind> {
             name: "counter insert",
             variant: Variant::SI,
             params: params(1000, 0, 0),
-            setup: |m| {
-                for i in 0..20 {
-                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
-                }
-            },
-            mutate: |m| {
-                let mut r = 0;
-                m.incr_by(&item(&bytes(b"a brand new counter")), 5, &mut r)
-                    .unwrap();
-            },
+            setup: |m| fill_counters(m, 20),
+            mutate: |m| add_5(m, b"a brand new counter"),
             per_key: false,
         },
         Kind {
@@ -317,8 +340,7 @@ fn kinds() -> Vec<Kind> {
                     .zip(&vals)
                     .map(|(k, v)| (bytes(k), bytes(v)))
                     .collect();
-                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
-                m.set_multi(&pairs).unwrap();
+                set_entries(m, &entries);
             },
             per_key: false,
         },
@@ -336,8 +358,7 @@ fn kinds() -> Vec<Kind> {
                         )
                     })
                     .collect();
-                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
-                m.set_multi(&pairs).unwrap();
+                set_entries(m, &entries);
             },
             per_key: false,
         },
@@ -355,8 +376,7 @@ fn kinds() -> Vec<Kind> {
                         )
                     })
                     .collect();
-                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
-                m.set_multi(&pairs).unwrap();
+                set_entries(m, &entries);
             },
             per_key: true,
         },
@@ -565,8 +585,7 @@ fn kinds() -> Vec<Kind> {
                     .enumerate()
                     .map(|(i, k)| (bytes(&k), bytes(&long(900 + i as u64))))
                     .collect();
-                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
-                m.set_multi(&pairs).unwrap();
+                set_entries(m, &entries);
             },
             per_key: false,
         },
@@ -589,11 +608,7 @@ fn kinds() -> Vec<Kind> {
                     i += 1;
                 }
             },
-            mutate: |m| {
-                let mut r = 0;
-                m.incr_by(&item(&bytes(b"a brand new counter")), 5, &mut r)
-                    .unwrap();
-            },
+            mutate: |m| add_5(m, b"a brand new counter"),
             per_key: false,
         },
         Kind {
@@ -648,14 +663,7 @@ fn kinds() -> Vec<Kind> {
             name: "drain through expired entries (TTL)",
             variant: Variant::SS,
             params: params(1000, 0, 3600),
-            setup: |m| {
-                for i in 0..12u64 {
-                    let k = bytes(format!("key-{i:04}").as_bytes());
-                    let secs = if i % 2 == 0 { 1 } else { 0 };
-                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2100));
-            },
+            setup: half_expired,
             mutate: |m| {
                 m.take_ends(4, hashmap_shared::testing::End::Oldest)
                     .unwrap();
@@ -678,15 +686,7 @@ fn kinds() -> Vec<Kind> {
             name: "LRU remove that shrinks the table",
             variant: Variant::SS,
             params: params(1000, 100, 0),
-            setup: |m| {
-                fill_ss(m, 40);
-                for i in 7..40 {
-                    if i != 9 {
-                        m.remove(&item(&bytes(format!("key-{i:04}").as_bytes())))
-                            .unwrap();
-                    }
-                }
-            },
+            setup: one_removal_from_a_shrink,
             mutate: |m| {
                 m.remove(&item(&bytes(b"key-0009"))).unwrap();
             },
@@ -756,8 +756,7 @@ fn kinds() -> Vec<Kind> {
                         )
                     })
                     .collect();
-                let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
-                m.set_multi(&pairs).unwrap();
+                set_entries(m, &entries);
             },
             per_key: false,
         },
@@ -765,31 +764,16 @@ fn kinds() -> Vec<Kind> {
             name: "LRU counter",
             variant: Variant::SI,
             params: params(1000, 10, 0),
-            setup: |m| {
-                for i in 0..10 {
-                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
-                }
-            },
-            mutate: |m| {
-                let mut r = 0;
-                m.incr_by(&item(&bytes(b"ctr-3")), 5, &mut r).unwrap();
-            },
+            setup: |m| fill_counters(m, 10),
+            mutate: |m| add_5(m, b"ctr-3"),
             per_key: false,
         },
         Kind {
             name: "LRU counter insert that evicts",
             variant: Variant::SI,
             params: params(1000, 10, 0),
-            setup: |m| {
-                for i in 0..10 {
-                    put(m, &bytes(format!("ctr-{i}").as_bytes()), &int(i));
-                }
-            },
-            mutate: |m| {
-                let mut r = 0;
-                m.incr_by(&item(&bytes(b"a new counter")), 5, &mut r)
-                    .unwrap();
-            },
+            setup: |m| fill_counters(m, 10),
+            mutate: |m| add_5(m, b"a new counter"),
             per_key: true,
         },
         Kind {
@@ -822,14 +806,7 @@ fn kinds() -> Vec<Kind> {
             name: "LRU+TTL drain through expired entries",
             variant: Variant::SS,
             params: params(1000, 50, 3600),
-            setup: |m| {
-                for i in 0..12u64 {
-                    let k = bytes(format!("key-{i:04}").as_bytes());
-                    let secs = if i % 2 == 0 { 1 } else { 0 };
-                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2100));
-            },
+            setup: half_expired,
             mutate: |m| {
                 m.take_ends(4, hashmap_shared::testing::End::Oldest)
                     .unwrap();
