@@ -1403,8 +1403,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return Err(self_corrupt());
             };
             out.push((k, v));
-            // each removal is a single change with its record
-            core.undo_begin(UNDO_REMOVE);
+            // each removal is a single change with its record (the ones
+            // before it in this window are whole)
+            core.undo_begin_in(UNDO_REMOVE, UNDO_CLEAN);
             core.remove_slot(&t, i);
         }
         // every removal above is whole (see `flush`)

@@ -1402,8 +1402,10 @@ impl Core {
     }
 
     /// Remove an entry found expired by a write (writer lock held, seq odd).
+    /// Its own window, or one whose earlier changes are whole (a drain, a
+    /// flush): nothing is in flight while its record is written.
     pub(crate) fn remove_expired<S: Shape>(&mut self, t: &Table<S>, i: usize) {
-        self.undo_begin(UNDO_REMOVE);
+        self.undo_begin_in(UNDO_REMOVE, UNDO_CLEAN);
         self.remove_slot(t, i);
         self.hdr().stat_expired.fetch_add(1, Relaxed);
         crate::fault::point();
