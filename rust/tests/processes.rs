@@ -618,6 +618,47 @@ fn a_damaged_arena_alloc_is_refused() {
 /// A free-list head near 2^64 in a hostile file (found by t/45-fuzz.t: a
 /// zero head less 8) is a damaged list, not an address: inserts go on
 /// (the list is dropped), nothing is read outside the mapping.
+/// Damaged words of the inactive region's bookkeeping (`spare_dirty`,
+/// `spare_alloc`, header @800 and @808) near 2^64 make a writer punch or
+/// allocate nothing outside its region (found by t/45-fuzz.t: `spare_dirty`
+/// of 2^64 - 5 wrapped a punch's offset, and the zeroing fallback wrote
+/// past the mapping).
+#[test]
+fn spare_region_words_near_the_top_of_the_address_range_are_bounded() {
+    use std::os::unix::fs::FileExt;
+    for (at, w) in [
+        (800, u64::MAX - 4),
+        (800, u64::MAX / 2),
+        (808, u64::MAX - 4),
+    ] {
+        let t = Tmp::new("wild-spare");
+        let mut m = open(&t, Variant::II, 1000);
+        for i in 0..100 {
+            put(&mut *m, &int(i), &int(i * 2));
+        }
+        drop(m);
+        let f = std::fs::OpenOptions::new().write(true).open(&t.1).unwrap();
+        f.write_all_at(&w.to_le_bytes(), at).unwrap();
+        drop(f);
+        let mut m = open(&t, Variant::II, 1000);
+        for i in 100..200 {
+            assert_eq!(
+                put(&mut *m, &int(i), &int(i * 2)),
+                Status::Ok,
+                "@{at} = {w:#x}"
+            );
+        }
+        for i in 0..200 {
+            assert_eq!(
+                get(&mut *m, Variant::II, &int(i)),
+                Some(int(i * 2)),
+                "@{at} = {w:#x}"
+            );
+        }
+        m.verify().unwrap();
+    }
+}
+
 #[test]
 fn a_free_list_head_near_the_top_of_the_address_range_is_refused() {
     use std::os::unix::fs::FileExt;

@@ -485,7 +485,10 @@ impl Region {
                 len as i64,
             )
         };
-        if rc != 0 && (off + len) as usize <= self.len {
+        let inside = off
+            .checked_add(len)
+            .is_some_and(|end| end <= self.len as u64);
+        if rc != 0 && inside {
             // No hole punching on this filesystem: zero the bytes instead.
             // SAFETY: the range is inside our mapping (checked above).
             unsafe { ptr::write_bytes(self.base.add(off as usize), 0, len as usize) };

@@ -1848,7 +1848,8 @@ impl Core {
     /// reports it.
     fn tend_spare(&mut self) {
         let h = self.hdr();
-        let dirty = h.spare_dirty.load(Relaxed);
+        // (within the region: a damaged word must not reach past it)
+        let dirty = h.spare_dirty.load(Relaxed).min(self.geo.region_bytes());
         if (dirty == 0 && !self.spare_wanted()) || self.is_migrating() {
             return; // nothing to do, or both regions are in use
         }
