@@ -11,7 +11,7 @@ use crate::raw::batch::Prep;
 use crate::raw::codec::Codec;
 use crate::raw::core::{flush_tag, Core, FLUSH_SLOT_BITS};
 use crate::raw::guard::WriteGuard;
-use crate::raw::table::{Dyn, Ext, Plain, Probe, Shape, Table};
+use crate::raw::table::{Ext, Plain, Probe, Shape, Table};
 use crate::raw::types::{Entry, Item, Out, Params, Status, Variant};
 use crate::sync::lock;
 use std::ffi::CStr;
@@ -1022,10 +1022,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let now = core.now();
         let t = Self::active(core).ok_or_else(|| core.damaged())?;
         let mut v = Vec::with_capacity(core.hdr().size.load(Relaxed) as usize);
-        let old = core.migrating_as::<Dyn>();
-        for (t, min) in old.into_iter().chain([(t.erase(), 0)]) {
+        for (t, min) in core.entry_tables(t.erase()) {
             for i in 0..t.cap() {
-                if t.is_full(i) && (min == 0 || t.home(t.meta(i)) >= min) && core.live(&t, i, now) {
+                if t.holds(i, min) && core.live(&t, i, now) {
                     let k = Self::entry(core, K::BYTES, t.key(i));
                     let val = Self::entry(core, V::BYTES, t.val(i));
                     match (k, val) {
@@ -1349,8 +1348,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // migration first the old table's entries that have not moved
         // (those whose home is at or above the frontier), then the new
         // table ("any entry", SPEC: no migration is finished first).
-        let mut tables: Vec<(Table, usize)> = core.migrating_as::<Dyn>().into_iter().collect();
-        tables.push((t.erase(), 0));
+        let mut tables: Vec<(Table, usize)> = core.entry_tables(t.erase()).collect();
         let mut scan = None;
         core.seq_begin();
         while (out.len() as u64) < n {
@@ -1379,7 +1377,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     End::Oldest => t.cap(),
                     End::Newest => 0,
                 });
-                let mine = |i: &usize| t.is_full(*i) && (min == 0 || t.home(t.meta(*i)) >= min);
+                let mine = |i: &usize| t.holds(*i, min);
                 let found = match end {
                     End::Oldest => (0..from).rev().find(mine),
                     End::Newest => (from..t.cap()).find(mine),

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{open_any, AnyMap};
-use hashmap_shared::testing::{Entry, Params, Status, Variant};
+use hashmap_shared::testing::{End, Entry, Params, Status, Variant};
 use std::collections::BTreeMap;
 
 type State = BTreeMap<Vec<u8>, Entry>;
@@ -117,6 +117,25 @@ fn half_expired(m: &mut dyn AnyMap) {
 fn set_entries(m: &mut dyn AnyMap, entries: &[(Entry, Entry)]) {
     let pairs: Vec<_> = entries.iter().map(|(k, v)| (item(k), item(v))).collect();
     m.set_multi(&pairs).unwrap();
+}
+
+/// IS entries `0` .. `n-1`, each with a value long enough for the arena.
+fn fill_is(m: &mut dyn AnyMap, n: i64) {
+    for i in 0..n {
+        put(m, &int(i), &bytes(&long(i as u64)));
+    }
+}
+
+/// `take_ends` of `n` entries from `end` (`pop`, `shift`, `drain`).
+fn take(m: &mut dyn AnyMap, n: u64, end: End) {
+    m.take_ends(n, end).unwrap();
+}
+
+/// `reserve` 300 entries, then an insert (so that the states before and
+/// after differ).
+fn reserve_then_put(m: &mut dyn AnyMap) {
+    assert!(m.reserve(300).unwrap());
+    put(m, &bytes(b"after the reserve"), &bytes(&long(3)));
 }
 
 /// SI counters `ctr-0` .. `ctr-{n-1}` holding their numbers.
@@ -409,10 +428,7 @@ fn kinds() -> Vec<Kind> {
             params: params(1000, 0, 0),
             setup: |m| fill_ss(m, 20),
             // (then an insert: the states before and after must differ)
-            mutate: |m| {
-                assert!(m.reserve(300).unwrap());
-                put(m, &bytes(b"after the reserve"), &bytes(&long(3)));
-            },
+            mutate: reserve_then_put,
             per_key: false,
         },
         Kind {
@@ -429,15 +445,8 @@ fn kinds() -> Vec<Kind> {
             name: "drain without LRU",
             variant: Variant::IS,
             params: params(1000, 0, 0),
-            setup: |m| {
-                for i in 0..20 {
-                    put(m, &int(i), &bytes(&long(i as u64)));
-                }
-            },
-            mutate: |m| {
-                m.take_ends(3, hashmap_shared::testing::End::Newest)
-                    .unwrap();
-            },
+            setup: |m| fill_is(m, 20),
+            mutate: |m| take(m, 3, End::Newest),
             per_key: true,
         },
         // Packed slots (plain maps with integer keys: a control byte per
@@ -625,10 +634,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 0, 0),
             setup: |m| fill_ss_until_migrating(m),
-            mutate: |m| {
-                m.take_ends(4, hashmap_shared::testing::End::Oldest)
-                    .unwrap();
-            },
+            mutate: |m| take(m, 4, End::Oldest),
             per_key: true,
         },
         Kind {
@@ -651,10 +657,7 @@ fn kinds() -> Vec<Kind> {
                     put(m, &int(i), &bytes(&long(i as u64)));
                 }
             },
-            mutate: |m| {
-                m.take_ends(3, hashmap_shared::testing::End::Oldest)
-                    .unwrap();
-            },
+            mutate: |m| take(m, 3, End::Oldest),
             per_key: true,
         },
         Kind {
@@ -664,10 +667,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 0, 3600),
             setup: half_expired,
-            mutate: |m| {
-                m.take_ends(4, hashmap_shared::testing::End::Oldest)
-                    .unwrap();
-            },
+            mutate: |m| take(m, 4, End::Oldest),
             per_key: true,
         },
         // (kinds added by a review: LRU, TTL and packed maps through the
@@ -781,25 +781,15 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 100, 0),
             setup: |m| fill_ss(m, 20),
-            mutate: |m| {
-                assert!(m.reserve(300).unwrap());
-                put(m, &bytes(b"after the reserve"), &bytes(&long(3)));
-            },
+            mutate: reserve_then_put,
             per_key: false,
         },
         Kind {
             name: "LRU drain newest",
             variant: Variant::IS,
             params: params(1000, 50, 0),
-            setup: |m| {
-                for i in 0..20 {
-                    put(m, &int(i), &bytes(&long(i as u64)));
-                }
-            },
-            mutate: |m| {
-                m.take_ends(3, hashmap_shared::testing::End::Newest)
-                    .unwrap();
-            },
+            setup: |m| fill_is(m, 20),
+            mutate: |m| take(m, 3, End::Newest),
             per_key: true,
         },
         Kind {
@@ -807,10 +797,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 50, 3600),
             setup: half_expired,
-            mutate: |m| {
-                m.take_ends(4, hashmap_shared::testing::End::Oldest)
-                    .unwrap();
-            },
+            mutate: |m| take(m, 4, End::Oldest),
             per_key: true,
         },
         Kind {

@@ -231,18 +231,26 @@ impl Arena<'_> {
         if bump == 0 {
             return Ok(());
         }
-        let end = hdr.arena_top.load(Relaxed) + bump;
+        self.room_to(hdr.arena_top.load(Relaxed) + bump)
+    }
+
+    /// Can the top move up to `end`? Within `arena_cap` and this handle's
+    /// mapping, in file space allocated here if it is not yet.
+    fn room_to(&self, end: u64) -> Result<(), StoreError> {
         if self.cap != 0 && end - self.off > self.cap {
             return Err(StoreError::Full);
         }
         if end > self.off + self.reserve {
-            return Err(if end <= self.off + self.limit {
-                StoreError::Remap(end)
-            } else {
-                StoreError::Full
-            });
+            if end <= self.off + self.limit {
+                // Room in the arena, not in this handle's mapping: answer
+                // "full" (the caller changes nothing) and let the operation
+                // run again once the mapping has grown (no pointer into the
+                // mapping may be held while it moves).
+                return Err(StoreError::Remap(end));
+            }
+            return Err(StoreError::Full);
         }
-        if end > hdr.arena_alloc.load(Relaxed) {
+        if end > self.hdr().arena_alloc.load(Relaxed) {
             self.allocate_arena(end).map_err(StoreError::Sys)?;
         }
         Ok(())
@@ -364,22 +372,7 @@ impl Arena<'_> {
         }
         let top = hdr.arena_top.load(Relaxed);
         let end = top + size;
-        if self.cap != 0 && end - self.off > self.cap {
-            return Err(StoreError::Full);
-        }
-        if end > self.off + self.reserve {
-            if end <= self.off + self.limit {
-                // Room in the arena, not in this handle's mapping: answer
-                // "full" (the caller changes nothing) and let the operation
-                // run again once the mapping has grown (no pointer into the
-                // mapping may be held while it moves).
-                return Err(StoreError::Remap(end));
-            }
-            return Err(StoreError::Full);
-        }
-        if end > hdr.arena_alloc.load(Relaxed) {
-            self.allocate_arena(end).map_err(StoreError::Sys)?;
-        }
+        self.room_to(end)?;
         let hdr = self.hdr();
         self.note_alloc(top);
         // Header first, then the top: the arena stays walkable at every instant.

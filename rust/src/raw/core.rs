@@ -994,19 +994,12 @@ impl Core {
     /// death leaves the new value whole, and readers (whose window is odd
     /// meanwhile) never keep a torn one. False: not done, nothing changed.
     pub(crate) fn overwrite_in_place(&mut self, w: u64, b: &[u8], utf8: bool) -> bool {
-        use crate::format::words::{block_header, class_for, BLOCK_HEADER};
-        if b.len() <= 7 || b.len() > INPLACE_MAX || is_inline(w) {
-            return false;
-        }
-        let arena = self.arena();
-        let Some(class) = arena.live_class(w) else {
+        let Some(class) = self.inplace_class(w, b.len()) else {
             return false;
         };
-        if class_for((b.len() + BLOCK_HEADER) as u64) != Some(class) {
-            return false;
-        }
+        let arena = self.arena();
         let h = self.hdr();
-        let head = block_header(b.len(), class, utf8);
+        let head = crate::format::words::block_header(b.len(), class, utf8);
         h.inplace_block.store(w, Relaxed);
         h.inplace_head.store(head, Relaxed);
         // SAFETY: `inplace_bytes` holds INPLACE_MAX >= b.len() bytes; only
@@ -1022,22 +1015,29 @@ impl Core {
         true
     }
 
+    /// The size class of the live block `w` if a string of `len` bytes
+    /// can be rewritten in it: longer than an inline string, at most
+    /// `INPLACE_MAX`, and of the block's own class.
+    fn inplace_class(&self, w: u64, len: usize) -> Option<usize> {
+        use crate::format::words::{class_for, BLOCK_HEADER};
+        if len <= 7 || len > INPLACE_MAX || is_inline(w) {
+            return None;
+        }
+        let class = self.arena().live_class(w)?;
+        (class_for((len + BLOCK_HEADER) as u64) == Some(class)).then_some(class)
+    }
+
     /// Write an overwrite in place again from its record (recovery; see
     /// [`Core::overwrite_in_place`]). A record that names no live block of
     /// its header's class, or too many bytes, writes nothing.
     pub(crate) fn inplace_redo(&self) {
-        use crate::format::words::{class_for, BLOCK_HEADER};
         let h = self.hdr();
         let (w, head) = (h.inplace_block.load(Relaxed), h.inplace_head.load(Relaxed));
         let len = (head & 0xffff_ffff) as usize;
-        let arena = self.arena();
-        if len > INPLACE_MAX
-            || is_inline(w)
-            || arena.block_class(w) != class_for((len + BLOCK_HEADER) as u64)
-            || arena.block_class(w) != Some(((head >> 32) & 0xff) as usize)
-        {
+        if self.inplace_class(w, len) != Some(((head >> 32) & 0xff) as usize) {
             return;
         }
+        let arena = self.arena();
         let mut bytes = [0u8; INPLACE_MAX];
         for (j, c) in bytes.chunks_mut(8).enumerate() {
             c.copy_from_slice(&h.inplace_bytes[j].load(Relaxed).to_le_bytes());
@@ -1611,6 +1611,13 @@ impl Core {
             Probe::Found(i) => Some((old, i)),
             _ => None,
         }
+    }
+
+    /// The tables that hold the entries, each with the lowest home its
+    /// entries have ([`Table::holds`]): during a migration the old table
+    /// (from the frontier), then `active`.
+    pub(crate) fn entry_tables(&self, active: Table) -> impl Iterator<Item = (Table, usize)> {
+        self.migrating_as::<Dyn>().into_iter().chain([(active, 0)])
     }
 
     /// The old table of the migration in progress, if a key with `hash`

@@ -373,6 +373,13 @@ impl<S: Shape> Table<S> {
         self.state(i) == FULL
     }
 
+    /// True if slot `i` holds an entry whose home is at or above `min`
+    /// (0: any; a migration's old table holds its frontier's and above).
+    #[inline(always)]
+    pub fn holds(&self, i: usize, min: usize) -> bool {
+        self.is_full(i) && (min == 0 || self.home(self.meta(i)) >= min)
+    }
+
     /// The meta word of slot `i`: its state, and for a full slot the 62
     /// hash bits of its key (recomputed from a packed slot's key).
     #[inline(always)]
