@@ -1,11 +1,14 @@
 #!perl
 # Arguments that are plain lexicals are pushed by one op: the first
 # lexical's op pushes the whole run and the others are skipped (Shared.xs,
-# S_peep_kw). This pins that it happens where it should, that it does not
-# where it must not (a declaration, an expression between two lexicals),
-# and that every way of writing arguments still passes the same values in
-# the same order: closures, recursion, string eval, list context around
-# the keyword, 3- and 4-argument ops, ops that return lists.
+# S_peep_kw). For the hot ops (get, exists, put, remove, incr, decr,
+# incr_by) whose arguments are all plain lexicals, that op runs the keyword
+# itself as well (S_pp_pad). This pins that it happens where it should,
+# that it does not where it must not (a declaration, an expression between
+# two lexicals), and that every way of writing arguments still passes the
+# same values in the same order: closures, recursion, string eval, list
+# context around the keyword, 3- and 4-argument ops, ops that return
+# lists, branches that jump to the keyword, errors raised from it.
 use strict;
 use warnings;
 use lib 't/lib';
@@ -37,6 +40,8 @@ my $s = Data::HashMap::Shared::SS->new(undef, 1000, 0, 3600);
         'get $m, $k: one op pushes both lexicals';
     is op_names(sub { shm_ii_put $m, $k, $v }), 'nextstate padsv custom leavesub',
         'put $m, $k, $v: one op pushes all three';
+    is op_names(sub { shm_ii_drain $m, $k }), 'nextstate padsv custom leavesub',
+        'drain $m, $n (not a hot op) the same';
     is op_names(sub { shm_ii_put $m, $k + 1, $v }),
         'nextstate padsv padsv const add padsv custom leavesub',
         'an expression between lexicals: no run across it';
@@ -97,6 +102,47 @@ my $s = Data::HashMap::Shared::SS->new(undef, 1000, 0, 3600);
     my $n = 0;
     while ($i < 505) { $n += shm_ii_exists($m, $i) ? 1 : 0; $i++ }
     is $n, 4, 'a while loop around a run (keys 501..504 present, 500 is not)';
+}
+
+# ---- the whole keyword run by its first argument's op ----------------------
+{
+    my ($k, $v, $d, $none) = (900, 9, 5, 901);
+    my $c = 0;
+    shm_ii_put $m, $k, $v;
+    is_deeply [ shm_ii_get $m, $k ], [9], 'get in list context';
+    is_deeply [ shm_ii_get($m, $none), 1 ], [ undef, 1 ], 'a missing key: undef, and the stack stays in order';
+    is scalar(shm_ii_exists $m, $k), 1, 'exists';
+    is shm_ii_incr($m, $k), 10, 'incr';
+    is shm_ii_decr($m, $k), 9, 'decr';
+    is shm_ii_incr_by($m, $k, $d), 14, 'incr_by $m, $k, $d';
+    my $got = $c ? 0 : shm_ii_get $m, $k;
+    is $got, 14, 'entered from a branch (op_other)';
+    $got = undef;
+    $got //= shm_ii_get $m, $k;
+    is $got, 14, 'entered from //=';
+    my $last = sub { my ($mm, $kk) = @_; shm_ii_get $mm, $kk };
+    is_deeply [ $last->($m, $k) ], [14], 'the last statement of a sub: the caller\'s context';
+    is scalar($last->($m, $k)), 14, '... scalar';
+    ok shm_ii_remove($m, $k), 'remove';
+    ok !shm_ii_exists($m, $k), 'removed';
+
+    my $bad = 'not a number';
+    my $line = __LINE__ + 1;
+    ok !eval { shm_ii_get $m, $bad; 1 }, 'a bad key croaks';
+    like $@, qr/is not an integer at \S+ line $line\.$/, '... with the statement\'s line';
+    my $notmap = {};
+    ok !eval { shm_ii_put $notmap, $k, $v; 1 }, 'a map that is not a map croaks';
+    like $@, qr/Data::HashMap::Shared/, '... and says so';
+    my $ss = Data::HashMap::Shared::SS->new(undef, 100);
+    ok !eval { shm_ii_get $ss, $k; 1 }, 'a map of another variant croaks';
+
+    my ($sk, $sv) = ('k', 'v' x 100);
+    shm_ss_put $s, $sk, $sv;
+    my $x = 'short';
+    $x = shm_ss_get $s, $sk;
+    is $x, $sv, 'a string grows into the target';
+    my @r = map { shm_ss_get $s, $sk } 1 .. 3;
+    is scalar(@r), 3, 'in a map block';
 }
 
 # ---- four arguments, strings ----------------------------------------------
