@@ -17,6 +17,7 @@ use DHMSTest;
 # process as it would without this module.
 
 require Data::HashMap::Shared::SS;
+use Data::HashMap::Shared::II;
 
 my %MMAP_NR = (x86_64 => 9, aarch64 => 222);
 my ($arch) = $Config{archname} =~ /^([^-]+)/;
@@ -105,6 +106,35 @@ for my $when (qw(before after default local)) {
         }
     };
 }
+
+# The keywords' own paths (II get reads the table without the generic
+# layers): a truncated file croaks there too.
+subtest 'keywords on a truncated map' => sub {
+    my $path = tmp_path('sigbus-keywords');
+    my ($st, $out) = run_in_child(sub {
+        my $m = Data::HashMap::Shared::II->new($path, 10_000);
+        $m->put($_, $_ * 2) for 1 .. 2000;
+        my $pid = fork // die "fork: $!";
+        if (!$pid) {
+            alarm 10;
+            truncate $path, 4096 or POSIX::_exit(1);
+            POSIX::_exit(0);
+        }
+        waitpid $pid, 0;
+        die "the truncating child failed: $?" if $?;
+        my ($croaks, $first) = (0, '');
+        for my $i (1 .. 2000) {
+            my $k = $i;    # a lexical: the op runs the whole keyword
+            eval { my $v = shm_ii_get $m, $k; 1 } or do { $first ||= $@; $croaks++ };
+            eval { my $e = shm_ii_exists $m, $k; 1 } or $croaks++;
+        }
+        return "croaks:$croaks first:$first";
+    }, alarm => 30);
+    unlink $path;
+    is(describe_status($st), 'exit 0', 'the process survives');
+    like($out, qr/\Aok:croaks:4000 first:Data::HashMap::Shared::II: .*the map file was truncated while in use/,
+        'every keyword get and exists croaks, saying the file was truncated') or diag $out;
+};
 
 SKIP: {
     skip "no mmap syscall number for $arch", 1 unless $mmap_nr;

@@ -191,6 +191,9 @@ typedef struct dhms_fast {
     int (*exists)(dhms_map *map, const dhms_item *key);
     int (*put)(dhms_map *map, const dhms_item *key, const dhms_item *val);
     int (*incr_by)(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
+    /* As get, for integer keys and integer values: OK (the value in *val)
+     * or FALSE; no dhms_item or dhms_out to fill. */
+    int (*get_num)(dhms_map *map, int64_t key, int64_t *val);
 } dhms_fast;
 
 /* Every handle starts with this (the rest is the engine's). */

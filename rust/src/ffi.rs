@@ -5,7 +5,7 @@
 
 use crate::dynmap::{AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::map::{End, Map};
+use crate::map::{End, Map, Quick};
 use crate::open::{is_location, open_any, open_source};
 use crate::os::region::Source;
 use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
@@ -242,6 +242,10 @@ pub struct DhmsFast {
     pub put: unsafe extern "C" fn(*mut DhmsMap, *const CItem, *const CItem) -> c_int,
     /// As [`dhms_incr_by`].
     pub incr_by: unsafe extern "C" fn(*mut DhmsMap, *const CItem, i64, *mut i64) -> c_int,
+    /// As [`dhms_get`] for a variant whose keys and values are both
+    /// integers, with the key and the value as numbers: no `dhms_item` or
+    /// `dhms_out` to fill and read back.
+    pub get_num: unsafe extern "C" fn(*mut DhmsMap, i64, *mut i64) -> c_int,
 }
 
 /// The entry points of a handle whose map is not a `Map` in a file.
@@ -250,7 +254,35 @@ static GENERIC: DhmsFast = DhmsFast {
     exists: dhms_exists,
     put: dhms_put,
     incr_by: dhms_incr_by,
+    get_num: generic_get_num,
 };
+
+/// `get_num` of [`GENERIC`]: [`dhms_get`] with an item and an output.
+///
+/// # Safety
+/// As [`dhms_get`]; `val` is valid for a write.
+unsafe extern "C" fn generic_get_num(m: *mut DhmsMap, key: i64, val: *mut i64) -> c_int {
+    let k = CItem {
+        ptr: std::ptr::null(),
+        len: 0,
+        num: key,
+        utf8: 0,
+    };
+    let mut out = COut {
+        buf: std::ptr::null_mut(),
+        cap: 0,
+        len: 0,
+        num: 0,
+        utf8: 0,
+    };
+    // SAFETY: per the contract; `k` and `out` are ours.
+    let st = unsafe { dhms_get(m, &k, &mut out) };
+    if st == DHMS_OK {
+        // SAFETY: per the contract.
+        unsafe { *val = out.num };
+    }
+    st
+}
 
 /// The entry points compiled for `Map<K, V>`.
 struct Fast<K, V>(std::marker::PhantomData<(K, V)>);
@@ -261,6 +293,7 @@ impl<K: Codec, V: Codec> Fast<K, V> {
         exists: fast_exists::<K, V>,
         put: fast_put::<K, V>,
         incr_by: fast_incr_by::<K, V>,
+        get_num: fast_get_num::<K, V>,
     };
 }
 
@@ -327,6 +360,56 @@ unsafe extern "C" fn fast_get<K: Codec, V: Codec>(
 ) -> c_int {
     // SAFETY: per the contract.
     unsafe { with_typed::<K, V>(m, |map| st(map.get(&item(k)?, &mut *out_arg(out)?))) }
+}
+
+/// `fast.get_num` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_get`], for integer keys and values; `val` is valid for a
+/// write; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_get_num<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    key: i64,
+    val: *mut i64,
+) -> c_int {
+    // The common case first, in a small frame: one attempt that either
+    // decides or leaves it to the full path. A panic in it is caught too,
+    // and the full path then runs (and reports its own).
+    // SAFETY: per the contract.
+    if let (Some(h), false) = (unsafe { m.as_mut() }, val.is_null()) {
+        // SAFETY: as in `with_typed`.
+        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
+        match catch_unwind(AssertUnwindSafe(|| map.get_quick(key))) {
+            Ok(Quick::Hit(v)) => {
+                // SAFETY: per the contract; checked non-null above.
+                unsafe { *val = v };
+                return DHMS_OK;
+            }
+            Ok(Quick::Miss) => return DHMS_FALSE,
+            _ => {}
+        }
+    }
+    // SAFETY: per the contract.
+    unsafe { get_num_full::<K, V>(m, key, val) }
+}
+
+/// [`fast_get_num`] when the quick attempt did not decide.
+///
+/// # Safety
+/// As [`fast_get_num`].
+#[cold]
+#[inline(never)]
+unsafe fn get_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: *mut i64) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        with_typed::<K, V>(m, |map| match map.get_num(key)? {
+            Some(v) => {
+                *arg_mut(val)? = v;
+                Ok(DHMS_OK)
+            }
+            None => Ok(DHMS_FALSE),
+        })
+    }
 }
 
 /// `fast.exists` for `Map<K, V>`.
@@ -570,7 +653,7 @@ pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
         file_mode
     );
     layout!("dhms_source", SourceDesc, kind, name, fd, shards);
-    layout!("dhms_fast", DhmsFast, get, exists, put, incr_by);
+    layout!("dhms_fast", DhmsFast, get, exists, put, incr_by, get_num);
     // C reads the handle's first field: `struct dhms_map_head`
     v.push((
         "struct dhms_map_head.fast".into(),

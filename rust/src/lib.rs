@@ -98,6 +98,28 @@ pub mod testing {
     /// The default of [`set_migrate_min`].
     pub const MIGRATE_MIN_DEFAULT: u64 = 65_536;
 
+    /// What the keywords' quick `get` of an integer key decides in `m`'s
+    /// map (`Map::get_quick`): `Some(Some(v))` found, `Some(None)` missing,
+    /// `None` left to the full `get` (and for variants other than I16,
+    /// I32 and II, which have no quick `get`).
+    pub fn quick_get(m: &dyn AnyMap, key: i64) -> Option<Option<i64>> {
+        use crate::map::{Map, Quick};
+        use crate::raw::codec::{I16, I32, I64};
+        let any = m.as_any()?;
+        let q = if let Some(m) = any.downcast_ref::<Map<I16, I16>>() {
+            m.get_quick(key)
+        } else if let Some(m) = any.downcast_ref::<Map<I32, I32>>() {
+            m.get_quick(key)
+        } else {
+            any.downcast_ref::<Map<I64, I64>>()?.get_quick(key)
+        };
+        match q {
+            Quick::Hit(v) => Some(Some(v)),
+            Quick::Miss => Some(None),
+            Quick::Slow => None,
+        }
+    }
+
     /// True while a migration is in progress in `m`'s map.
     pub fn migrating(m: &dyn AnyMap) -> bool {
         m.core_ref().is_migrating()

@@ -14,6 +14,7 @@ use crate::raw::guard::WriteGuard;
 use crate::raw::table::{Ext, Plain, Probe, Shape, Table};
 use crate::raw::types::{Entry, Item, Out, Params, Status, Variant};
 use crate::sync::lock;
+use crate::sync::seqlock::{read_begin, read_valid};
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
@@ -22,6 +23,16 @@ use std::sync::atomic::Ordering::*;
 pub struct Map<K: Codec, V: Codec> {
     core: Core,
     _kinds: PhantomData<(K, V)>,
+}
+
+/// What a keyword's quick attempt found ([`Map::get_quick`]).
+pub(crate) enum Quick {
+    /// The key, with this value.
+    Hit(i64),
+    /// No such key.
+    Miss,
+    /// Not decided here: the full operation must run.
+    Slow,
 }
 
 /// A key prepared for probing: its hash and how to compare slot words.
@@ -258,6 +269,56 @@ impl<K: Codec, V: Codec> Map<K, V> {
         } else {
             self.read_entry::<Ext>(k, out, None)
         }
+    }
+
+    /// `get` with an integer key and an integer value (the keywords'
+    /// direct path): `None` if missing. An error for a variant with string
+    /// keys or values. [`Map::get_quick`] first decides the common case.
+    pub fn get_num(&mut self, key: i64) -> Result<Option<i64>> {
+        if K::BYTES || V::BYTES {
+            return Err(Error::new("get_num needs integer keys and values"));
+        }
+        let k = Item {
+            bytes: &[],
+            num: key,
+            utf8: 0,
+        };
+        let mut out = Out::uninit(&mut []);
+        Ok(match self.get(&k, &mut out)? {
+            Status::Ok => Some(out.num),
+            _ => None,
+        })
+    }
+
+    /// One optimistic lookup of an integer key in a map without extension
+    /// words, when nothing is in the way: the sequence even and unchanged,
+    /// the table's descriptor valid, no migration to look in, the key in
+    /// range, the file not truncated. Otherwise `Slow`, and `get` decides.
+    /// One attempt without `Result`s, for the keywords (the common case
+    /// of [`Map::get_num`]).
+    #[inline(always)]
+    pub(crate) fn get_quick(&self, key: i64) -> Quick {
+        let core = &self.core;
+        if K::BYTES || V::BYTES || !core.plain() || !K::fits(key) {
+            return Quick::Slow;
+        }
+        let hash = crate::format::hash::hash_int(core.seed, key);
+        let hdr = core.hdr();
+        let Some(s) = read_begin(&hdr.seq) else {
+            return Quick::Slow;
+        };
+        let Some(t) = Self::active_as::<Plain<K, V>>(core) else {
+            return Quick::Slow;
+        };
+        let r = match t.probe_read(hash, |w| w as i64 == key) {
+            Some((_, w)) => Quick::Hit(w as i64),
+            None if hdr.mig_old.load(Acquire) == 0 => Quick::Miss,
+            None => return Quick::Slow,
+        };
+        if !read_valid(&hdr.seq, s) || core.truncated() {
+            return Quick::Slow;
+        }
+        r
     }
 
     /// As `get`, and the entry's seconds left (0 = permanent, -1 = the map

@@ -8,7 +8,8 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    migrating, open_any, set_migrate_min, AnyMap, End, Entry, Out, Params, Status, Variant,
+    migrating, open_any, quick_get, set_migrate_min, AnyMap, End, Entry, Out, Params, Status,
+    Variant,
 };
 use std::collections::HashMap;
 
@@ -76,6 +77,8 @@ fn random_operations_agree_with_a_model_across_migrations() {
             let mut model: HashMap<Entry, Entry> = HashMap::new();
             let mut r = Rng(0x5eed ^ (v as u64) << 8 ^ ttl);
             let (mut migrating_steps, mut cleared) = (0, false);
+            // quick gets decided, and left to the full get
+            let mut quick = [0u64; 2];
             for step in 0..20_000u64 {
                 // the key space grows, then shrinks: grows, then shrinks
                 let span = if step < 12_000 { 300 + step / 4 } else { 300 };
@@ -97,6 +100,20 @@ fn random_operations_agree_with_a_model_across_migrations() {
                             model.get(&k).cloned(),
                             "{v:?} get {step}"
                         );
+                        // the keywords' quick get: right, or undecided
+                        if let (Entry::Int(n), false) = (&k, val_is_bytes(v)) {
+                            match quick_get(&*m, *n) {
+                                Some(q) => {
+                                    assert_eq!(
+                                        q.map(int),
+                                        model.get(&k).cloned(),
+                                        "{v:?} quick get {step}"
+                                    );
+                                    quick[0] += 1;
+                                }
+                                None => quick[1] += 1,
+                            }
+                        }
                     }
                     85..=86 => {
                         // a batch: this key and the next two
@@ -179,6 +196,16 @@ fn random_operations_agree_with_a_model_across_migrations() {
                 }
             }
             assert!(cleared, "{v:?}: a clear during a migration");
+            if !key_is_bytes(v) && !val_is_bytes(v) {
+                // decided without TTL (misses during migrations are not);
+                // never with it (it has extension words)
+                let [decided, left] = quick;
+                assert!(
+                    left > 0,
+                    "{v:?} ttl {ttl}: quick gets left to get ({quick:?})"
+                );
+                assert_eq!(decided > 0, ttl == 0, "{v:?} ttl {ttl}: quick gets decided");
+            }
             assert!(
                 migrating_steps > 1000,
                 "{v:?}: migrations were in progress ({migrating_steps} steps)"

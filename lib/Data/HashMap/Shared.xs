@@ -624,6 +624,18 @@ DHMS_BODY(get)
     int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
+    if (v->key_kind != KIND_BYTES && v->val_kind != KIND_BYTES) {
+        /* numbers both ways: the handle's own get for them */
+        int64_t val;
+        st = DHMS_FAST(m)->get_num(m, key.num, &val);
+        if (LIKELY(st == DHMS_OK))
+            args[0] = ret_iv(targ, (IV)val);
+        else if (st == DHMS_FALSE)
+            args[0] = &PL_sv_undef;
+        else
+            croak_status(v, st);
+        return args;
+    }
     out_init(v->val_kind, targ, &out);
     while (UNLIKELY((st = DHMS_FAST(m)->get(m, &key, &out)) == DHMS_ESMALL))
         out_grow(targ, &out);
