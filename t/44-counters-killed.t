@@ -13,8 +13,9 @@ use DHMSTest;
 #
 # 16 processes loop over incr_by(shared, 1) then incr_by(own, 1), so that
 # after each finished pair the own counters sum to the shared one. Odd ones
-# also put now and then (the writer lock, so that some kills land while it
-# is held). They are SIGKILLed one by one at random moments over ~2 s. Then:
+# also remove and put again a key of their own now and then (the writer
+# lock, so that some kills land while it is held). They are SIGKILLed one
+# by one at random moments over ~2 s. Then:
 # a put from this process gets through within a second (the one timing
 # assertion: "a writer afterwards gets through within a second"), verify
 # passes, and shared >= sum(own) >= shared - 16: a killed process may have
@@ -52,7 +53,12 @@ for my $round (1 .. 2) {
                 $h->incr_by($shared, 1);
                 $h->incr_by($own, 1);
                 $n++;
-                $h->put($base + 50 + $p, $n) or die "put failed\n" if $p % 2 && $n % 64 == 0;
+                if ($p % 2 && $n % 64 == 0) {
+                    # a new key each time: an overwrite of an integer would
+                    # be lock-free, like the counters
+                    $h->remove($base + 50 + $p);
+                    $h->put($base + 50 + $p, $n) or die "put failed\n";
+                }
                 syswrite $ready_w, 'r' if $n == 200;
             }
         }, alarm => 60);

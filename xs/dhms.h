@@ -194,6 +194,10 @@ typedef struct dhms_fast {
     /* As get, for integer keys and integer values: OK (the value in *val)
      * or FALSE; no dhms_item or dhms_out to fill. */
     int (*get_num)(dhms_map *map, int64_t key, int64_t *val);
+    /* As incr_by, for integer keys (and values), the key as a number. */
+    int (*incr_num)(dhms_map *map, int64_t key, int64_t delta, int64_t *result);
+    /* As put, for integer keys and integer values, both as numbers. */
+    int (*put_num)(dhms_map *map, int64_t key, int64_t val);
 } dhms_fast;
 
 /* Every handle starts with this (the rest is the engine's). */

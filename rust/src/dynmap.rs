@@ -157,7 +157,7 @@ pub trait AnyMap: Send {
 /// handle's mapping too small (the operation then answered "full" and
 /// changed nothing), grow the mapping and run it again.
 #[inline(always)]
-fn again<K: Codec, V: Codec, R>(
+pub(crate) fn again<K: Codec, V: Codec, R>(
     m: &mut Map<K, V>,
     mut op: impl FnMut(&mut Map<K, V>) -> Result<R>,
 ) -> Result<R> {

@@ -3,7 +3,7 @@
 //! function catches panics and reports them as `DHMS_ERROR`: nothing unwinds
 //! into C, and the writer lock is released by its guard on the way out.
 
-use crate::dynmap::{AnyMap, CursorPos};
+use crate::dynmap::{again, AnyMap, CursorPos};
 use crate::error::{Error, Result};
 use crate::map::{End, Map, Quick};
 use crate::open::{is_location, open_any, open_source};
@@ -246,6 +246,12 @@ pub struct DhmsFast {
     /// integers, with the key and the value as numbers: no `dhms_item` or
     /// `dhms_out` to fill and read back.
     pub get_num: unsafe extern "C" fn(*mut DhmsMap, i64, *mut i64) -> c_int,
+    /// As [`dhms_incr_by`] for a variant with integer keys (and values),
+    /// with the key as a number.
+    pub incr_num: unsafe extern "C" fn(*mut DhmsMap, i64, i64, *mut i64) -> c_int,
+    /// As [`dhms_put`] for a variant whose keys and values are both
+    /// integers, with the key and the value as numbers.
+    pub put_num: unsafe extern "C" fn(*mut DhmsMap, i64, i64) -> c_int,
 }
 
 /// The entry points of a handle whose map is not a `Map` in a file.
@@ -255,7 +261,44 @@ static GENERIC: DhmsFast = DhmsFast {
     put: dhms_put,
     incr_by: dhms_incr_by,
     get_num: generic_get_num,
+    incr_num: generic_incr_num,
+    put_num: generic_put_num,
 };
+
+/// `put_num` of [`GENERIC`]: [`dhms_put`] with items.
+///
+/// # Safety
+/// As [`dhms_put`].
+unsafe extern "C" fn generic_put_num(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
+    let num = |n| CItem {
+        ptr: std::ptr::null(),
+        len: 0,
+        num: n,
+        utf8: 0,
+    };
+    // SAFETY: per the contract; the items are ours.
+    unsafe { dhms_put(m, &num(key), &num(val)) }
+}
+
+/// `incr_num` of [`GENERIC`]: [`dhms_incr_by`] with an item.
+///
+/// # Safety
+/// As [`dhms_incr_by`].
+unsafe extern "C" fn generic_incr_num(
+    m: *mut DhmsMap,
+    key: i64,
+    delta: i64,
+    result: *mut i64,
+) -> c_int {
+    let k = CItem {
+        ptr: std::ptr::null(),
+        len: 0,
+        num: key,
+        utf8: 0,
+    };
+    // SAFETY: per the contract; `k` is ours.
+    unsafe { dhms_incr_by(m, &k, delta, result) }
+}
 
 /// `get_num` of [`GENERIC`]: [`dhms_get`] with an item and an output.
 ///
@@ -294,6 +337,8 @@ impl<K: Codec, V: Codec> Fast<K, V> {
         put: fast_put::<K, V>,
         incr_by: fast_incr_by::<K, V>,
         get_num: fast_get_num::<K, V>,
+        incr_num: fast_incr_num::<K, V>,
+        put_num: fast_put_num::<K, V>,
     };
 }
 
@@ -410,6 +455,90 @@ unsafe fn get_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: *mut 
             None => Ok(DHMS_FALSE),
         })
     }
+}
+
+/// `fast.incr_num` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_incr_by`], for integer keys; `m`'s `fast` is
+/// `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_incr_num<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    key: i64,
+    delta: i64,
+    result: *mut i64,
+) -> c_int {
+    // As `fast_get_num`: the common case in a small frame first.
+    // SAFETY: per the contract.
+    if let (Some(h), false) = (unsafe { m.as_mut() }, result.is_null()) {
+        // SAFETY: as in `with_typed`.
+        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
+        if let Ok(Quick::Hit(v)) = catch_unwind(AssertUnwindSafe(|| map.incr_quick(key, delta))) {
+            // SAFETY: per the contract; checked non-null above.
+            unsafe { *result = v };
+            return DHMS_OK;
+        }
+    }
+    // SAFETY: per the contract.
+    unsafe { incr_num_full::<K, V>(m, key, delta, result) }
+}
+
+/// [`fast_incr_num`] when the quick attempt did not decide.
+///
+/// # Safety
+/// As [`fast_incr_num`].
+#[cold]
+#[inline(never)]
+unsafe fn incr_num_full<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    key: i64,
+    delta: i64,
+    result: *mut i64,
+) -> c_int {
+    // SAFETY: per the contract.
+    unsafe {
+        with_typed::<K, V>(m, |map| {
+            let (s, v) = again(map, |map| map.incr_num(key, delta))?;
+            if s == Status::Ok {
+                *arg_mut(result)? = v;
+            }
+            st(Ok(s))
+        })
+    }
+}
+
+/// `fast.put_num` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_put`], for integer keys and values; `m`'s `fast` is
+/// `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    key: i64,
+    val: i64,
+) -> c_int {
+    // As `fast_get_num`: the common case in a small frame first.
+    // SAFETY: per the contract.
+    if let Some(h) = unsafe { m.as_mut() } {
+        // SAFETY: as in `with_typed`.
+        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
+        if let Ok(Quick::Hit(_)) = catch_unwind(AssertUnwindSafe(|| map.put_quick(key, val))) {
+            return DHMS_OK;
+        }
+    }
+    // SAFETY: per the contract.
+    unsafe { put_num_full::<K, V>(m, key, val) }
+}
+
+/// [`fast_put_num`] when the quick attempt did not decide.
+///
+/// # Safety
+/// As [`fast_put_num`].
+#[cold]
+#[inline(never)]
+unsafe fn put_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { with_typed::<K, V>(m, |map| st(again(map, |map| map.put_num(key, val)))) }
 }
 
 /// `fast.exists` for `Map<K, V>`.
@@ -653,7 +782,16 @@ pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
         file_mode
     );
     layout!("dhms_source", SourceDesc, kind, name, fd, shards);
-    layout!("dhms_fast", DhmsFast, get, exists, put, incr_by, get_num);
+    layout!(
+        "dhms_fast",
+        DhmsFast,
+        get,
+        exists,
+        put,
+        incr_by,
+        get_num,
+        incr_num
+    );
     // C reads the handle's first field: `struct dhms_map_head`
     v.push((
         "struct dhms_map_head.fast".into(),

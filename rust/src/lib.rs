@@ -98,26 +98,54 @@ pub mod testing {
     /// The default of [`set_migrate_min`].
     pub const MIGRATE_MIN_DEFAULT: u64 = 65_536;
 
+    /// `$body` on `$m`'s map as the `Map` of integer keys and values it
+    /// is (`$x`), or `None` for the other variants.
+    macro_rules! on_int_map {
+        ($m:expr, |$x:ident| $body:expr) => {{
+            use crate::map::Map;
+            use crate::raw::codec::{I16, I32, I64};
+            let any = $m.as_any()?;
+            if let Some($x) = any.downcast_ref::<Map<I16, I16>>() {
+                $body
+            } else if let Some($x) = any.downcast_ref::<Map<I32, I32>>() {
+                $body
+            } else {
+                let $x = any.downcast_ref::<Map<I64, I64>>()?;
+                $body
+            }
+        }};
+    }
+
     /// What the keywords' quick `get` of an integer key decides in `m`'s
     /// map (`Map::get_quick`): `Some(Some(v))` found, `Some(None)` missing,
     /// `None` left to the full `get` (and for variants other than I16,
     /// I32 and II, which have no quick `get`).
     pub fn quick_get(m: &dyn AnyMap, key: i64) -> Option<Option<i64>> {
-        use crate::map::{Map, Quick};
-        use crate::raw::codec::{I16, I32, I64};
-        let any = m.as_any()?;
-        let q = if let Some(m) = any.downcast_ref::<Map<I16, I16>>() {
-            m.get_quick(key)
-        } else if let Some(m) = any.downcast_ref::<Map<I32, I32>>() {
-            m.get_quick(key)
-        } else {
-            any.downcast_ref::<Map<I64, I64>>()?.get_quick(key)
-        };
-        match q {
-            Quick::Hit(v) => Some(Some(v)),
-            Quick::Miss => Some(None),
-            Quick::Slow => None,
+        match on_int_map!(m, |x| x.get_quick(key)) {
+            crate::map::Quick::Hit(v) => Some(Some(v)),
+            crate::map::Quick::Miss => Some(None),
+            crate::map::Quick::Slow => None,
         }
+    }
+
+    /// The keywords' quick `incr_by` of an integer key in `m`'s map
+    /// (`Map::incr_quick`): `Some(new value)` if it changed an existing
+    /// key, `None` if it left the increment to `incr_by` (and for variants
+    /// other than I16, I32 and II).
+    pub fn quick_incr(m: &dyn AnyMap, key: i64, delta: i64) -> Option<i64> {
+        match on_int_map!(m, |x| x.incr_quick(key, delta)) {
+            crate::map::Quick::Hit(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The keywords' quick `put` of an integer value over an existing
+    /// integer key in `m`'s map (`Map::put_quick`): true if it stored,
+    /// false if it left the put to `put` (and for variants other than I16,
+    /// I32 and II).
+    pub fn quick_put(m: &dyn AnyMap, key: i64, val: i64) -> bool {
+        let stored = || Some(on_int_map!(m, |x| x.put_quick(key, val)));
+        matches!(stored(), Some(crate::map::Quick::Hit(_)))
     }
 
     /// True while a migration is in progress in `m`'s map.

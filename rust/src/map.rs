@@ -321,6 +321,85 @@ impl<K: Codec, V: Codec> Map<K, V> {
         r
     }
 
+    /// `incr_by` with an integer key (the keywords' direct path): the new
+    /// value. [`Map::incr_quick`] first decides the common case.
+    pub fn incr_num(&mut self, key: i64, delta: i64) -> Result<(Status, i64)> {
+        let k = Item {
+            bytes: &[],
+            num: key,
+            utf8: 0,
+        };
+        let mut result = 0;
+        let s = self.incr_by(&k, delta, &mut result)?;
+        Ok((s, result))
+    }
+
+    /// `put` with an integer key and an integer value (the keywords'
+    /// direct path). [`Map::put_quick`] first decides the common case.
+    pub fn put_num(&mut self, key: i64, val: i64) -> Result<Status> {
+        let k = Item {
+            bytes: &[],
+            num: key,
+            utf8: 0,
+        };
+        self.put(&k, &Item::int(val))
+    }
+
+    /// The quick `incr_by` of an integer key: see [`Map::counter_quick`].
+    #[inline(always)]
+    pub(crate) fn incr_quick(&self, key: i64, delta: i64) -> Quick {
+        self.counter_quick(key, |cur| cur.checked_add(delta))
+    }
+
+    /// The quick `put` of an integer value over an existing integer key:
+    /// in a map without extension words that is one store of the value
+    /// word, which the counters' lock-free path makes as well (under the
+    /// writer lock, `put` makes the same single store, with no record).
+    #[inline(always)]
+    pub(crate) fn put_quick(&self, key: i64, val: i64) -> Quick {
+        self.counter_quick(key, |_| Some(val))
+    }
+
+    /// The lock-free part of [`Map::counter`] for an integer key and an
+    /// integer value in a map without extension words, without `Result`s:
+    /// `Hit(new value)` once an existing key's value became `f(current)`.
+    /// Anything else is `Slow` and changed nothing, and the full operation
+    /// decides: a new key, a value out of range, a frozen or read-only
+    /// map, a fork not yet seen, a writer holding the lock. A file found
+    /// truncated after the change is also `Slow`: the full operation then
+    /// reports it (the data is lost either way).
+    #[inline(always)]
+    fn counter_quick(&self, key: i64, f: impl Fn(i64) -> Option<i64>) -> Quick {
+        let core = &self.core;
+        if K::BYTES
+            || V::BYTES
+            || !core.plain()
+            || core.lru_on
+            || !K::fits(key)
+            || core.frozen()
+            || core.me.fork_gen != lock::fork_gen()
+        {
+            return Quick::Slow;
+        }
+        let key = Key {
+            hash: crate::format::hash::hash_int(core.seed, key),
+            num: key,
+            bytes: &[],
+            inline: None,
+        };
+        let slots = core.slots();
+        if !lock::enter_counter(core.hdr(), slots, &core.me) {
+            return Quick::Slow;
+        }
+        let mut result = 0;
+        let r = Self::counter_in_place::<Plain<K, V>>(core, &key, 0, &f, &mut result);
+        lock::leave_counter(slots, &core.me);
+        match r {
+            Some(Status::Ok) if !core.truncated() => Quick::Hit(result),
+            _ => Quick::Slow,
+        }
+    }
+
     /// As `get`, and the entry's seconds left (0 = permanent, -1 = the map
     /// has no TTL) in `ttl`.
     pub fn get_with_ttl(&mut self, k: &Item, out: &mut Out, ttl: &mut i64) -> Result<Status> {

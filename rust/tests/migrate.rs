@@ -8,8 +8,8 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    migrating, open_any, quick_get, set_migrate_min, AnyMap, End, Entry, Out, Params, Status,
-    Variant,
+    migrating, open_any, quick_get, quick_incr, quick_put, set_migrate_min, AnyMap, End, Entry,
+    Out, Params, Status, Variant,
 };
 use std::collections::HashMap;
 
@@ -77,8 +77,9 @@ fn random_operations_agree_with_a_model_across_migrations() {
             let mut model: HashMap<Entry, Entry> = HashMap::new();
             let mut r = Rng(0x5eed ^ (v as u64) << 8 ^ ttl);
             let (mut migrating_steps, mut cleared) = (0, false);
-            // quick gets decided, and left to the full get
-            let mut quick = [0u64; 2];
+            // quick gets decided, and left to the full get; the same for
+            // quick incrs and puts
+            let mut quick = [0u64; 6];
             for step in 0..20_000u64 {
                 // the key space grows, then shrinks: grows, then shrinks
                 let span = if step < 12_000 { 300 + step / 4 } else { 300 };
@@ -87,7 +88,17 @@ fn random_operations_agree_with_a_model_across_migrations() {
                 match r.below(100) {
                     0..=44 => {
                         let x = val(v, r.below(1 << 20));
-                        assert_eq!(put(&mut *m, &k, &x), Status::Ok, "{v:?} step {step}");
+                        // every other one through the keywords' quick put
+                        // first (integers both ways), which stores over an
+                        // existing key or changes nothing
+                        let quick_done = match (&k, &x, step % 2) {
+                            (Entry::Int(n), Entry::Int(y), 0) => quick_put(&*m, *n, *y),
+                            _ => false,
+                        };
+                        quick[4 + !quick_done as usize] += 1;
+                        if !quick_done {
+                            assert_eq!(put(&mut *m, &k, &x), Status::Ok, "{v:?} step {step}");
+                        }
                         model.insert(k, x);
                     }
                     45..=64 => {
@@ -167,8 +178,22 @@ fn random_operations_agree_with_a_model_across_migrations() {
                         }
                     }
                     _ if !val_is_bytes(v) => {
+                        // every other one through the keywords' quick incr
+                        // first (integer keys), which decides or changes
+                        // nothing
+                        let quick_res = match (&k, step % 2) {
+                            (Entry::Int(n), 0) => quick_incr(&*m, *n, 1),
+                            _ => None,
+                        };
+                        quick[2 + quick_res.is_none() as usize] += 1;
                         let mut res = 0;
-                        let s = m.incr_by(&item(&k), 1, &mut res).unwrap();
+                        let s = match quick_res {
+                            Some(r) => {
+                                res = r;
+                                Status::Ok
+                            }
+                            None => m.incr_by(&item(&k), 1, &mut res).unwrap(),
+                        };
                         let cur = match model.get(&k) {
                             Some(Entry::Int(c)) => *c,
                             _ => 0,
@@ -199,12 +224,24 @@ fn random_operations_agree_with_a_model_across_migrations() {
             if !key_is_bytes(v) && !val_is_bytes(v) {
                 // decided without TTL (misses during migrations are not);
                 // never with it (it has extension words)
-                let [decided, left] = quick;
-                assert!(
-                    left > 0,
-                    "{v:?} ttl {ttl}: quick gets left to get ({quick:?})"
+                let [decided, left, incr_decided, incr_left, put_decided, put_left] = quick;
+                assert!(put_left > 0, "{v:?} ttl {ttl}: quick puts left ({quick:?})");
+                assert_eq!(
+                    put_decided > 0,
+                    ttl == 0,
+                    "{v:?} ttl {ttl}: quick puts decided"
                 );
+                assert!(left > 0, "{v:?} ttl {ttl}: quick gets left ({quick:?})");
                 assert_eq!(decided > 0, ttl == 0, "{v:?} ttl {ttl}: quick gets decided");
+                assert!(
+                    incr_left > 0,
+                    "{v:?} ttl {ttl}: quick incrs left ({quick:?})"
+                );
+                assert_eq!(
+                    incr_decided > 0,
+                    ttl == 0,
+                    "{v:?} ttl {ttl}: quick incrs decided"
+                );
             }
             assert!(
                 migrating_steps > 1000,

@@ -601,7 +601,10 @@ DHMS_BODY(put)
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
     sv_to_item(v, v->val_kind, args[2], &val, "value");
-    args[0] = ret_stored(v, DHMS_FAST(m)->put(m, &key, &val));
+    if (v->key_kind != KIND_BYTES && v->val_kind != KIND_BYTES)
+        args[0] = ret_stored(v, DHMS_FAST(m)->put_num(m, key.num, val.num));
+    else
+        args[0] = ret_stored(v, DHMS_FAST(m)->put(m, &key, &val));
     return args;
 }
 
@@ -847,15 +850,18 @@ DHMS_NORETURN void S_croak_counter(pTHX_ const struct dhms_variant_desc *v, dhms
 }
 #define croak_counter(...) S_croak_counter(aTHX_ __VA_ARGS__)
 
-static SV **S_count_by(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
-                      SV *targ, IV delta, const char *opname)
+DHMS_INLINE SV **S_count_by(pTHX_ const struct dhms_variant_desc *v, dhms_map *m, SV **args,
+                            SV *targ, IV delta, const char *opname)
 {
     dhms_item key;
     int64_t result;
     int st;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    st = DHMS_FAST(m)->incr_by(m, &key, delta, &result);
+    if (v->key_kind != KIND_BYTES)
+        st = DHMS_FAST(m)->incr_num(m, key.num, delta, &result);
+    else
+        st = DHMS_FAST(m)->incr_by(m, &key, delta, &result);
     if (UNLIKELY(st != DHMS_OK))
         croak_counter(v, m, st, opname);
     args[0] = ret_iv(targ, result);
