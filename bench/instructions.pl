@@ -4,8 +4,8 @@
 #
 #   perl -Mblib bench/instructions.pl [--quick] [--cache] [--keys N] [--keep DIR] [workload ...]
 #
-# A workload is "II get", "II put", "II incr", "SS get", "SS put" or
-# "SI incr" (a variant or an operation selects several: "ss", "get"); with
+# A workload is "II get", "II put", "II incr", "SS get", "SS put", "IS put"
+# or "SI incr" (a variant or an operation selects several: "ss", "get"); with
 # none, all of them. For each workload and each side (the keyword of the
 # map, a plain Perl hash) the same loop as bench/vs.pl's,
 #
@@ -63,12 +63,13 @@ my @WORK = (
     { name => 'II incr', ours => 'shm_P_incr $m, $k',     perl => '$h{$k}++' },
     { name => 'SS get',  ours => '$x = shm_P_get $m, $k', perl => '$x = $h{$k}' },
     { name => 'SS put',  ours => 'shm_P_put $m, $k, $v',  perl => '$h{$k} = $v' },
+    { name => 'IS put',  ours => 'shm_P_put $m, $k, $v',  perl => '$h{$k} = $v' },
     { name => 'SI incr', ours => 'shm_P_incr $m, $k',     perl => '$h{$k}++' },
 );
 # The keys and values of each variant and the loop are bench/vs.pl's own
 # (bench/lib/DHMSBench.pm): the instructions counted are those of the loop
 # vs.pl times.
-my @MEASURED = qw(II SI SS);    # the variants measured here
+my @MEASURED = qw(II IS SI SS);    # the variants measured here
 
 my @PASSES = (1, 2);    # passes of the two counted runs of each loop
 

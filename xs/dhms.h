@@ -183,9 +183,10 @@ int dhms_get_or_set(dhms_map *map, const dhms_item *key, const dhms_item *dflt, 
 int dhms_incr_by(dhms_map *map, const dhms_item *key, int64_t delta, int64_t *result);
 
 /* A handle's own entry points for the keywords' hot operations, with the
- * signatures and contracts of the functions above. For a map in a file
- * they are compiled for its key and value types (no dispatch, the whole
- * operation in one function); otherwise they are dhms_get & co. */
+ * signatures and contracts of the functions above (and of dhms_remove).
+ * For a map in a file they are compiled for its key and value types (no
+ * dispatch, the whole operation in one function); otherwise they are
+ * dhms_get & co. */
 typedef struct dhms_fast {
     int (*get)(dhms_map *map, const dhms_item *key, dhms_out *out);
     int (*exists)(dhms_map *map, const dhms_item *key);
@@ -198,6 +199,7 @@ typedef struct dhms_fast {
     int (*incr_num)(dhms_map *map, int64_t key, int64_t delta, int64_t *result);
     /* As put, for integer keys and integer values, both as numbers. */
     int (*put_num)(dhms_map *map, int64_t key, int64_t val);
+    int (*remove)(dhms_map *map, const dhms_item *key);
 } dhms_fast;
 
 /* Every handle starts with this (the rest is the engine's). */

@@ -252,6 +252,8 @@ pub struct DhmsFast {
     /// As [`dhms_put`] for a variant whose keys and values are both
     /// integers, with the key and the value as numbers.
     pub put_num: unsafe extern "C" fn(*mut DhmsMap, i64, i64) -> c_int,
+    /// As [`dhms_remove`].
+    pub remove: unsafe extern "C" fn(*mut DhmsMap, *const CItem) -> c_int,
 }
 
 /// The entry points of a handle whose map is not a `Map` in a file.
@@ -263,6 +265,7 @@ static GENERIC: DhmsFast = DhmsFast {
     get_num: generic_get_num,
     incr_num: generic_incr_num,
     put_num: generic_put_num,
+    remove: dhms_remove,
 };
 
 /// `put_num` of [`GENERIC`]: [`dhms_put`] with items.
@@ -339,6 +342,7 @@ impl<K: Codec, V: Codec> Fast<K, V> {
         get_num: fast_get_num::<K, V>,
         incr_num: fast_incr_num::<K, V>,
         put_num: fast_put_num::<K, V>,
+        remove: fast_remove::<K, V>,
     };
 }
 
@@ -539,6 +543,15 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
 unsafe fn put_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
     // SAFETY: per the contract.
     unsafe { with_typed::<K, V>(m, |map| st(again(map, |map| map.put_num(key, val)))) }
+}
+
+/// `fast.remove` for `Map<K, V>`.
+///
+/// # Safety
+/// As [`dhms_remove`]; `m`'s `fast` is `Fast::<K, V>::TABLE`.
+unsafe extern "C" fn fast_remove<K: Codec, V: Codec>(m: *mut DhmsMap, k: *const CItem) -> c_int {
+    // SAFETY: per the contract.
+    unsafe { with_typed::<K, V>(m, |map| st(map.remove(&item(k)?))) }
 }
 
 /// `fast.exists` for `Map<K, V>`.

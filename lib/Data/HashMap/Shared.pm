@@ -182,8 +182,9 @@ longer ones are stored once in the file's string arena (see L</LIMITS>).
 
 All writers of one map take turns on its one writer lock. When many
 processes write different keys all the time, L</new_sharded> splits the map
-over several files with a lock each. Reads and counters on existing keys
-take no lock and gain nothing from it.
+over several files with a lock each. Reads, counters on existing keys and
+(for I16, I32 and II without LRU or TTL) puts over existing keys take no
+lock and gain nothing from it.
 
 =item LRU and TTL
 
@@ -953,6 +954,12 @@ the writer lock, so counters in many processes do not serialize with each
 other. Creating a key takes the lock as any insert does. On an LRU map
 counters take the writer lock too: every update moves its entry in the
 shared LRU list.
+
+The same holds for C<put> of an integer value over an existing key in the
+I16, I32 and II variants, on a map without LRU or TTL: the value word is
+replaced with one atomic instruction, so such puts in many processes do not
+serialize either. Other puts (new keys, string values, LRU or TTL maps)
+take the lock.
 
 =item No pause grows with the map.
 

@@ -665,7 +665,7 @@ DHMS_BODY(remove)
     dhms_item key;
 
     sv_to_item(v, v->key_kind, args[1], &key, "key");
-    args[0] = ret_bool(v, dhms_remove(m, &key));
+    args[0] = ret_bool(v, DHMS_FAST(m)->remove(m, &key));
     return args;
 }
 
