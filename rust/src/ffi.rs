@@ -273,14 +273,8 @@ static GENERIC: DhmsFast = DhmsFast {
 /// # Safety
 /// As [`dhms_put`].
 unsafe extern "C" fn generic_put_num(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
-    let num = |n| CItem {
-        ptr: std::ptr::null(),
-        len: 0,
-        num: n,
-        utf8: 0,
-    };
     // SAFETY: per the contract; the items are ours.
-    unsafe { dhms_put(m, &num(key), &num(val)) }
+    unsafe { dhms_put(m, &int_item(key), &int_item(val)) }
 }
 
 /// `incr_num` of [`GENERIC`]: [`dhms_incr_by`] with an item.
@@ -293,14 +287,8 @@ unsafe extern "C" fn generic_incr_num(
     delta: i64,
     result: *mut i64,
 ) -> c_int {
-    let k = CItem {
-        ptr: std::ptr::null(),
-        len: 0,
-        num: key,
-        utf8: 0,
-    };
-    // SAFETY: per the contract; `k` is ours.
-    unsafe { dhms_incr_by(m, &k, delta, result) }
+    // SAFETY: per the contract; the item is ours.
+    unsafe { dhms_incr_by(m, &int_item(key), delta, result) }
 }
 
 /// `get_num` of [`GENERIC`]: [`dhms_get`] with an item and an output.
@@ -308,12 +296,6 @@ unsafe extern "C" fn generic_incr_num(
 /// # Safety
 /// As [`dhms_get`]; `val` is valid for a write.
 unsafe extern "C" fn generic_get_num(m: *mut DhmsMap, key: i64, val: *mut i64) -> c_int {
-    let k = CItem {
-        ptr: std::ptr::null(),
-        len: 0,
-        num: key,
-        utf8: 0,
-    };
     let mut out = COut {
         buf: std::ptr::null_mut(),
         cap: 0,
@@ -321,8 +303,8 @@ unsafe extern "C" fn generic_get_num(m: *mut DhmsMap, key: i64, val: *mut i64) -
         num: 0,
         utf8: 0,
     };
-    // SAFETY: per the contract; `k` and `out` are ours.
-    let st = unsafe { dhms_get(m, &k, &mut out) };
+    // SAFETY: per the contract; the item and `out` are ours.
+    let st = unsafe { dhms_get(m, &int_item(key), &mut out) };
     if st == DHMS_OK {
         // SAFETY: per the contract.
         unsafe { *val = out.num };
@@ -411,6 +393,35 @@ unsafe extern "C" fn fast_get<K: Codec, V: Codec>(
     unsafe { with_typed::<K, V>(m, |map| st(map.get(&item(k)?, &mut *out_arg(out)?))) }
 }
 
+/// The quick attempt `f` on the handle's map, known to be a `Map<K, V>`:
+/// what it decided, or `Quick::Slow` for a null handle or a panic (the
+/// full path then runs, and reports its own). A `Quick` and no `Result`,
+/// so that the common case runs in a small frame.
+///
+/// # Safety
+/// `m` is null or a valid handle used by this thread only, whose `fast`
+/// is `Fast::<K, V>::TABLE`.
+#[inline(always)]
+unsafe fn quick<K: Codec, V: Codec>(m: *mut DhmsMap, f: impl FnOnce(&Map<K, V>) -> Quick) -> Quick {
+    // SAFETY: per the contract.
+    let Some(h) = (unsafe { m.as_ref() }) else {
+        return Quick::Slow;
+    };
+    // SAFETY: as in `with_typed`.
+    let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
+    catch_unwind(AssertUnwindSafe(|| f(map))).unwrap_or(Quick::Slow)
+}
+
+/// An integer item (`dhms_item` with no bytes).
+fn int_item(num: i64) -> CItem {
+    CItem {
+        ptr: std::ptr::null(),
+        len: 0,
+        num,
+        utf8: 0,
+    }
+}
+
 /// `fast.get_num` for `Map<K, V>`.
 ///
 /// # Safety
@@ -421,21 +432,18 @@ unsafe extern "C" fn fast_get_num<K: Codec, V: Codec>(
     key: i64,
     val: *mut i64,
 ) -> c_int {
-    // The common case first, in a small frame: one attempt that either
-    // decides or leaves it to the full path. A panic in it is caught too,
-    // and the full path then runs (and reports its own).
-    // SAFETY: per the contract.
-    if let (Some(h), false) = (unsafe { m.as_mut() }, val.is_null()) {
-        // SAFETY: as in `with_typed`.
-        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
-        match catch_unwind(AssertUnwindSafe(|| map.get_quick(key))) {
-            Ok(Quick::Hit(v)) => {
+    // The common case first (`quick`): one attempt that either decides
+    // or leaves it to the full path, compiled out of line.
+    if !val.is_null() {
+        // SAFETY: per the contract.
+        match unsafe { quick::<K, V>(m, |map| map.get_quick(key)) } {
+            Quick::Hit(v) => {
                 // SAFETY: per the contract; checked non-null above.
                 unsafe { *val = v };
                 return DHMS_OK;
             }
-            Ok(Quick::Miss) => return DHMS_FALSE,
-            _ => {}
+            Quick::Miss => return DHMS_FALSE,
+            Quick::Slow => {}
         }
     }
     // SAFETY: per the contract.
@@ -472,12 +480,10 @@ unsafe extern "C" fn fast_incr_num<K: Codec, V: Codec>(
     delta: i64,
     result: *mut i64,
 ) -> c_int {
-    // As `fast_get_num`: the common case in a small frame first.
-    // SAFETY: per the contract.
-    if let (Some(h), false) = (unsafe { m.as_mut() }, result.is_null()) {
-        // SAFETY: as in `with_typed`.
-        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
-        if let Ok(Quick::Hit(v)) = catch_unwind(AssertUnwindSafe(|| map.incr_quick(key, delta))) {
+    // As `fast_get_num`: the common case first.
+    if !result.is_null() {
+        // SAFETY: per the contract.
+        if let Quick::Hit(v) = unsafe { quick::<K, V>(m, |map| map.incr_quick(key, delta)) } {
             // SAFETY: per the contract; checked non-null above.
             unsafe { *result = v };
             return DHMS_OK;
@@ -521,14 +527,10 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
     key: i64,
     val: i64,
 ) -> c_int {
-    // As `fast_get_num`: the common case in a small frame first.
+    // As `fast_get_num`: the common case first.
     // SAFETY: per the contract.
-    if let Some(h) = unsafe { m.as_mut() } {
-        // SAFETY: as in `with_typed`.
-        let map = unsafe { &*(&*h.map as *const dyn AnyMap).cast::<Map<K, V>>() };
-        if let Ok(Quick::Hit(_)) = catch_unwind(AssertUnwindSafe(|| map.put_quick(key, val))) {
-            return DHMS_OK;
-        }
+    if let Quick::Hit(_) = unsafe { quick::<K, V>(m, |map| map.put_quick(key, val)) } {
+        return DHMS_OK;
     }
     // SAFETY: per the contract.
     unsafe { put_num_full::<K, V>(m, key, val) }

@@ -1085,6 +1085,10 @@ mod c_abi {
         pub exists: unsafe extern "C" fn(*mut c_void, *const Item) -> c_int,
         pub put: unsafe extern "C" fn(*mut c_void, *const Item, *const Item) -> c_int,
         pub incr_by: unsafe extern "C" fn(*mut c_void, *const Item, i64, *mut i64) -> c_int,
+        pub get_num: unsafe extern "C" fn(*mut c_void, i64, *mut i64) -> c_int,
+        pub incr_num: unsafe extern "C" fn(*mut c_void, i64, i64, *mut i64) -> c_int,
+        pub put_num: unsafe extern "C" fn(*mut c_void, i64, i64) -> c_int,
+        pub remove: unsafe extern "C" fn(*mut c_void, *const Item) -> c_int,
     }
     extern "C" {
         pub fn dhms_open(
@@ -1161,6 +1165,21 @@ fn a_panic_in_a_fast_entry_point_is_an_error_status_not_an_unwind() {
             // the lock was released: this writes, after repairing the map
             if (f.put)(m, &c_abi::int(1001), &c_abi::int(2)) != 0 {
                 return 5;
+            }
+            // the same through the integer entry points, whose quick
+            // attempt leaves a new key to the full path
+            hashmap_shared::fault::arm_panic(1);
+            let st = (f.put_num)(m, 1002, 3);
+            hashmap_shared::fault::arm_panic(1);
+            let mut r = 0;
+            let st2 = (f.incr_num)(m, 1003, 1, &mut r);
+            hashmap_shared::fault::disarm();
+            if st != 5 || st2 != 5 || !c_abi::last_error().contains("internal error") {
+                eprintln!("status {st} {st2}: {}", c_abi::last_error());
+                return 8;
+            }
+            if (f.put_num)(m, 1002, 3) != 0 || (f.get_num)(m, 1002, &mut r) != 0 || r != 3 {
+                return 9;
             }
             let mut out = c_abi::Out {
                 buf: std::ptr::null_mut(),
