@@ -37,9 +37,18 @@ sub foreign_fault {
 }
 
 # A map with data, truncated to its header by a child process while this
-# process keeps it mapped; then read every key. -> "croaks/reads".
+# process keeps it mapped; then read every key i (1..2000) with
+# $read->($i, $seen), by default $m->get("k$i"): it returns how many of its
+# reads croaked and passes their messages to $seen.
+# -> (croaks, the first croak's message).
 sub truncate_under_us {
-    my ($m, $path) = @_;
+    my ($m, $path, $read) = @_;
+    $read //= sub {
+        my ($i, $seen) = @_;
+        return 0 if eval { $m->get("k$i"); 1 };
+        $seen->($@);
+        return 1;
+    };
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         alarm 10;
@@ -50,7 +59,7 @@ sub truncate_under_us {
     die "the truncating child failed: $?" if $?;
     my ($croaks, $first) = (0, '');
     for my $i (1 .. 2000) {
-        eval { $m->get("k$i"); 1 } or do { $first ||= $@; $croaks++ };
+        $croaks += $read->($i, sub { $first ||= $_[0] });
     }
     return ($croaks, $first);
 }
@@ -114,20 +123,13 @@ subtest 'keywords on a truncated map' => sub {
     my ($st, $out) = run_in_child(sub {
         my $m = Data::HashMap::Shared::II->new($path, 10_000);
         $m->put($_, $_ * 2) for 1 .. 2000;
-        my $pid = fork // die "fork: $!";
-        if (!$pid) {
-            alarm 10;
-            truncate $path, 4096 or POSIX::_exit(1);
-            POSIX::_exit(0);
-        }
-        waitpid $pid, 0;
-        die "the truncating child failed: $?" if $?;
-        my ($croaks, $first) = (0, '');
-        for my $i (1 .. 2000) {
-            my $k = $i;    # a lexical: the op runs the whole keyword
-            eval { my $v = shm_ii_get $m, $k; 1 } or do { $first ||= $@; $croaks++ };
-            eval { my $e = shm_ii_exists $m, $k; 1 } or $croaks++;
-        }
+        my ($croaks, $first) = truncate_under_us($m, $path, sub {
+            my ($k, $seen) = @_;    # a lexical: the op runs the whole keyword
+            my $n = 0;
+            eval { my $v = shm_ii_get $m, $k; 1 } or do { $seen->($@); $n++ };
+            eval { my $e = shm_ii_exists $m, $k; 1 } or $n++;
+            return $n;
+        });
         return "croaks:$croaks first:$first";
     }, alarm => 30);
     unlink $path;
