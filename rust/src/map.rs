@@ -25,7 +25,8 @@ pub struct Map<K: Codec, V: Codec> {
     _kinds: PhantomData<(K, V)>,
 }
 
-/// What a keyword's quick attempt found ([`Map::get_quick`]).
+/// What a keyword's quick attempt found ([`Map::get_quick`], [`Map::put_quick`],
+/// [`Map::incr_quick`]).
 pub(crate) enum Quick {
     /// The key, with this value.
     Hit(i64),

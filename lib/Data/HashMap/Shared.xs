@@ -1894,13 +1894,19 @@ DHMS_OP_LIST(X)
 /*
  * A hot keyword op whose arguments are all plain lexicals (`shm_ii_get $m,
  * $k`) runs as one op: its first argument's padsv runs this instead
- * (S_peep_kw), which pushes every argument from the pad, runs the keyword
- * op's body for it, and goes on after the keyword op (which stays in the
- * op_next chain, but never runs). The argument ops are
- * found from the first: each one's op_sibparent is the next argument, and
- * the last one's is the keyword op, their parent. Saves two op dispatches
- * and a pass over the stack per statement.
+ * (S_peep_fuse), which pushes every argument from the pad, runs the
+ * keyword op's body for it, and goes on after the keyword op (which stays
+ * in the op_next chain, but never runs). The argument ops are found from
+ * the first: each one's op_sibparent is the next argument, and the last
+ * one's is the keyword op, their parent. Saves two op dispatches and a
+ * pass over the stack per statement. Perls without op_sibparent (before
+ * 5.22, or 5.22 and 5.24 built without PERL_OP_PARENT) do not fuse.
  */
+#ifdef PERL_OP_PARENT
+#  define DHMS_SIBPARENT(o) ((o)->op_sibparent)
+#else
+#  define DHMS_SIBPARENT(o) ((OP *)NULL) /* never run: S_peep_fuse does not fuse */
+#endif
 DHMS_INLINE OP *S_pp_pad(pTHX_ dhms_body_fn body, I32 nargs, U8 flags,
                          const struct dhms_variant_desc *fixed)
 {
@@ -1910,11 +1916,11 @@ DHMS_INLINE OP *S_pp_pad(pTHX_ dhms_body_fn body, I32 nargs, U8 flags,
     EXTEND(SP, nargs);
     for (i = 1; i < nargs; i++) {
         *++SP = PAD_SV(k->op_targ);
-        k = k->op_sibparent;
+        k = DHMS_SIBPARENT(k);
     }
     *++SP = PAD_SV(k->op_targ);
     PUTBACK;
-    return S_pp_run(aTHX_ body, nargs, flags, fixed, k->op_sibparent);
+    return S_pp_run(aTHX_ body, nargs, flags, fixed, DHMS_SIBPARENT(k));
 }
 
 #define DHMS_HOT_FNS(op) DHMS_VARIANT_LIST_WITH(DHMS_HOT_FN, op)
@@ -2130,6 +2136,9 @@ static int S_peep_fuse(pTHX_ OP *o)
 {
     Perl_ppaddr_t pad = S_pad_pp_of(o);
     OP *first = cUNOPo->op_first, *k;
+#ifndef PERL_OP_PARENT
+    pad = NULL; /* S_pp_pad needs op_sibparent */
+#endif
     if (!pad)
         return 0;
     for (k = first; k; k = OpSIBLING(k))
