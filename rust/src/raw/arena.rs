@@ -16,6 +16,10 @@ use crate::sync::seqlock::{racy_copy, racy_eq};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
+/// The most of a new step of the arena that is mapped into the process at
+/// once ([`Region::populate`]).
+const POPULATE_MAX: u64 = 1 << 20;
+
 /// Why a string could not be stored.
 #[derive(Debug)]
 pub enum StoreError {
@@ -482,6 +486,14 @@ impl Arena<'_> {
         let new = end.max(alloc + step).div_ceil(4096) * 4096;
         let new = new.min(size).max(end);
         self.region.allocate(alloc, new - alloc)?;
+        // In memory, the blocks about to be carved are mapped at once
+        // rather than a fault per page (at most POPULATE_MAX: no pause
+        // grows with the arena's step; the rest faults in as it is
+        // touched). On a disk, mapping them ahead would take memory that
+        // their allocation did not.
+        if self.region.in_memory() {
+            self.region.populate(alloc, (new - alloc).min(POPULATE_MAX));
+        }
         hdr.arena_alloc.store(new, Release);
         crate::fault::point();
         Ok(())

@@ -118,6 +118,7 @@ fn copy_words<'a>(
 pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
     region.allocate(off, geo.lay.bytes(cap))?;
+    region.populate(off, geo.lay.bytes(cap));
     if geo.lru {
         let link = std::mem::size_of::<layout::Link>() as u64;
         region.allocate(off + geo.links_off(), cap * link)?;
