@@ -94,11 +94,6 @@ fn random_seed() -> u64 {
     s
 }
 
-/// Claim a process slot for a new handle (or a forked child), allocating
-/// the slot table's file blocks a page at a time before any slot on them is
-/// written, so that a full file system fails the open, not a later store.
-/// Allocate the file blocks of a table of `cap` slots in region `r`
-/// (and of its LRU links) before it is built there.
 /// The LRU words a resize's rebuild changes: `lru_head`, `lru_tail`,
 /// `lru_clock` (saved in `Header::rs_lru`).
 fn lru_words(h: &Header) -> [&AtomicU64; 3] {
@@ -115,6 +110,9 @@ fn copy_words<'a>(
     }
 }
 
+/// Allocate the file blocks of a table of `cap` slots in region `r`
+/// (and of its LRU links) before it is built there, and map the table's
+/// pages into this process at once (its build touches every one).
 pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64) -> Result<()> {
     let off = geo.region_off[r];
     region.allocate(off, geo.lay.bytes(cap))?;
@@ -126,6 +124,9 @@ pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64
     Ok(())
 }
 
+/// Claim a process slot for a new handle (or a forked child), allocating
+/// the slot table's file blocks a page at a time before any slot on them is
+/// written, so that a full file system fails the open, not a later store.
 fn claim_slot(region: &Region, h: &Header, slots: Slots) -> Result<Me> {
     const PER_PAGE: usize = layout::PAGE as usize / layout::PROC_SLOT_SIZE;
     let hwm = (h.slot_hwm.load(Acquire) as usize).min(layout::NSLOTS);
