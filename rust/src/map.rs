@@ -141,12 +141,18 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 inline: inline_word(bytes, false),
             })
         } else {
-            Ok(Key {
-                hash: crate::format::hash::hash_int(self.core.seed, k.num),
-                num: k.num,
-                bytes: &[],
-                inline: None,
-            })
+            Ok(self.int_key(k.num))
+        }
+    }
+
+    /// An integer key prepared for probing (its range checked already).
+    #[inline(always)]
+    fn int_key(&self, n: i64) -> Key<'static> {
+        Key {
+            hash: crate::format::hash::hash_int(self.core.seed, n),
+            num: n,
+            bytes: &[],
+            inline: None,
         }
     }
 
@@ -279,11 +285,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if K::BYTES || V::BYTES {
             return Err(Error::new("get_num needs integer keys and values"));
         }
-        let k = Item {
-            bytes: &[],
-            num: key,
-            utf8: 0,
-        };
+        let k = Item::int(key);
         let mut out = Out::uninit(&mut []);
         Ok(match self.get(&k, &mut out)? {
             Status::Ok => Some(out.num),
@@ -303,7 +305,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if K::BYTES || V::BYTES || !core.plain() || !K::fits(key) {
             return Quick::Slow;
         }
-        let hash = crate::format::hash::hash_int(core.seed, key);
+        let key = self.int_key(key);
         let hdr = core.hdr();
         let Some(s) = read_begin(&hdr.seq) else {
             return Quick::Slow;
@@ -311,7 +313,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let Some(t) = Self::active_as::<Plain<K, V>>(core) else {
             return Quick::Slow;
         };
-        let r = match t.probe_read(hash, |w| w as i64 == key) {
+        let r = match t.probe_read(key.hash, |w| Self::key_eq(core, &key, w)) {
             Some((_, w)) => Quick::Hit(w as i64),
             None if hdr.mig_old.load(Acquire) == 0 => Quick::Miss,
             None => return Quick::Slow,
@@ -325,25 +327,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// `incr_by` with an integer key (the keywords' direct path): the new
     /// value. [`Map::incr_quick`] first decides the common case.
     pub fn incr_num(&mut self, key: i64, delta: i64) -> Result<(Status, i64)> {
-        let k = Item {
-            bytes: &[],
-            num: key,
-            utf8: 0,
-        };
         let mut result = 0;
-        let s = self.incr_by(&k, delta, &mut result)?;
+        let s = self.incr_by(&Item::int(key), delta, &mut result)?;
         Ok((s, result))
     }
 
     /// `put` with an integer key and an integer value (the keywords'
     /// direct path). [`Map::put_quick`] first decides the common case.
     pub fn put_num(&mut self, key: i64, val: i64) -> Result<Status> {
-        let k = Item {
-            bytes: &[],
-            num: key,
-            utf8: 0,
-        };
-        self.put(&k, &Item::int(val))
+        self.put(&Item::int(key), &Item::int(val))
     }
 
     /// The quick `incr_by` of an integer key: see [`Map::counter_quick`].
@@ -382,12 +374,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         {
             return Quick::Slow;
         }
-        let key = Key {
-            hash: crate::format::hash::hash_int(core.seed, key),
-            num: key,
-            bytes: &[],
-            inline: None,
-        };
+        let key = self.int_key(key);
         let slots = core.slots();
         if !lock::enter_counter(core.hdr(), slots, &core.me) {
             return Quick::Slow;
