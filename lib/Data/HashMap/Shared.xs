@@ -1928,18 +1928,15 @@ DHMS_HOT_LIST(DHMS_HOT_FNS)
 #undef DHMS_HOT_FNS
 #undef DHMS_HOT_FN
 
-#define DHMS_HOT_ENTRY(op, NAME, prefix, ID, KEY, VAL) [DHMS_OP_##op][ID] = S_pp_##op##_##NAME,
-#define DHMS_HOT_ROW(op) DHMS_VARIANT_LIST_WITH(DHMS_HOT_ENTRY, op)
-static const Perl_ppaddr_t S_hot_pp[DHMS_N_OPS][DHMS_VARIANTS] = {
-    DHMS_HOT_LIST(DHMS_HOT_ROW)
+/* A hot op's pp functions for one variant: the keyword op's own, and the
+ * one its first argument runs when it runs the whole op (S_pp_pad). */
+struct dhms_hot {
+    Perl_ppaddr_t pp, pad;
 };
-#undef DHMS_HOT_ROW
-#undef DHMS_HOT_ENTRY
-
-/* The same ops run from their first argument (S_pp_pad). */
-#define DHMS_HOT_ENTRY(op, NAME, prefix, ID, KEY, VAL) [DHMS_OP_##op][ID] = S_pp_##op##_##NAME##_pad,
+#define DHMS_HOT_ENTRY(op, NAME, prefix, ID, KEY, VAL) \
+    [DHMS_OP_##op][ID] = { S_pp_##op##_##NAME, S_pp_##op##_##NAME##_pad },
 #define DHMS_HOT_ROW(op) DHMS_VARIANT_LIST_WITH(DHMS_HOT_ENTRY, op)
-static const Perl_ppaddr_t S_hot_pad_pp[DHMS_N_OPS][DHMS_VARIANTS] = {
+static const struct dhms_hot S_hot[DHMS_N_OPS][DHMS_VARIANTS] = {
     DHMS_HOT_LIST(DHMS_HOT_ROW)
 };
 #undef DHMS_HOT_ROW
@@ -1948,7 +1945,7 @@ static const Perl_ppaddr_t S_hot_pad_pp[DHMS_N_OPS][DHMS_VARIANTS] = {
 /* The pp function of a keyword op of variant v: its own, if the op is hot. */
 static Perl_ppaddr_t S_kw_pp(const struct dhms_method *d)
 {
-    Perl_ppaddr_t hot = S_hot_pp[d->op - S_ops][d->v->id];
+    Perl_ppaddr_t hot = S_hot[d->op - S_ops][d->v->id].pp;
     return hot ? hot : d->op->pp;
 }
 
@@ -2117,16 +2114,36 @@ static int S_plain_padsv(const OP *o)
         && !(o->op_flags & (OPf_MOD | OPf_KIDS));
 }
 
+/* Which of this module's operations op o is (its index in S_ops), or -1;
+ * *hot (unless hot is NULL) gets the hot op's pp functions for o's variant
+ * if o runs one of them, else NULL. */
+static int S_op_of(const OP *o, const struct dhms_hot **hot)
+{
+    int oi, vi;
+    if (hot)
+        *hot = NULL;
+    if (o->op_type != OP_CUSTOM)
+        return -1;
+    for (oi = 0; oi < DHMS_N_OPS; oi++) {
+        if (S_ops[oi].pp && o->op_ppaddr == S_ops[oi].pp)
+            return oi;
+        for (vi = 0; vi < DHMS_VARIANTS; vi++)
+            if (S_hot[oi][vi].pp && o->op_ppaddr == S_hot[oi][vi].pp) {
+                if (hot)
+                    *hot = &S_hot[oi][vi];
+                return oi;
+            }
+    }
+    return -1;
+}
+
 /* The pp function that runs hot keyword op o from its first argument
  * (S_pp_pad), or NULL if o is not hot. */
 static Perl_ppaddr_t S_pad_pp_of(const OP *o)
 {
-    int oi, vi;
-    for (oi = 0; oi < DHMS_N_OPS; oi++)
-        for (vi = 0; vi < DHMS_VARIANTS; vi++)
-            if (S_hot_pp[oi][vi] && o->op_ppaddr == S_hot_pp[oi][vi])
-                return S_hot_pad_pp[oi][vi];
-    return NULL;
+    const struct dhms_hot *hot;
+    S_op_of(o, &hot);
+    return hot ? hot->pad : NULL;
 }
 
 /* If every argument of keyword op o is a plain lexical, run in this order
@@ -2192,17 +2209,8 @@ static XOP S_xops[DHMS_N_OPS];
  * into a lexical (OPF_TARG)? */
 static int S_is_dhms_op(const OP *o)
 {
-    int oi;
-    if (o->op_type != OP_CUSTOM)
-        return 0;
-    for (oi = 0; oi < DHMS_N_OPS; oi++) {
-        int vi, ours = S_ops[oi].pp && o->op_ppaddr == S_ops[oi].pp;
-        for (vi = 0; vi < DHMS_VARIANTS && !ours; vi++)
-            ours = S_hot_pp[oi][vi] && o->op_ppaddr == S_hot_pp[oi][vi];
-        if (ours)
-            return (S_ops[oi].flags & (OPF_KW | OPF_TARG)) == (OPF_KW | OPF_TARG);
-    }
-    return 0;
+    int oi = S_op_of(o, NULL);
+    return oi >= 0 && (S_ops[oi].flags & (OPF_KW | OPF_TARG)) == (OPF_KW | OPF_TARG);
 }
 
 /* `$lexical = shm_<prefix>_<op> ...`: fold the assignment into the op, as
@@ -2260,8 +2268,8 @@ static void S_boot(pTHX)
         Perl_custom_op_register(aTHX_ op->pp, &S_xops[oi]);
         /* a hot op's per-variant pp functions are the same op to perl */
         for (vi = 0; vi < DHMS_VARIANTS; vi++)
-            if (S_hot_pp[oi][vi])
-                Perl_custom_op_register(aTHX_ S_hot_pp[oi][vi], &S_xops[oi]);
+            if (S_hot[oi][vi].pp)
+                Perl_custom_op_register(aTHX_ S_hot[oi][vi].pp, &S_xops[oi]);
     }
 
     for (vi = 0; vi < DHMS_VARIANTS; vi++) {
