@@ -119,6 +119,15 @@ fn set_entries(m: &mut dyn AnyMap, entries: &[(Entry, Entry)]) {
     m.set_multi(&pairs).unwrap();
 }
 
+/// `set_multi` of string keys, each with the value `long(n)` of its `n`.
+fn set_long(m: &mut dyn AnyMap, pairs: impl IntoIterator<Item = (String, u64)>) {
+    let entries: Vec<_> = pairs
+        .into_iter()
+        .map(|(k, n)| (bytes(k.as_bytes()), bytes(&long(n))))
+        .collect();
+    set_entries(m, &entries);
+}
+
 /// IS entries `0` .. `n-1`, each with a value long enough for the arena.
 fn fill_is(m: &mut dyn AnyMap, n: i64) {
     for i in 0..n {
@@ -369,15 +378,7 @@ fn kinds() -> Vec<Kind> {
             params: params(1000, 0, 0),
             setup: |m| fill_ss(m, 20),
             mutate: |m| {
-                let entries: Vec<_> = (0..6)
-                    .map(|i| {
-                        (
-                            bytes(format!("a brand new key {i}").as_bytes()),
-                            bytes(&long(600 + i)),
-                        )
-                    })
-                    .collect();
-                set_entries(m, &entries);
+                set_long(m, (0..6).map(|i| (format!("a brand new key {i}"), 600 + i)));
             },
             per_key: false,
         },
@@ -387,15 +388,7 @@ fn kinds() -> Vec<Kind> {
             params: params(1000, 10, 0),
             setup: |m| fill_ss(m, 10),
             mutate: |m| {
-                let entries: Vec<_> = (0..4)
-                    .map(|i| {
-                        (
-                            bytes(format!("newcomer {i}").as_bytes()),
-                            bytes(&long(700 + i)),
-                        )
-                    })
-                    .collect();
-                set_entries(m, &entries);
+                set_long(m, (0..4).map(|i| (format!("newcomer {i}"), 700 + i)));
             },
             per_key: true,
         },
@@ -588,13 +581,10 @@ fn kinds() -> Vec<Kind> {
             params: params(1000, 0, 0),
             setup: |m| fill_ss_until_migrating(m),
             mutate: |m| {
-                let entries: Vec<_> = (0..5)
-                    .map(|i| format!("key-{:04}", i * 7).into_bytes())
-                    .chain([b"brand new one".to_vec(), b"brand new two".to_vec()])
-                    .enumerate()
-                    .map(|(i, k)| (bytes(&k), bytes(&long(900 + i as u64))))
-                    .collect();
-                set_entries(m, &entries);
+                let keys = (0..5)
+                    .map(|i| format!("key-{:04}", i * 7))
+                    .chain(["brand new one".into(), "brand new two".into()]);
+                set_long(m, keys.zip(900..));
             },
             per_key: false,
         },
@@ -747,16 +737,7 @@ fn kinds() -> Vec<Kind> {
             params: params(1000, 10, 0),
             setup: |m| fill_ss(m, 10),
             mutate: |m| {
-                let entries: Vec<_> = [2u64, 5, 8]
-                    .iter()
-                    .map(|i| {
-                        (
-                            bytes(format!("key-{i:04}").as_bytes()),
-                            bytes(&long(900 + i)),
-                        )
-                    })
-                    .collect();
-                set_entries(m, &entries);
+                set_long(m, [2u64, 5, 8].map(|i| (format!("key-{i:04}"), 900 + i)));
             },
             per_key: false,
         },
