@@ -53,7 +53,9 @@ my @VARIANTS = qw(II IS SS SI);
 # One row per operation: the statement run once per key on each side, how
 # many operations it counts, and the state of the map and the hash before
 # every timed pass: 'full' (filled once, the pass keeps it full), 'refill'
-# (the pass empties it; refilled untimed) or 'empty' (cleared untimed).
+# (the pass empties it; refilled untimed), 'empty' (cleared untimed) or
+# 'sized' (cleared, then sized for the N keys untimed: the map's reserve,
+# the hash's keys(%h) = N; the insert row without the growth).
 # In the statements P is the keyword prefix (ii, ss, ...). 'remove+put' is
 # DESIGN.md's "remove then put": it keeps the map at its size.
 my @OPS = (
@@ -62,6 +64,8 @@ my @OPS = (
     { op => 'put',        ops => 1, state => 'full',
       ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
     { op => 'insert',     ops => 1, state => 'empty',
+      ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
+    { op => 'sized-insert', ops => 1, state => 'sized',
       ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
     { op => 'remove',     ops => 1, state => 'refill',
       ours => 'shm_P_remove $m, $k',                      perl => 'delete $h{$k}' },
@@ -328,6 +332,7 @@ sub selected {
         return 1 if $s eq 'budget';
         return 1 if $s eq lc $variant || $s eq lc "$variant $op" || $s eq $op;
         return 1 if $s eq 'remove' && $op =~ /^remove/;
+        return 1 if $s eq 'insert' && $op =~ /insert$/;
     }
     return 0;
 }
@@ -505,15 +510,17 @@ sub run_workload_here {
     # slower, while the map, filled in key order, had no such handicap.)
     my %prep = (
         ours => { refill => sub { $map->put($_, $fill{$_}) for @$keys },
-                  empty  => sub { $map->clear } },
+                  empty  => sub { $map->clear },
+                  sized  => sub { $map->clear; $map->reserve($N) } },
         # undef, not (): %hash = () keeps the bucket array, and inserts would
         # then skip the growth that the cleared map (shrunk) goes through.
         perl => { refill => sub { $hash{$_} = $fill{$_} for @$keys },
-                  empty  => sub { undef %hash } },
+                  empty  => sub { undef %hash },
+                  sized  => sub { undef %hash; keys(%hash) = $N } },
     );
     my %side;
     for my $name (qw(ours perl)) {
-        $prep{$name}{refill}->() if $w->{state} ne 'empty';    # initial state
+        $prep{$name}{refill}->() if $w->{state} !~ /^(?:empty|sized)$/;    # initial state
         $side{$name} = {
             run  => loop_maker($variant, $w->{$name})->($map, \%hash, $keys, put_value($variant)),
             prep => $prep{$name}{ $w->{state} },
@@ -1047,6 +1054,9 @@ for my $row (@rows) {
 if (@rows) {
     print "  ratio: Shared / Perl hash; budget (DESIGN.md): on the ratio of the medians.\n",
           "  passes: timed passes of each side (Perl hash/Shared), each after an untimed one.\n";
+    print "  insert: into an empty map and hash, which grow; sized-insert: the same after\n",
+          "  \$map->reserve(N) and keys(%hash) = N (untimed): the insert without the growth.\n"
+        if grep { $_->[1] =~ /insert$/ } @rows;
     print "below budget: ", join(', ', @below), "\n" if @below;
 }
 vs_section() if !@sections || grep { /^vs/ || $VARIANT{ uc $_ } } @sections;
