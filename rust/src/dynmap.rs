@@ -125,6 +125,10 @@ pub trait AnyMap: Send {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
+    /// The same, mutable (for this crate's tests).
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
     /// See [`crate::raw::core::Core::wait_timeout`]; a map on a server waits on
     /// no other process (its timeouts are in its location): the default.
     fn wait_timeout(&self) -> std::time::Duration {
@@ -191,6 +195,9 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
         Some(self.core())
     }
     fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
         Some(self)
     }
     fn info(&self, which: Info) -> u64 {

@@ -5,7 +5,7 @@
 
 use crate::dynmap::{again, AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::map::{End, Map, Quick};
+use crate::map::{End, Map, Quick, Vacancy};
 use crate::open::{is_location, open_any, open_source};
 use crate::os::region::Source;
 use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
@@ -443,7 +443,7 @@ unsafe extern "C" fn fast_get_num<K: Codec, V: Codec>(
                 return DHMS_OK;
             }
             Quick::Miss => return DHMS_FALSE,
-            Quick::Slow => {}
+            Quick::Vacant(_) | Quick::Slow => {}
         }
     }
     // SAFETY: per the contract.
@@ -529,11 +529,12 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
 ) -> c_int {
     // As `fast_get_num`: the common case first.
     // SAFETY: per the contract.
-    if let Quick::Hit(_) = unsafe { quick::<K, V>(m, |map| map.put_quick(key, val)) } {
-        return DHMS_OK;
-    }
+    let at = match unsafe { quick::<K, V>(m, |map| map.put_quick(key, val)) } {
+        Quick::Hit(_) => return DHMS_OK,
+        q => q.vacancy(),
+    };
     // SAFETY: per the contract.
-    unsafe { put_num_full::<K, V>(m, key, val) }
+    unsafe { put_num_full::<K, V>(m, key, val, at) }
 }
 
 /// [`fast_put_num`] when the quick attempt did not decide.
@@ -542,9 +543,20 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
 /// As [`fast_put_num`].
 #[cold]
 #[inline(never)]
-unsafe fn put_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
+unsafe fn put_num_full<K: Codec, V: Codec>(
+    m: *mut DhmsMap,
+    key: i64,
+    val: i64,
+    at: Option<Vacancy>,
+) -> c_int {
+    // (the vacancy holds for the first attempt only)
+    let mut at = at;
     // SAFETY: per the contract.
-    unsafe { with_typed::<K, V>(m, |map| st(again(map, |map| map.put_num(key, val)))) }
+    unsafe {
+        with_typed::<K, V>(m, |map| {
+            st(again(map, |map| map.put_num_at(key, val, at.take())))
+        })
+    }
 }
 
 /// `fast.remove` for `Map<K, V>`.

@@ -124,7 +124,7 @@ pub mod testing {
         match on_int_map!(m, |x| x.get_quick(key)) {
             crate::map::Quick::Hit(v) => Some(Some(v)),
             crate::map::Quick::Miss => Some(None),
-            crate::map::Quick::Slow => None,
+            crate::map::Quick::Vacant(_) | crate::map::Quick::Slow => None,
         }
     }
 
@@ -146,6 +146,37 @@ pub mod testing {
     pub fn quick_put(m: &dyn AnyMap, key: i64, val: i64) -> bool {
         let stored = || Some(on_int_map!(m, |x| x.put_quick(key, val)));
         matches!(stored(), Some(crate::map::Quick::Hit(_)))
+    }
+
+    /// The keywords' `put` of an integer value at an integer key in `m`'s
+    /// II map, as `shm_ii_put` runs it: the quick attempt, then, if it did
+    /// not store, the full put given what the attempt found (for a missing
+    /// key, the slot to take if nothing changed: `Map::put_num_at`), with
+    /// `between` run between the two (a change through another handle
+    /// makes what the attempt found stale). `None` for other variants.
+    pub fn keyword_put(
+        m: &mut dyn AnyMap,
+        key: i64,
+        val: i64,
+        between: impl FnOnce(),
+    ) -> Option<Status> {
+        use crate::map::{Map, Quick};
+        use crate::raw::codec::I64;
+        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        let at = match x.put_quick(key, val) {
+            Quick::Hit(_) => return Some(Status::Ok),
+            q => q.vacancy(),
+        };
+        between();
+        Some(x.put_num_at(key, val, at).unwrap())
+    }
+
+    /// The home slot of integer key `key` in the active table of `m`'s
+    /// map (any variant with integer keys), and the table's capacity.
+    pub fn int_home(m: &dyn AnyMap, key: i64) -> (usize, usize) {
+        let c = m.core_ref();
+        let t = c.active().expect("a valid table");
+        (t.home(crate::format::hash::hash_int(c.seed, key)), t.cap())
     }
 
     /// True while a migration is in progress in `m`'s map.

@@ -32,8 +32,39 @@ pub(crate) enum Quick {
     Hit(i64),
     /// No such key.
     Miss,
+    /// No such key, and where an insert would put it: the full put takes
+    /// that slot if nothing changed in between ([`Vacancy`]).
+    Vacant(Vacancy),
     /// Not decided here: the full operation must run.
     Slow,
+}
+
+impl Quick {
+    /// The vacancy a quick attempt found, if any.
+    #[inline(always)]
+    pub(crate) fn vacancy(self) -> Option<Vacancy> {
+        match self {
+            Quick::Vacant(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Map::find_slot_as`] found of a key: its live slot (`Ok`), or
+/// where an insert of it would go (`Err(Some(slot))`; `Err(None)`: unknown).
+type SlotOrRoom = std::result::Result<usize, Option<usize>>;
+
+/// Where a missing key would be inserted, as a quick attempt found it with
+/// no writer active: the sequence and the table it saw, and the slot its
+/// unsuccessful probe ended on. Under the writer lock, the same sequence
+/// and table mean that no change came in between (every change of the
+/// table makes the sequence odd and even again), so the insert takes the
+/// slot without probing again.
+#[derive(Clone, Copy)]
+pub(crate) struct Vacancy {
+    seq: u64,
+    desc: u64,
+    slot: usize,
 }
 
 /// A key prepared for probing: its hash and how to compare slot words.
@@ -335,7 +366,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// `put` with an integer key and an integer value (the keywords'
     /// direct path). [`Map::put_quick`] first decides the common case.
     pub fn put_num(&mut self, key: i64, val: i64) -> Result<Status> {
-        self.put(&Item::int(key), &Item::int(val))
+        self.put_num_at(key, val, None)
+    }
+
+    /// [`Map::put_num`] after a quick attempt that found the key missing
+    /// (`Quick::Vacant`): the insert skips the probe if nothing changed.
+    #[inline(always)]
+    pub(crate) fn put_num_at(&mut self, key: i64, val: i64, at: Option<Vacancy>) -> Result<Status> {
+        self.put_with(&Item::int(key), &Item::int(val), None, at)
     }
 
     /// The quick `incr_by` of an integer key: see [`Map::counter_quick`].
@@ -379,11 +417,15 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !lock::enter_counter(core.hdr(), slots, &core.me) {
             return Quick::Slow;
         }
+        // (no writer is active until leave_counter: the sequence is even
+        // unless a writer died in a change)
+        let seq = core.hdr().seq.load(Acquire);
         let mut result = 0;
-        let r = Self::counter_in_place::<Plain<K, V>>(core, &key, 0, &f, &mut result);
+        let r = Self::counter_probe::<Plain<K, V>>(core, &key, 0, &f, &mut result);
         lock::leave_counter(slots, &core.me);
         match r {
-            Some(Status::Ok) if !core.truncated() => Quick::Hit(result),
+            Ok(Status::Ok) if !core.truncated() => Quick::Hit(result),
+            Err(Some((desc, slot))) if seq & 1 == 0 => Quick::Vacant(Vacancy { seq, desc, slot }),
             _ => Quick::Slow,
         }
     }
@@ -442,13 +484,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Insert or overwrite (with the map's default TTL, if it has one).
     #[inline(always)]
     pub fn put(&mut self, k: &Item, v: &Item) -> Result<Status> {
-        self.put_with(k, v, None)
+        self.put_with(k, v, None, None)
     }
 
     /// Insert or overwrite with this entry's own lifetime (0 = permanent).
     pub fn put_ttl(&mut self, k: &Item, v: &Item, secs: u64) -> Result<Status> {
         self.need_ttl("put_ttl")?;
-        self.put_with(k, v, Some(secs))
+        self.put_with(k, v, Some(secs), None)
     }
 
     pub(crate) fn need_ttl(&self, op: &str) -> Result<()> {
@@ -463,12 +505,27 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    /// `at`: what a quick attempt found of the key (see [`Vacancy`]).
     #[inline(always)]
-    fn put_with(&mut self, k: &Item, v: &Item, ttl: Option<u64>) -> Result<Status> {
+    fn put_with(
+        &mut self,
+        k: &Item,
+        v: &Item,
+        ttl: Option<u64>,
+        at: Option<Vacancy>,
+    ) -> Result<Status> {
         let key = self.key(k)?;
         self.check_val(v)?;
         let g = WriteGuard::lock(&mut self.core)?;
         let now = g.core.now();
+        if let Some(at) = at {
+            let h = g.core.hdr();
+            if g.core.plain() && h.seq.load(Relaxed) == at.seq && h.table.load(Relaxed) == at.desc {
+                let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(g.core.ttl_default));
+                let vacant = Some(at.slot);
+                return Self::insert_as::<Plain<K, V>>(g.core, &key, k, v, expiry, now, vacant);
+            }
+        }
         if g.core.plain() {
             Self::put_locked::<Plain<K, V>>(g.core, &key, k, v, ttl, now)
         } else {
@@ -485,14 +542,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
         ttl: Option<u64>,
         now: u32,
     ) -> Result<Status> {
-        match Self::find_live_as::<S>(core, key, now)? {
-            (t, Some(i)) => {
+        match Self::find_slot_as::<S>(core, key, now)? {
+            (t, Ok(i)) => {
                 let expiry = core.ttl().expiry_on_write(&t, i, now, ttl);
                 Self::overwrite(core, &t, i, v, expiry)
             }
-            (_, None) => {
+            (_, Err(vacant)) => {
                 let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
-                Self::insert_locked(core, key, k, v, expiry, now)
+                Self::insert_as::<S>(core, key, k, v, expiry, now, vacant)
             }
         }
     }
@@ -522,16 +579,30 @@ impl<K: Codec, V: Codec> Map<K, V> {
         key: &Key<'_>,
         now: u32,
     ) -> Result<(Table<S>, Option<usize>)> {
+        Self::find_slot_as::<S>(core, key, now).map(|(t, r)| (t, r.ok()))
+    }
+
+    /// [`Map::find_live_as`] that also tells where an insert of the key
+    /// would go: `Err(Some(slot))`, the active table's slot that the
+    /// unsuccessful probe ended on, for [`Core::place_new_as`] (`None` if
+    /// the probe met an expired entry of the key, which it removed).
+    #[inline(always)]
+    pub(crate) fn find_slot_as<S: Shape>(
+        core: &mut Core,
+        key: &Key<'_>,
+        now: u32,
+    ) -> Result<(Table<S>, SlotOrRoom)> {
         let t = Self::active_as::<S>(core).ok_or_else(|| core.damaged())?;
         match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
-            (t, Probe::Found(i)) if core.live(&t, i, now) => Ok((t, Some(i))),
+            (t, Probe::Found(i)) if core.live(&t, i, now) => Ok((t, Ok(i))),
             (old, Probe::Found(i)) => {
                 core.seq_begin();
                 core.remove_expired(&old, i);
                 core.seq_end();
-                Ok((t, None))
+                Ok((t, Err(None)))
             }
-            _ => Ok((t, None)),
+            (_, Probe::Vacant(i)) => Ok((t, Err(Some(i)))),
+            _ => Ok((t, Err(None))),
         }
     }
 
@@ -612,6 +683,26 @@ impl<K: Codec, V: Codec> Map<K, V> {
         expiry: u64,
         now: u32,
     ) -> Result<Status> {
+        if core.plain() {
+            Self::insert_as::<Plain<K, V>>(core, key, k, v, expiry, now, None)
+        } else {
+            Self::insert_as::<Ext>(core, key, k, v, expiry, now, None)
+        }
+    }
+
+    /// [`Map::insert_locked`] on a map known to have extension words or
+    /// not, with the slot a probe just found for the key (see
+    /// [`Core::place_new_as`]).
+    #[inline(always)]
+    fn insert_as<S: Shape>(
+        core: &mut Core,
+        key: &Key<'_>,
+        k: &Item,
+        v: &Item,
+        expiry: u64,
+        now: u32,
+        mut vacant: Option<usize>,
+    ) -> Result<Status> {
         if !core.lru_on && core.hdr().size.load(Relaxed) >= core.max_entries {
             return Ok(Status::Full);
         }
@@ -631,6 +722,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             core.seq_begin();
             core.make_lru_room(now, UNDO_CLEAN);
             core.undo_begin_in(UNDO_INSERT, UNDO_CLEAN);
+            vacant = None; // (the eviction changed the table)
         } else {
             core.undo_begin(UNDO_INSERT);
             core.seq_begin();
@@ -652,11 +744,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return e.into_status();
             }
         };
-        if core.plain() {
-            core.place_new_as::<Plain<K, V>>(key.hash, kw, vw, expiry, now)
-        } else {
-            core.place_new_as::<Ext>(key.hash, kw, vw, expiry, now)
-        }
+        core.place_new_as::<S>(key.hash, kw, vw, expiry, now, vacant)
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.
@@ -830,16 +918,31 @@ impl<K: Codec, V: Codec> Map<K, V> {
         f: &impl Fn(i64) -> Option<i64>,
         result: &mut i64,
     ) -> Option<Status> {
-        let t = Self::active_as::<S>(core)?;
+        Self::counter_probe::<S>(core, key, now, f, result).ok()
+    }
+
+    /// [`Map::counter_in_place`], telling a missing key apart: `Err` with
+    /// the active table's descriptor and the slot its probe ended on
+    /// (`Probe::Vacant`), or `None` (an expired entry, a damaged table).
+    #[inline(always)]
+    fn counter_probe<S: Shape>(
+        core: &Core,
+        key: &Key<'_>,
+        now: u32,
+        f: &impl Fn(i64) -> Option<i64>,
+        result: &mut i64,
+    ) -> std::result::Result<Status, Option<(u64, usize)>> {
+        let t = Self::active_as::<S>(core).ok_or(None)?;
         match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
             (t, Probe::Found(i)) if core.live(&t, i, now) => {
                 let s = Self::apply_in_place(&t, i, f, result);
                 if s == Status::Ok {
                     core.ttl().refresh_expiry(&t, i, now);
                 }
-                Some(s)
+                Ok(s)
             }
-            _ => None,
+            (t, Probe::Vacant(i)) => Err(Some((t.desc(), i))),
+            _ => Err(None),
         }
     }
 

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use hashmap_shared::testing::{open_any, AnyMap};
+use hashmap_shared::testing::{keyword_put, open_any, AnyMap};
 use hashmap_shared::testing::{End, Entry, Params, Status, Variant};
 use std::collections::BTreeMap;
 
@@ -451,6 +451,29 @@ fn kinds() -> Vec<Kind> {
             setup: |m| fill_int(m, 20, 1000),
             mutate: |m| {
                 put(m, &int(-7), &int(-32768));
+            },
+            per_key: false,
+        },
+        Kind {
+            // as `shm_ii_put` runs it: the slot the quick attempt found
+            name: "keyword insert (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 20, 1000),
+            mutate: |m| {
+                let put = keyword_put(m, 12_345, -9, || {});
+                assert_eq!(put, Some(Status::Ok));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "keyword insert that grows the table (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 24, 1000), // 25 > 32 * 3/4
+            mutate: |m| {
+                let put = keyword_put(m, 12_345, -9, || {});
+                assert_eq!(put, Some(Status::Ok));
             },
             per_key: false,
         },
@@ -1203,6 +1226,7 @@ fn a_death_during_recovery_is_recovered_from() {
         "swap",
         "counter insert",
         "packed insert (I16)",
+        "keyword insert (II)",
         "remove that shrinks the table",
         "drain through expired entries (TTL)",
         "set_multi",

@@ -8,8 +8,8 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    migrating, open_any, quick_get, quick_incr, quick_put, set_migrate_min, AnyMap, End, Entry,
-    Out, Params, Status, Variant,
+    int_home, keyword_put, migrating, open_any, quick_get, quick_incr, quick_put, set_migrate_min,
+    AnyMap, End, Entry, Info, Out, Params, Status, Variant,
 };
 use std::collections::HashMap;
 
@@ -97,7 +97,15 @@ fn random_operations_agree_with_a_model_across_migrations() {
                         };
                         quick[4 + !quick_done as usize] += 1;
                         if !quick_done {
-                            assert_eq!(put(&mut *m, &k, &x), Status::Ok, "{v:?} step {step}");
+                            // (some as the keywords run them: a missing
+                            // key goes where the quick attempt found room)
+                            let s = match (&k, &x, v) {
+                                (Entry::Int(n), Entry::Int(y), Variant::II) if step % 4 == 0 => {
+                                    keyword_put(&mut *m, *n, *y, || {}).unwrap()
+                                }
+                                _ => put(&mut *m, &k, &x),
+                            };
+                            assert_eq!(s, Status::Ok, "{v:?} step {step}");
                         }
                         model.insert(k, x);
                     }
@@ -430,4 +438,48 @@ fn large_tables_grow_and_shrink_through_regions_made_ready_ahead() {
     }
     m.verify().unwrap();
     assert_eq!(m.snapshot().unwrap().len(), 20_000);
+}
+
+/// The keywords' put of a missing integer key takes the slot its quick
+/// attempt found only if nothing changed before the full put took the
+/// lock. Here a removal in between empties the slot before it (key `a`'s,
+/// the same home): placed in the stale slot, key `b` would sit behind an
+/// empty slot, where no lookup finds it.
+#[test]
+fn a_keyword_put_does_not_take_a_slot_found_before_a_change() {
+    let _one = one_at_a_time();
+    let t = Tmp::new("migrate-vacancy");
+    let mut m = open_with(&t, Variant::II, 100, 0);
+    let mut other = open_with(&t, Variant::II, 100, 0);
+    // two keys with the same home slot, far from the table's end
+    let (home, cap) = int_home(&*m, 0);
+    assert!(cap >= 8, "table of {cap} slots");
+    let a = (1..100_000)
+        .find(|&k| int_home(&*m, k) == (home, cap))
+        .expect("a key with the same home");
+    assert_eq!(m.put(&item(&int(0)), &item(&int(10))).unwrap(), Status::Ok);
+    assert_eq!(m.put(&item(&int(a)), &item(&int(20))).unwrap(), Status::Ok);
+    let b = (1..100_000)
+        .filter(|&k| k != a)
+        .find(|&k| int_home(&*m, k) == (home, cap))
+        .expect("a third key with the same home");
+    // b's attempt finds the slot after a's; then a goes, and b's slot is
+    // the one a leaves
+    let st = keyword_put(&mut *m, b, 30, || {
+        assert_eq!(other.remove(&item(&int(a))).unwrap(), Status::Ok);
+    });
+    assert_eq!(st, Some(Status::Ok));
+    assert_eq!(get(&mut *m, Variant::II, &int(b)), Some(int(30)));
+    assert_eq!(get(&mut *other, Variant::II, &int(b)), Some(int(30)));
+    assert_eq!(get(&mut *m, Variant::II, &int(0)), Some(int(10)));
+    assert_eq!(get(&mut *m, Variant::II, &int(a)), None);
+    // with nothing in between, the slot found is taken
+    let c = (1..100_000)
+        .filter(|&k| k != a && k != b)
+        .find(|&k| int_home(&*m, k) == (home, cap))
+        .expect("a fourth key with the same home");
+    assert_eq!(keyword_put(&mut *m, c, 40, || {}), Some(Status::Ok));
+    assert_eq!(get(&mut *other, Variant::II, &int(c)), Some(int(40)));
+    assert_eq!(m.info(Info::Size), 3);
+    m.verify().unwrap();
 }

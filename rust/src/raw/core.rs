@@ -4,10 +4,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{
-    self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, HEADER_SIZE,
-    INPLACE_MAX, LRU_LOG_DONE, LRU_LOG_MAX, MAGIC, MIN_CAP, RS_AT_ONCE, RS_STEPWISE, SLOTS_OFF,
-    TOMB, UNDO_CLEAN, UNDO_CLEAR, UNDO_INPLACE, UNDO_INSERT, UNDO_LRU, UNDO_MIGRATE, UNDO_REMOVE,
-    UNDO_RESIZE, UNDO_SINGLE, UNDO_WALK, VERSION,
+    self, cap_for, desc_cap, desc_region, table_desc, Geometry, Header, ProcSlot, EMPTY,
+    HEADER_SIZE, INPLACE_MAX, LRU_LOG_DONE, LRU_LOG_MAX, MAGIC, MIN_CAP, RS_AT_ONCE, RS_STEPWISE,
+    SLOTS_OFF, TOMB, UNDO_CLEAN, UNDO_CLEAR, UNDO_INPLACE, UNDO_INSERT, UNDO_LRU, UNDO_MIGRATE,
+    UNDO_REMOVE, UNDO_RESIZE, UNDO_SINGLE, UNDO_WALK, VERSION,
 };
 use crate::format::words::is_inline;
 use crate::os::region::{Kind, Opened, Region, Source};
@@ -1195,10 +1195,14 @@ impl Core {
         expiry: u64,
         now: u32,
     ) -> Result<Status> {
-        self.place_new_as::<Dyn>(hash, kw, vw, expiry, now)
+        self.place_new_as::<Dyn>(hash, kw, vw, expiry, now, None)
     }
 
-    /// [`Core::place_new`], seeing the table through shape `S`.
+    /// [`Core::place_new`], seeing the table through shape `S`. `vacant`:
+    /// the slot that the caller's unsuccessful probe of the active table
+    /// ended on (`Probe::Vacant`), under this same lock with no change
+    /// since; it is taken instead of probing again unless the table changes
+    /// first (an eviction or a resize).
     pub(crate) fn place_new_as<S: Shape>(
         &mut self,
         hash: u64,
@@ -1206,7 +1210,9 @@ impl Core {
         vw: u64,
         expiry: u64,
         now: u32,
+        vacant: Option<usize>,
     ) -> Result<Status> {
+        let mut vacant = vacant;
         let d = self.hdr().table.load(Acquire);
         let mut t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
         if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
@@ -1214,6 +1220,7 @@ impl Core {
             // `make_lru_room`: an eviction here is not in the record)
             self.hdr().undo_state.store(UNDO_WALK, Relaxed);
             self.evict_one(&t, now);
+            vacant = None;
         }
         if self.hdr().size.load(Relaxed) >= self.max_entries {
             if self.kb {
@@ -1229,7 +1236,8 @@ impl Core {
             Ok(false) => {}
             Ok(true) => {
                 let d = self.hdr().table.load(Acquire);
-                t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?
+                t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
+                vacant = None;
             }
             Err(e) => {
                 if self.kb {
@@ -1242,12 +1250,15 @@ impl Core {
                 return Err(e);
             }
         }
-        let i = match t.probe(hash, |_| false) {
-            Probe::Vacant(i) => i,
-            _ => {
-                self.seq_end();
-                return Err(self.damaged());
-            }
+        let i = match vacant {
+            Some(i) if i < t.cap() && matches!(t.state(i), EMPTY | TOMB) => i,
+            _ => match t.probe(hash, |_| false) {
+                Probe::Vacant(i) => i,
+                _ => {
+                    self.seq_end();
+                    return Err(self.damaged());
+                }
+            },
         };
         let was_tomb = t.state(i) == TOMB;
         if self.hdr().recording() {
