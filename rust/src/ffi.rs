@@ -481,16 +481,20 @@ unsafe extern "C" fn fast_incr_num<K: Codec, V: Codec>(
     result: *mut i64,
 ) -> c_int {
     // As `fast_get_num`: the common case first.
+    let mut at = None;
     if !result.is_null() {
         // SAFETY: per the contract.
-        if let Quick::Hit(v) = unsafe { quick::<K, V>(m, |map| map.incr_quick(key, delta)) } {
-            // SAFETY: per the contract; checked non-null above.
-            unsafe { *result = v };
-            return DHMS_OK;
+        match unsafe { quick::<K, V>(m, |map| map.incr_quick(key, delta)) } {
+            Quick::Hit(v) => {
+                // SAFETY: per the contract; checked non-null above.
+                unsafe { *result = v };
+                return DHMS_OK;
+            }
+            q => at = q.vacancy(),
         }
     }
     // SAFETY: per the contract.
-    unsafe { incr_num_full::<K, V>(m, key, delta, result) }
+    unsafe { incr_num_full::<K, V>(m, key, delta, result, at) }
 }
 
 /// [`fast_incr_num`] when the quick attempt did not decide.
@@ -504,11 +508,14 @@ unsafe fn incr_num_full<K: Codec, V: Codec>(
     key: i64,
     delta: i64,
     result: *mut i64,
+    at: Option<Vacancy>,
 ) -> c_int {
+    // (the vacancy holds for the first attempt only)
+    let mut at = at;
     // SAFETY: per the contract.
     unsafe {
         with_typed::<K, V>(m, |map| {
-            let (s, v) = again(map, |map| map.incr_num(key, delta))?;
+            let (s, v) = again(map, |map| map.incr_num_at(key, delta, at.take()))?;
             if s == Status::Ok {
                 *arg_mut(result)? = v;
             }

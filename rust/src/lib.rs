@@ -171,6 +171,27 @@ pub mod testing {
         Some(x.put_num_at(key, val, at).unwrap())
     }
 
+    /// The keywords' `incr_by` of an integer key in `m`'s II map, as
+    /// `shm_ii_incr_by` runs it: as [`keyword_put`], the quick attempt, then
+    /// (`between` run first) the full increment given what the attempt
+    /// found. The status and the new value; `None` for other variants.
+    pub fn keyword_incr(
+        m: &mut dyn AnyMap,
+        key: i64,
+        delta: i64,
+        between: impl FnOnce(),
+    ) -> Option<(Status, i64)> {
+        use crate::map::{Map, Quick};
+        use crate::raw::codec::I64;
+        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        let at = match x.incr_quick(key, delta) {
+            Quick::Hit(v) => return Some((Status::Ok, v)),
+            q => q.vacancy(),
+        };
+        between();
+        Some(x.incr_num_at(key, delta, at).unwrap())
+    }
+
     /// The home slot of integer key `key` in the active table of `m`'s
     /// map (any variant with integer keys), and the table's capacity.
     pub fn int_home(m: &dyn AnyMap, key: i64) -> (usize, usize) {

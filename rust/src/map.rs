@@ -67,6 +67,17 @@ pub(crate) struct Vacancy {
     slot: usize,
 }
 
+impl Core {
+    /// Under the writer lock: true if the map is as `at` found it (the
+    /// same sequence and table, no extension words), so that its slot is
+    /// still where the key goes.
+    #[inline(always)]
+    fn unchanged_since(&self, at: Vacancy) -> bool {
+        let h = self.hdr();
+        self.plain() && h.seq.load(Relaxed) == at.seq && h.table.load(Relaxed) == at.desc
+    }
+}
+
 /// A key prepared for probing: its hash and how to compare slot words.
 pub(crate) struct Key<'a> {
     pub(crate) hash: u64,
@@ -358,8 +369,21 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// `incr_by` with an integer key (the keywords' direct path): the new
     /// value. [`Map::incr_quick`] first decides the common case.
     pub fn incr_num(&mut self, key: i64, delta: i64) -> Result<(Status, i64)> {
+        self.incr_num_at(key, delta, None)
+    }
+
+    /// [`Map::incr_num`] after a quick attempt that found the key missing
+    /// (`Quick::Vacant`): the insert skips the probes if nothing changed.
+    #[inline(always)]
+    pub(crate) fn incr_num_at(
+        &mut self,
+        key: i64,
+        delta: i64,
+        at: Option<Vacancy>,
+    ) -> Result<(Status, i64)> {
         let mut result = 0;
-        let s = self.incr_by(&Item::int(key), delta, &mut result)?;
+        let f = |cur: i64| cur.checked_add(delta);
+        let s = self.counter_at(&Item::int(key), &mut result, delta, f, at)?;
         Ok((s, result))
     }
 
@@ -518,13 +542,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
         self.check_val(v)?;
         let g = WriteGuard::lock(&mut self.core)?;
         let now = g.core.now();
-        if let Some(at) = at {
-            let h = g.core.hdr();
-            if g.core.plain() && h.seq.load(Relaxed) == at.seq && h.table.load(Relaxed) == at.desc {
-                let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(g.core.ttl_default));
-                let vacant = Some(at.slot);
-                return Self::insert_as::<Plain<K, V>>(g.core, &key, k, v, expiry, now, vacant);
-            }
+        if let Some(at) = at.filter(|&at| g.core.unchanged_since(at)) {
+            let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(g.core.ttl_default));
+            let vacant = Some(at.slot);
+            return Self::insert_as::<Plain<K, V>>(g.core, &key, k, v, expiry, now, vacant);
         }
         if g.core.plain() {
             Self::put_locked::<Plain<K, V>>(g.core, &key, k, v, ttl, now)
@@ -565,10 +586,20 @@ impl<K: Codec, V: Codec> Map<K, V> {
         key: &Key<'_>,
         now: u32,
     ) -> Result<(Table, Option<usize>)> {
+        Self::find_slot(core, key, now).map(|(t, r)| (t, r.ok()))
+    }
+
+    /// [`Map::find_slot_as`] on any map.
+    #[inline(always)]
+    pub(crate) fn find_slot(
+        core: &mut Core,
+        key: &Key<'_>,
+        now: u32,
+    ) -> Result<(Table, SlotOrRoom)> {
         if core.plain() {
-            Self::find_live_as::<Plain<K, V>>(core, key, now).map(|(t, i)| (t.erase(), i))
+            Self::find_slot_as::<Plain<K, V>>(core, key, now).map(|(t, r)| (t.erase(), r))
         } else {
-            Self::find_live_as::<Ext>(core, key, now).map(|(t, i)| (t.erase(), i))
+            Self::find_slot_as::<Ext>(core, key, now).map(|(t, r)| (t.erase(), r))
         }
     }
 
@@ -683,10 +714,24 @@ impl<K: Codec, V: Codec> Map<K, V> {
         expiry: u64,
         now: u32,
     ) -> Result<Status> {
+        Self::insert_at(core, key, k, v, expiry, now, None)
+    }
+
+    /// [`Map::insert_locked`] with the slot a probe just found for the key
+    /// (see [`Core::place_new_as`]).
+    fn insert_at(
+        core: &mut Core,
+        key: &Key<'_>,
+        k: &Item,
+        v: &Item,
+        expiry: u64,
+        now: u32,
+        vacant: Option<usize>,
+    ) -> Result<Status> {
         if core.plain() {
-            Self::insert_as::<Plain<K, V>>(core, key, k, v, expiry, now, None)
+            Self::insert_as::<Plain<K, V>>(core, key, k, v, expiry, now, vacant)
         } else {
-            Self::insert_as::<Ext>(core, key, k, v, expiry, now, None)
+            Self::insert_as::<Ext>(core, key, k, v, expiry, now, vacant)
         }
     }
 
@@ -858,6 +903,20 @@ impl<K: Codec, V: Codec> Map<K, V> {
         init: i64,
         f: impl Fn(i64) -> Option<i64>,
     ) -> Result<Status> {
+        self.counter_at(k, result, init, f, None)
+    }
+
+    /// [`Map::counter`]; `at`: what a quick attempt found of the key (see
+    /// [`Vacancy`]): it was missing, so the lock-free attempt is skipped.
+    #[inline(always)]
+    fn counter_at(
+        &mut self,
+        k: &Item,
+        result: &mut i64,
+        init: i64,
+        f: impl Fn(i64) -> Option<i64>,
+        at: Option<Vacancy>,
+    ) -> Result<Status> {
         if V::BYTES {
             return Err(Error::new(
                 "counters need integer values: use a variant with integer values (II, SI, ...)",
@@ -871,7 +930,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // Fast path: an existing live key, updated atomically without the
         // lock. Not on an LRU map: there every update moves the entry to the
         // recent end of the shared list, which takes the writer lock.
-        if !self.core.lru_on && lock::enter_counter(self.core.hdr(), slots, &self.core.me) {
+        if at.is_none()
+            && !self.core.lru_on
+            && lock::enter_counter(self.core.hdr(), slots, &self.core.me)
+        {
             let core = &self.core;
             let r = if core.plain() {
                 Self::counter_in_place::<Plain<K, V>>(core, &key, now, &f, result)
@@ -885,27 +947,29 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(&mut self.core)?;
         let core = &mut *g.core;
-        match Self::find_live(core, &key, now)? {
-            (t, Some(i)) => {
-                let s = Self::apply_in_place(&t, i, &f, result);
-                if s == Status::Ok {
-                    core.ttl().refresh_expiry(&t, i, now);
-                    Self::updated(core, &t, i, None);
+        let vacant = match at {
+            Some(at) if core.unchanged_since(at) => Some(at.slot),
+            _ => match Self::find_slot(core, &key, now)? {
+                (t, Ok(i)) => {
+                    let s = Self::apply_in_place(&t, i, &f, result);
+                    if s == Status::Ok {
+                        core.ttl().refresh_expiry(&t, i, now);
+                        Self::updated(core, &t, i, None);
+                    }
+                    return Ok(s);
                 }
-                Ok(s)
-            }
-            (_, None) => {
-                if !V::fits(init) {
-                    return Ok(Status::Range);
-                }
-                let expiry = crate::raw::ttl::expiry_after(now, core.ttl_default);
-                let s = Self::insert_locked(core, &key, k, &Item::int(init), expiry, now)?;
-                if s == Status::Ok {
-                    *result = init;
-                }
-                Ok(s)
-            }
+                (_, Err(vacant)) => vacant,
+            },
+        };
+        if !V::fits(init) {
+            return Ok(Status::Range);
         }
+        let expiry = crate::raw::ttl::expiry_after(now, core.ttl_default);
+        let s = Self::insert_at(core, &key, k, &Item::int(init), expiry, now, vacant)?;
+        if s == Status::Ok {
+            *result = init;
+        }
+        Ok(s)
     }
 
     /// The lock-free part of [`Map::counter`]: `None` if `key` has no live

@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use hashmap_shared::testing::{keyword_put, open_any, AnyMap};
+use hashmap_shared::testing::{keyword_incr, keyword_put, open_any, AnyMap};
 use hashmap_shared::testing::{End, Entry, Params, Status, Variant};
 use std::collections::BTreeMap;
 
@@ -463,6 +463,17 @@ fn kinds() -> Vec<Kind> {
             mutate: |m| {
                 let put = keyword_put(m, 12_345, -9, || {});
                 assert_eq!(put, Some(Status::Ok));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "keyword counter insert (II)",
+            variant: Variant::II,
+            params: params(1000, 0, 0),
+            setup: |m| fill_int(m, 20, 1000),
+            mutate: |m| {
+                let incr = keyword_incr(m, 12_345, 4, || {});
+                assert_eq!(incr, Some((Status::Ok, 4)));
             },
             per_key: false,
         },

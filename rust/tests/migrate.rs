@@ -8,8 +8,8 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    int_home, keyword_put, migrating, open_any, quick_get, quick_incr, quick_put, set_migrate_min,
-    AnyMap, End, Entry, Info, Out, Params, Status, Variant,
+    int_home, keyword_incr, keyword_put, migrating, open_any, quick_get, quick_incr, quick_put,
+    set_migrate_min, AnyMap, End, Entry, Info, Out, Params, Status, Variant,
 };
 use std::collections::HashMap;
 
@@ -481,5 +481,24 @@ fn a_keyword_put_does_not_take_a_slot_found_before_a_change() {
     assert_eq!(keyword_put(&mut *m, c, 40, || {}), Some(Status::Ok));
     assert_eq!(get(&mut *other, Variant::II, &int(c)), Some(int(40)));
     assert_eq!(m.info(Info::Size), 3);
+    // the same for a counter created by the keywords' incr: c goes, and
+    // a fifth key's slot found before is the one c leaves
+    let d = (1..100_000)
+        .filter(|&k| ![a, b, c].contains(&k))
+        .find(|&k| int_home(&*m, k) == (home, cap))
+        .expect("a fifth key with the same home");
+    let st = keyword_incr(&mut *m, d, 5, || {
+        assert_eq!(other.remove(&item(&int(c))).unwrap(), Status::Ok);
+    });
+    assert_eq!(st, Some((Status::Ok, 5)));
+    assert_eq!(get(&mut *other, Variant::II, &int(d)), Some(int(5)));
+    assert_eq!(keyword_incr(&mut *m, d, 2, || {}), Some((Status::Ok, 7)));
+    let e = (1..100_000)
+        .filter(|&k| ![a, b, c, d].contains(&k))
+        .find(|&k| int_home(&*m, k) == (home, cap))
+        .expect("a sixth key with the same home");
+    assert_eq!(keyword_incr(&mut *m, e, -3, || {}), Some((Status::Ok, -3)));
+    assert_eq!(get(&mut *other, Variant::II, &int(e)), Some(int(-3)));
+    assert_eq!(m.info(Info::Size), 4);
     m.verify().unwrap();
 }
