@@ -55,7 +55,8 @@ my @VARIANTS = qw(II IS SS SI);
 # every timed pass: 'full' (filled once, the pass keeps it full), 'refill'
 # (the pass empties it; refilled untimed), 'empty' (cleared untimed) or
 # 'sized' (cleared, then sized for the N keys untimed: the map's reserve,
-# the hash's keys(%h) = N; the insert row without the growth).
+# the hash's keys(%h) = N; the insert row without the growth) or 'fresh'
+# (a new map or hash in a new process for every pass: time_fresh).
 # In the statements P is the keyword prefix (ii, ss, ...). 'remove+put' is
 # DESIGN.md's "remove then put": it keeps the map at its size.
 my @OPS = (
@@ -66,6 +67,8 @@ my @OPS = (
     { op => 'insert',     ops => 1, state => 'empty',
       ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
     { op => 'sized-insert', ops => 1, state => 'sized',
+      ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
+    { op => 'first-insert', ops => 1, state => 'fresh',
       ours => 'shm_P_put $m, $k, $v',                     perl => '$h{$k} = $v' },
     { op => 'remove',     ops => 1, state => 'refill',
       ours => 'shm_P_remove $m, $k',                      perl => 'delete $h{$k}' },
@@ -499,6 +502,7 @@ sub rates {
 sub run_workload { my @a = @_; isolated(sub { run_workload_here(@a) }) }
 sub run_workload_here {
     my ($variant, $w) = @_;
+    return run_fresh_here($variant, $w) if $w->{state} eq 'fresh';
     my ($map, $path) = new_map($variant);
     my (%hash, %fill);
     my $keys = keys_for($variant);
@@ -531,6 +535,79 @@ sub run_workload_here {
     unlink $path;
     debug_faults("$variant $w->{op}", $t);
     return map { rates($t->{$_}, $N * $w->{ops}) } qw(perl ours);
+}
+
+# The first insert of every key into a new store, each pass in a new perl
+# process (started with exec, not forked: a forked child's hash would pay
+# copy-on-write faults for its parent's malloc and SV arenas): the map's
+# file is new, and so is the hash, whose memory comes from a malloc that no
+# earlier pass filled and freed. The insert row's passes refill a store
+# emptied before: the map gives its pages back when cleared (memory follows
+# the data, across processes) and faults them in again, while a Perl hash's
+# freed memory stays in its process's malloc for the next pass to reuse, so
+# that row times a refill, this one a first fill. Before the timed loop the
+# child builds the keys and caches their string forms (as the untimed first
+# pass of the other rows does, so that the hash's side does not pay for
+# stringifying integer keys), compiles the same loop and creates the store.
+my $FRESH = <<'PERL';
+use strict; use warnings;
+use Time::HiRes qw(CLOCK_MONOTONIC clock_gettime);
+use DHMSBench ();
+my ($variant, $side, $n, $path, $stmt) = @ARGV;
+my $keys = DHMSBench::keys_for($variant, $n);
+length for @$keys;
+my $make = eval DHMSBench::loop_source($variant, $stmt) or die $@;
+my %hash;
+my $map = $side eq 'ours' ? "Data::HashMap::Shared::$variant"->new($path, 2 * $n) : undef;
+my $run = $make->($map, \%hash, $keys, DHMSBench::put_value($variant));
+my $t0 = clock_gettime(CLOCK_MONOTONIC);
+$run->();
+my $dt = clock_gettime(CLOCK_MONOTONIC) - $t0;
+my $held = $map ? $map->size : keys %hash;
+die "first-insert: $held keys stored, not $n\n" if $held != $n;
+print "$dt\n";
+PERL
+
+sub run_fresh_here {
+    my ($variant, $w) = @_;
+    my %side = map {
+        my $name = $_;
+        (my $stmt = $w->{$name}) =~ s/\bshm_P_/'shm_' . lc($variant) . '_'/ge;
+        $name => sub {
+            my $path = sprintf '%s/%s-fresh-%d-%d.map', $DIR, $variant, $$, ++$map_seq;
+            open my $fh, '-|', $^X, (map { "-I$_" } "$FindBin::Bin/lib", grep { !ref } @INC),
+                '-e', $FRESH, $variant, $name, $N, $path, $stmt
+                or die "cannot start perl: $!\n";
+            my $out = do { local $/; <$fh> };
+            close $fh;
+            unlink $path;
+            die "first-insert $variant $name: the pass failed (status $?)\n" if $? || $out !~ /^([0-9.e-]+)$/;
+            return $1;
+        };
+    } qw(ours perl);
+    my $t = time_fresh(%side);
+    return map { rates($t->{$_}, $N * $w->{ops}) } qw(perl ours);
+}
+
+# time_passes for passes that each run in a new process: paired and
+# alternating as time_passes's, without the untimed pass before each (a
+# first fill is the point). Each side's sub returns its pass's seconds.
+sub time_fresh {
+    my (%side) = @_;
+    my %times;
+    for (my $round = 0; ; $round++) {
+        last unless grep { @{ $times{$_} // [] } < $MIN_PASSES || sum(@{ $times{$_} // [0] }) < $MIN_TIME }
+            keys %side;
+        for my $name ($round % 2 ? reverse sort keys %side : sort keys %side) {
+            push @{ $times{$name} }, $side{$name}->();
+        }
+    }
+    my %out;
+    for my $name (keys %side) {
+        my @t = sort { $a <=> $b } @{ $times{$name} };
+        $out{$name} = { best => $t[0], median => ($t[ $#t / 2 ] + $t[ @t / 2 ]) / 2, passes => scalar @t };
+    }
+    return \%out;
 }
 
 sub debug_faults {    # DHMS_BENCH_DEBUG: minor page faults per timed pass
@@ -1053,9 +1130,12 @@ for my $row (@rows) {
 }
 if (@rows) {
     print "  ratio: Shared / Perl hash; budget (DESIGN.md): on the ratio of the medians.\n",
-          "  passes: timed passes of each side (Perl hash/Shared), each after an untimed one.\n";
-    print "  insert: into an empty map and hash, which grow; sized-insert: the same after\n",
-          "  \$map->reserve(N) and keys(%hash) = N (untimed): the insert without the growth.\n"
+          "  passes: timed passes of each side (Perl hash/Shared), each after an untimed one\n",
+          "  (first-insert: none).\n";
+    print "  insert: into an emptied map and hash, which grow; sized-insert: the same after\n",
+          "  \$map->reserve(N) and keys(%hash) = N (untimed): the insert without the growth;\n",
+          "  first-insert: into a new map and hash, each pass in a new process (the insert\n",
+          "  rows reuse the memory the hash's last pass freed: the map gives its back).\n"
         if grep { $_->[1] =~ /insert$/ } @rows;
     print "below budget: ", join(', ', @below), "\n" if @below;
 }
