@@ -936,9 +936,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         {
             let core = &self.core;
             let r = if core.plain() {
-                Self::counter_in_place::<Plain<K, V>>(core, &key, now, &f, result)
+                Self::counter_probe::<Plain<K, V>>(core, &key, now, &f, result).ok()
             } else {
-                Self::counter_in_place::<Ext>(core, &key, now, &f, result)
+                Self::counter_probe::<Ext>(core, &key, now, &f, result).ok()
             };
             lock::leave_counter(slots, &self.core.me);
             if let Some(s) = r {
@@ -972,22 +972,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         Ok(s)
     }
 
-    /// The lock-free part of [`Map::counter`]: `None` if `key` has no live
-    /// entry.
-    #[inline(always)]
-    fn counter_in_place<S: Shape>(
-        core: &Core,
-        key: &Key<'_>,
-        now: u32,
-        f: &impl Fn(i64) -> Option<i64>,
-        result: &mut i64,
-    ) -> Option<Status> {
-        Self::counter_probe::<S>(core, key, now, f, result).ok()
-    }
-
-    /// [`Map::counter_in_place`], telling a missing key apart: `Err` with
+    /// The lock-free part of [`Map::counter`]: `Ok` once the live entry of
+    /// `key` was changed (or `Status::Range`); for a missing key `Err` with
     /// the active table's descriptor and the slot its probe ended on
-    /// (`Probe::Vacant`), or `None` (an expired entry, a damaged table).
+    /// (`Probe::Vacant`), or `Err(None)` (an expired entry, a damaged
+    /// table).
     #[inline(always)]
     fn counter_probe<S: Shape>(
         core: &Core,
