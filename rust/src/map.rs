@@ -704,22 +704,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         core.seq_end();
     }
 
-    /// Insert a key known to be absent, with the extension word `expiry`.
-    /// On an LRU map at `max_size`, evicts one entry first.
-    pub(crate) fn insert_locked(
-        core: &mut Core,
-        key: &Key<'_>,
-        k: &Item,
-        v: &Item,
-        expiry: u64,
-        now: u32,
-    ) -> Result<Status> {
-        Self::insert_at(core, key, k, v, expiry, now, None)
-    }
-
-    /// [`Map::insert_locked`] with the slot a probe just found for the key
+    /// Insert a key known to be absent, with the extension word `expiry`
+    /// (writer lock held). On an LRU map at `max_size`, evicts one entry
+    /// first. `vacant`: the slot a probe just found for the key, if any
     /// (see [`Core::place_new_as`]).
-    fn insert_at(
+    pub(crate) fn insert_at(
         core: &mut Core,
         key: &Key<'_>,
         k: &Item,
@@ -735,9 +724,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
-    /// [`Map::insert_locked`] on a map known to have extension words or
-    /// not, with the slot a probe just found for the key (see
-    /// [`Core::place_new_as`]).
+    /// [`Map::insert_at`] on a map known to have extension words or not.
     #[inline(always)]
     fn insert_as<S: Shape>(
         core: &mut Core,
@@ -873,7 +860,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok(Status::Small);
         }
         let expiry = crate::raw::ttl::expiry_after(now, core.ttl_default);
-        match Self::insert_locked(core, &key, k, dflt, expiry, now)? {
+        match Self::insert_at(core, &key, k, dflt, expiry, now, None)? {
             Status::Ok => {}
             s => return Ok(s),
         }
@@ -1387,7 +1374,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             }
             ((_, None), false) => {
                 let expiry = crate::raw::ttl::expiry_after(now, ttl.unwrap_or(core.ttl_default));
-                Self::insert_locked(core, &key, k, v, expiry, now)
+                Self::insert_at(core, &key, k, v, expiry, now, None)
             }
             _ => Ok(Status::False),
         }
@@ -1417,7 +1404,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             }
             (_, None) => {
                 let expiry = crate::raw::ttl::expiry_after(now, core.ttl_default);
-                match Self::insert_locked(core, &key, k, v, expiry, now)? {
+                match Self::insert_at(core, &key, k, v, expiry, now, None)? {
                     Status::Ok => Ok(Status::False),
                     s => Ok(s),
                 }
