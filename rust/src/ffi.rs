@@ -5,7 +5,7 @@
 
 use crate::dynmap::{again, AnyMap, CursorPos};
 use crate::error::{Error, Result};
-use crate::map::{End, Map, Quick, Vacancy};
+use crate::map::{End, Map, Quick};
 use crate::open::{is_location, open_any, open_source};
 use crate::os::region::Source;
 use crate::raw::codec::{Bytes, Codec, I16, I32, I64};
@@ -443,7 +443,7 @@ unsafe extern "C" fn fast_get_num<K: Codec, V: Codec>(
                 return DHMS_OK;
             }
             Quick::Miss => return DHMS_FALSE,
-            Quick::Vacant(_) | Quick::Slow => {}
+            Quick::Slow => {}
         }
     }
     // SAFETY: per the contract.
@@ -481,20 +481,16 @@ unsafe extern "C" fn fast_incr_num<K: Codec, V: Codec>(
     result: *mut i64,
 ) -> c_int {
     // As `fast_get_num`: the common case first.
-    let mut at = None;
     if !result.is_null() {
         // SAFETY: per the contract.
-        match unsafe { quick::<K, V>(m, |map| map.incr_quick(key, delta)) } {
-            Quick::Hit(v) => {
-                // SAFETY: per the contract; checked non-null above.
-                unsafe { *result = v };
-                return DHMS_OK;
-            }
-            q => at = q.vacancy(),
+        if let Quick::Hit(v) = unsafe { quick::<K, V>(m, |map| map.incr_quick(key, delta)) } {
+            // SAFETY: per the contract; checked non-null above.
+            unsafe { *result = v };
+            return DHMS_OK;
         }
     }
     // SAFETY: per the contract.
-    unsafe { incr_num_full::<K, V>(m, key, delta, result, at) }
+    unsafe { incr_num_full::<K, V>(m, key, delta, result) }
 }
 
 /// [`fast_incr_num`] when the quick attempt did not decide.
@@ -508,14 +504,11 @@ unsafe fn incr_num_full<K: Codec, V: Codec>(
     key: i64,
     delta: i64,
     result: *mut i64,
-    at: Option<Vacancy>,
 ) -> c_int {
-    // (the vacancy holds for the first attempt only)
-    let mut at = at;
     // SAFETY: per the contract.
     unsafe {
         with_typed::<K, V>(m, |map| {
-            let (s, v) = again(map, |map| map.incr_num_at(key, delta, at.take()))?;
+            let (s, v) = again(map, |map| map.incr_num(key, delta))?;
             if s == Status::Ok {
                 *arg_mut(result)? = v;
             }
@@ -536,12 +529,11 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
 ) -> c_int {
     // As `fast_get_num`: the common case first.
     // SAFETY: per the contract.
-    let at = match unsafe { quick::<K, V>(m, |map| map.put_quick(key, val)) } {
-        Quick::Hit(_) => return DHMS_OK,
-        q => q.vacancy(),
-    };
+    if let Quick::Hit(_) = unsafe { quick::<K, V>(m, |map| map.put_quick(key, val)) } {
+        return DHMS_OK;
+    }
     // SAFETY: per the contract.
-    unsafe { put_num_full::<K, V>(m, key, val, at) }
+    unsafe { put_num_full::<K, V>(m, key, val) }
 }
 
 /// [`fast_put_num`] when the quick attempt did not decide.
@@ -550,20 +542,9 @@ unsafe extern "C" fn fast_put_num<K: Codec, V: Codec>(
 /// As [`fast_put_num`].
 #[cold]
 #[inline(never)]
-unsafe fn put_num_full<K: Codec, V: Codec>(
-    m: *mut DhmsMap,
-    key: i64,
-    val: i64,
-    at: Option<Vacancy>,
-) -> c_int {
-    // (the vacancy holds for the first attempt only)
-    let mut at = at;
+unsafe fn put_num_full<K: Codec, V: Codec>(m: *mut DhmsMap, key: i64, val: i64) -> c_int {
     // SAFETY: per the contract.
-    unsafe {
-        with_typed::<K, V>(m, |map| {
-            st(again(map, |map| map.put_num_at(key, val, at.take())))
-        })
-    }
+    unsafe { with_typed::<K, V>(m, |map| st(again(map, |map| map.put_num(key, val)))) }
 }
 
 /// `fast.remove` for `Map<K, V>`.

@@ -124,7 +124,7 @@ pub mod testing {
         match on_int_map!(m, |x| x.get_quick(key)) {
             crate::map::Quick::Hit(v) => Some(Some(v)),
             crate::map::Quick::Miss => Some(None),
-            crate::map::Quick::Vacant(_) | crate::map::Quick::Slow => None,
+            crate::map::Quick::Slow => None,
         }
     }
 
@@ -150,8 +150,8 @@ pub mod testing {
 
     /// The keywords' `put` of an integer value at an integer key in `m`'s
     /// II map, as `shm_ii_put` runs it: the quick attempt, then, if it did
-    /// not store, the full put given what the attempt found (for a missing
-    /// key, the slot to take if nothing changed: `Map::put_num_at`), with
+    /// not store, the full put, which takes the slot the attempt found for
+    /// a missing key if nothing changed (`Core::take_vacancy`), with
     /// `between` run between the two (a change through another handle
     /// makes what the attempt found stale). `None` for other variants.
     pub fn keyword_put(
@@ -163,12 +163,21 @@ pub mod testing {
         use crate::map::{Map, Quick};
         use crate::raw::codec::I64;
         let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
-        let at = match x.put_quick(key, val) {
-            Quick::Hit(_) => return Some(Status::Ok),
-            q => q.vacancy(),
-        };
+        if let Quick::Hit(_) = x.put_quick(key, val) {
+            return Some(Status::Ok);
+        }
         between();
-        Some(x.put_num_at(key, val, at).unwrap())
+        Some(x.put_num(key, val).unwrap())
+    }
+
+    /// The keywords' full `put` of an integer value at an integer key in
+    /// `m`'s II map (`Map::put_num`), as it runs after a quick attempt that
+    /// decided nothing. `None` for other variants.
+    pub fn full_put_num(m: &mut dyn AnyMap, key: i64, val: i64) -> Option<Status> {
+        use crate::map::Map;
+        use crate::raw::codec::I64;
+        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        Some(x.put_num(key, val).unwrap())
     }
 
     /// The keywords' `incr_by` of an integer key in `m`'s II map, as
@@ -184,12 +193,11 @@ pub mod testing {
         use crate::map::{Map, Quick};
         use crate::raw::codec::I64;
         let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
-        let at = match x.incr_quick(key, delta) {
-            Quick::Hit(v) => return Some((Status::Ok, v)),
-            q => q.vacancy(),
-        };
+        if let Quick::Hit(v) = x.incr_quick(key, delta) {
+            return Some((Status::Ok, v));
+        }
         between();
-        Some(x.incr_num_at(key, delta, at).unwrap())
+        Some(x.incr_num(key, delta).unwrap())
     }
 
     /// The home slot of integer key `key` in the active table of `m`'s

@@ -9,7 +9,7 @@ use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
 use crate::raw::batch::Prep;
 use crate::raw::codec::Codec;
-use crate::raw::core::{flush_tag, Core, FLUSH_SLOT_BITS};
+use crate::raw::core::{flush_tag, Core, Vacancy, FLUSH_SLOT_BITS};
 use crate::raw::guard::WriteGuard;
 use crate::raw::table::{Ext, Plain, Probe, Shape, Table};
 use crate::raw::types::{Entry, Item, Out, Params, Status, Variant};
@@ -32,51 +32,13 @@ pub(crate) enum Quick {
     Hit(i64),
     /// No such key.
     Miss,
-    /// No such key, and where an insert would put it: the full put takes
-    /// that slot if nothing changed in between ([`Vacancy`]).
-    Vacant(Vacancy),
     /// Not decided here: the full operation must run.
     Slow,
-}
-
-impl Quick {
-    /// The vacancy a quick attempt found, if any.
-    #[inline(always)]
-    pub(crate) fn vacancy(self) -> Option<Vacancy> {
-        match self {
-            Quick::Vacant(v) => Some(v),
-            _ => None,
-        }
-    }
 }
 
 /// What [`Map::find_slot_as`] found of a key: its live slot (`Ok`), or
 /// where an insert of it would go (`Err(Some(slot))`; `Err(None)`: unknown).
 type SlotOrRoom = std::result::Result<usize, Option<usize>>;
-
-/// Where a missing key would be inserted, as a quick attempt found it with
-/// no writer active: the sequence and the table it saw, and the slot its
-/// unsuccessful probe ended on. Under the writer lock, the same sequence
-/// and table mean that no change came in between (every change of the
-/// table makes the sequence odd and even again), so the insert takes the
-/// slot without probing again.
-#[derive(Clone, Copy)]
-pub(crate) struct Vacancy {
-    seq: u64,
-    desc: u64,
-    slot: usize,
-}
-
-impl Core {
-    /// Under the writer lock: true if the map is as `at` found it (the
-    /// same sequence and table, no extension words), so that its slot is
-    /// still where the key goes.
-    #[inline(always)]
-    fn unchanged_since(&self, at: Vacancy) -> bool {
-        let h = self.hdr();
-        self.plain() && h.seq.load(Relaxed) == at.seq && h.table.load(Relaxed) == at.desc
-    }
-}
 
 /// A key prepared for probing: its hash and how to compare slot words.
 pub(crate) struct Key<'a> {
@@ -368,19 +330,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// `incr_by` with an integer key (the keywords' direct path): the new
     /// value. [`Map::incr_quick`] first decides the common case.
+    /// A quick attempt that found the key missing left where it goes: if
+    /// nothing changed since, the insert takes that slot (no probe).
     pub fn incr_num(&mut self, key: i64, delta: i64) -> Result<(Status, i64)> {
-        self.incr_num_at(key, delta, None)
-    }
-
-    /// [`Map::incr_num`] after a quick attempt that found the key missing
-    /// (`Quick::Vacant`): the insert skips the probes if nothing changed.
-    #[inline(always)]
-    pub(crate) fn incr_num_at(
-        &mut self,
-        key: i64,
-        delta: i64,
-        at: Option<Vacancy>,
-    ) -> Result<(Status, i64)> {
+        let at = self.core.take_vacancy(key);
         let mut result = 0;
         let f = |cur: i64| cur.checked_add(delta);
         let s = self.counter_at(&Item::int(key), &mut result, delta, f, at)?;
@@ -389,14 +342,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// `put` with an integer key and an integer value (the keywords'
     /// direct path). [`Map::put_quick`] first decides the common case.
+    /// As [`Map::incr_num`], an insert takes the slot a quick attempt found.
     pub fn put_num(&mut self, key: i64, val: i64) -> Result<Status> {
-        self.put_num_at(key, val, None)
-    }
-
-    /// [`Map::put_num`] after a quick attempt that found the key missing
-    /// (`Quick::Vacant`): the insert skips the probe if nothing changed.
-    #[inline(always)]
-    pub(crate) fn put_num_at(&mut self, key: i64, val: i64, at: Option<Vacancy>) -> Result<Status> {
+        let at = self.core.take_vacancy(key);
         self.put_with(&Item::int(key), &Item::int(val), None, at)
     }
 
@@ -422,7 +370,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// decides: a new key, a value out of range, a frozen or read-only
     /// map, a fork not yet seen, a writer holding the lock. A file found
     /// truncated after the change is also `Slow`: the full operation then
-    /// reports it (the data is lost either way).
+    /// reports it (the data is lost either way). For a missing key, the
+    /// handle keeps where the full operation's insert goes if nothing
+    /// changes first ([`Vacancy`], [`Core::take_vacancy`]): kept out of
+    /// the `Quick`, whose two words return in registers.
     #[inline(always)]
     fn counter_quick(&self, key: i64, f: impl Fn(i64) -> Option<i64>) -> Quick {
         let core = &self.core;
@@ -441,16 +392,40 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if !lock::enter_counter(core.hdr(), slots, &core.me) {
             return Quick::Slow;
         }
-        // (no writer is active until leave_counter: the sequence is even
-        // unless a writer died in a change)
-        let seq = core.hdr().seq.load(Acquire);
         let mut result = 0;
-        let r = Self::counter_probe::<Plain<K, V>>(core, &key, 0, &f, &mut result);
-        lock::leave_counter(slots, &core.me);
-        match r {
-            Ok(Status::Ok) if !core.truncated() => Quick::Hit(result),
-            Err(Some((desc, slot))) if seq & 1 == 0 => Quick::Vacant(Vacancy { seq, desc, slot }),
+        let q = match Self::counter_probe::<Plain<K, V>>(core, &key, 0, &f, &mut result) {
+            Ok(Status::Ok) => Quick::Hit(result),
+            Err(Some(slot)) => {
+                Self::note_vacancy(core, key.num, slot);
+                Quick::Slow
+            }
             _ => Quick::Slow,
+        };
+        lock::leave_counter(slots, &core.me);
+        match q {
+            Quick::Hit(_) if core.truncated() => Quick::Slow,
+            q => q,
+        }
+    }
+
+    /// A quick attempt found integer key `key` missing, its probe ending
+    /// on `slot` of the active table (no writer active, before
+    /// leave_counter): keep that for the full operation. Out of line: the
+    /// attempt's hits pay nothing for it.
+    #[cold]
+    #[inline(never)]
+    fn note_vacancy(core: &Core, key: i64, slot: usize) {
+        // the sequence and the table are the ones the probe saw; the
+        // sequence is odd only if a writer died in a change
+        let h = core.hdr();
+        let (seq, desc) = (h.seq.load(Acquire), h.table.load(Acquire));
+        if seq & 1 == 0 {
+            core.vacancy.set(Some(Vacancy {
+                key,
+                seq,
+                desc,
+                slot,
+            }));
         }
     }
 
@@ -961,9 +936,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// The lock-free part of [`Map::counter`]: `Ok` once the live entry of
     /// `key` was changed (or `Status::Range`); for a missing key `Err` with
-    /// the active table's descriptor and the slot its probe ended on
-    /// (`Probe::Vacant`), or `Err(None)` (an expired entry, a damaged
-    /// table).
+    /// the active table's slot its probe ended on (`Probe::Vacant`), or
+    /// `Err(None)` (an expired entry, a damaged table).
     #[inline(always)]
     fn counter_probe<S: Shape>(
         core: &Core,
@@ -971,7 +945,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         now: u32,
         f: &impl Fn(i64) -> Option<i64>,
         result: &mut i64,
-    ) -> std::result::Result<Status, Option<(u64, usize)>> {
+    ) -> std::result::Result<Status, Option<usize>> {
         let t = Self::active_as::<S>(core).ok_or(None)?;
         match core.find_as(t, key.hash, |w| Self::key_eq(core, key, w)) {
             (t, Probe::Found(i)) if core.live(&t, i, now) => {
@@ -981,7 +955,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 }
                 Ok(s)
             }
-            (t, Probe::Vacant(i)) => Err(Some((t.desc(), i))),
+            (_, Probe::Vacant(i)) => Err(Some(i)),
             _ => Err(None),
         }
     }

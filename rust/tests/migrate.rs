@@ -8,8 +8,8 @@
 mod common;
 use common::*;
 use hashmap_shared::testing::{
-    int_home, keyword_incr, keyword_put, migrating, open_any, quick_get, quick_incr, quick_put,
-    set_migrate_min, AnyMap, End, Entry, Info, Out, Params, Status, Variant,
+    full_put_num, int_home, keyword_incr, keyword_put, migrating, open_any, quick_get, quick_incr,
+    quick_put, set_migrate_min, AnyMap, End, Entry, Info, Out, Params, Status, Variant,
 };
 use std::collections::HashMap;
 
@@ -500,5 +500,29 @@ fn a_keyword_put_does_not_take_a_slot_found_before_a_change() {
     assert_eq!(keyword_incr(&mut *m, e, -3, || {}), Some((Status::Ok, -3)));
     assert_eq!(get(&mut *other, Variant::II, &int(e)), Some(int(-3)));
     assert_eq!(m.info(Info::Size), 4);
+    m.verify().unwrap();
+}
+
+/// What a quick attempt found serves its own key only: an attempt for one
+/// key that finds it missing, then the full put of another key (as when
+/// that key's own attempt decides nothing before probing: a writer held
+/// the lock), which must probe for itself.
+#[test]
+fn a_keyword_put_takes_only_its_own_keys_slot() {
+    let _one = one_at_a_time();
+    let t = Tmp::new("migrate-vacancy-key");
+    let mut m = open_with(&t, Variant::II, 100, 0);
+    let (hx, cap) = int_home(&*m, 0);
+    // y's home is well past x's (and the table is empty)
+    let y = (1..100_000)
+        .find(|&k| {
+            let (hy, _) = int_home(&*m, k);
+            hy >= hx + 3 && hy < cap
+        })
+        .expect("a key with a later home");
+    assert!(!quick_put(&*m, 0, 1), "the key is missing: nothing stored");
+    assert_eq!(full_put_num(&mut *m, y, 2), Some(Status::Ok));
+    assert_eq!(get(&mut *m, Variant::II, &int(y)), Some(int(2)));
+    assert_eq!(get(&mut *m, Variant::II, &int(0)), None);
     m.verify().unwrap();
 }

@@ -72,6 +72,24 @@ pub struct Core {
     pub(crate) iter: Option<u64>,
     /// How long a wait on another live process may see no progress.
     pub(crate) wait_timeout: std::time::Duration,
+    /// Where the last quick attempt (`Map::counter_quick`) that found its
+    /// integer key missing would insert it, for the full operation that
+    /// follows ([`Core::take_vacancy`]).
+    pub(crate) vacancy: std::cell::Cell<Option<Vacancy>>,
+}
+
+/// Where a missing integer key goes, as a quick attempt found it with no
+/// writer active: the sequence and the table it saw, and the slot its
+/// unsuccessful probe ended on. Under the writer lock, the same sequence
+/// and table mean that no change came in between (every change of the
+/// table makes the sequence odd and even again), so the insert of that
+/// key takes the slot without probing again ([`Core::unchanged_since`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Vacancy {
+    pub(crate) key: i64,
+    pub(crate) seq: u64,
+    pub(crate) desc: u64,
+    pub(crate) slot: usize,
 }
 
 // SAFETY: its raw pointers point into a shared mapping that every thread may
@@ -620,6 +638,7 @@ impl Core {
             me,
             iter: None,
             wait_timeout: lock::DEFAULT_WAIT_TIMEOUT,
+            vacancy: std::cell::Cell::new(None),
         })
     }
 
@@ -784,6 +803,22 @@ impl Core {
     /// handle, or any handle of a frozen map (the one that froze it too).
     pub fn readonly(&self) -> bool {
         self.frozen()
+    }
+
+    /// The vacancy a quick attempt left for integer key `key`, if it was
+    /// the last one's (taken: it serves one operation).
+    #[inline(always)]
+    pub(crate) fn take_vacancy(&self, key: i64) -> Option<Vacancy> {
+        self.vacancy.take().filter(|v| v.key == key)
+    }
+
+    /// Under the writer lock: true if the map is as `at` found it (the
+    /// same sequence and table, no extension words), so that its slot is
+    /// still where its key goes.
+    #[inline(always)]
+    pub(crate) fn unchanged_since(&self, at: Vacancy) -> bool {
+        let h = self.hdr();
+        self.plain() && h.seq.load(Relaxed) == at.seq && h.table.load(Relaxed) == at.desc
     }
 
     /// The file's path (None for anonymous and memfd maps).
