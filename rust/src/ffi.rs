@@ -805,7 +805,9 @@ pub(crate) fn abi_layouts() -> Vec<(String, usize)> {
         put,
         incr_by,
         get_num,
-        incr_num
+        incr_num,
+        put_num,
+        remove
     );
     // C reads the handle's first field: `struct dhms_map_head`
     v.push((
