@@ -216,6 +216,12 @@ fn fill_int(m: &mut dyn AnyMap, n: i64, step: i64) {
     }
 }
 
+/// Insert a new key as `shm_ii_put` does: the quick attempt, then the
+/// full put, which takes the slot the attempt found.
+fn keyword_insert(m: &mut dyn AnyMap) {
+    assert_eq!(keyword_put(m, 12_345, -9, || {}), Some(Status::Ok));
+}
+
 fn params(max_entries: u64, max_size: u64, ttl: u64) -> Params {
     let mut p = Params::new(max_entries);
     p.max_size = max_size;
@@ -460,10 +466,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::II,
             params: params(1000, 0, 0),
             setup: |m| fill_int(m, 20, 1000),
-            mutate: |m| {
-                let put = keyword_put(m, 12_345, -9, || {});
-                assert_eq!(put, Some(Status::Ok));
-            },
+            mutate: keyword_insert,
             per_key: false,
         },
         Kind {
@@ -482,10 +485,7 @@ fn kinds() -> Vec<Kind> {
             variant: Variant::II,
             params: params(1000, 0, 0),
             setup: |m| fill_int(m, 24, 1000), // 25 > 32 * 3/4
-            mutate: |m| {
-                let put = keyword_put(m, 12_345, -9, || {});
-                assert_eq!(put, Some(Status::Ok));
-            },
+            mutate: keyword_insert,
             per_key: false,
         },
         Kind {
