@@ -2137,22 +2137,16 @@ static int S_op_of(const OP *o, const struct dhms_hot **hot)
     return -1;
 }
 
-/* The pp function that runs hot keyword op o from its first argument
- * (S_pp_pad), or NULL if o is not hot. */
-static Perl_ppaddr_t S_pad_pp_of(const OP *o)
-{
-    const struct dhms_hot *hot;
-    S_op_of(o, &hot);
-    return hot ? hot->pad : NULL;
-}
-
 /* If every argument of keyword op o is a plain lexical, run in this order
  * (the first is where control enters, the last leads to o), let the first
  * run the whole op (S_pp_pad) and mark the others as skipped. */
 static int S_peep_fuse(pTHX_ OP *o)
 {
-    Perl_ppaddr_t pad = S_pad_pp_of(o);
+    const struct dhms_hot *hot; /* the pp functions of a hot op, else NULL */
+    Perl_ppaddr_t pad;
     OP *first = cUNOPo->op_first, *k;
+    S_op_of(o, &hot);
+    pad = hot ? hot->pad : NULL; /* runs o from its first argument (S_pp_pad) */
 #ifndef PERL_OP_PARENT
     pad = NULL; /* S_pp_pad needs op_sibparent */
 #endif
