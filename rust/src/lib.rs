@@ -148,6 +148,11 @@ pub mod testing {
         matches!(stored(), Some(crate::map::Quick::Hit(_)))
     }
 
+    /// `m`'s map as the II `Map` it is, or `None`.
+    fn ii_map(m: &mut dyn AnyMap) -> Option<&mut crate::map::Map<crate::I64, crate::I64>> {
+        m.as_any_mut()?.downcast_mut()
+    }
+
     /// The keywords' `put` of an integer value at an integer key in `m`'s
     /// II map, as `shm_ii_put` runs it: the quick attempt, then, if it did
     /// not store, the full put, which takes the slot the attempt found for
@@ -160,9 +165,8 @@ pub mod testing {
         val: i64,
         between: impl FnOnce(),
     ) -> Option<Status> {
-        use crate::map::{Map, Quick};
-        use crate::raw::codec::I64;
-        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        use crate::map::Quick;
+        let x = ii_map(m)?;
         if let Quick::Hit(_) = x.put_quick(key, val) {
             return Some(Status::Ok);
         }
@@ -174,9 +178,7 @@ pub mod testing {
     /// `m`'s II map (`Map::put_num`), as it runs after a quick attempt that
     /// decided nothing. `None` for other variants.
     pub fn full_put_num(m: &mut dyn AnyMap, key: i64, val: i64) -> Option<Status> {
-        use crate::map::Map;
-        use crate::raw::codec::I64;
-        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        let x = ii_map(m)?;
         Some(x.put_num(key, val).unwrap())
     }
 
@@ -190,9 +192,8 @@ pub mod testing {
         delta: i64,
         between: impl FnOnce(),
     ) -> Option<(Status, i64)> {
-        use crate::map::{Map, Quick};
-        use crate::raw::codec::I64;
-        let x = m.as_any_mut()?.downcast_mut::<Map<I64, I64>>()?;
+        use crate::map::Quick;
+        let x = ii_map(m)?;
         if let Quick::Hit(v) = x.incr_quick(key, delta) {
             return Some((Status::Ok, v));
         }
