@@ -203,6 +203,15 @@ impl<K: Codec, V: Codec> AnyMap for Map<K, V> {
     fn info(&self, which: Info) -> u64 {
         self.core_ref().info(which)
     }
+    fn info_try(&mut self, which: Info) -> Result<u64> {
+        match which {
+            // validated like a get: no change in flight is seen half done
+            // (an LRU insert at max_size is one entry over until its
+            // eviction, in the same window)
+            Info::Size => crate::raw::guard::read(self.core(), |c| c.info(Info::Size)),
+            _ => Ok(self.info(which)),
+        }
+    }
     fn reserve(&mut self, n: u64) -> Result<bool> {
         Map::reserve(self, n)
     }

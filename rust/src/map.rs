@@ -708,17 +708,19 @@ impl<K: Codec, V: Codec> Map<K, V> {
         v: &Item,
         expiry: u64,
         now: u32,
-        mut vacant: Option<usize>,
+        vacant: Option<usize>,
     ) -> Result<Status> {
         if !core.lru_on && core.hdr().size.load(Relaxed) >= core.max_entries {
             return Ok(Status::Full);
         }
         // Everything from the first allocation on is one change: a writer
         // dying anywhere in it leaves the sequence odd for recovery.
-        if core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size {
-            // An LRU map at max_size evicts first, a change of its own,
-            // once it knows that the strings can be stored (a put that
-            // fails changes nothing).
+        let evict_after = core.lru_on && core.hdr().size.load(Relaxed) >= core.max_size;
+        if evict_after {
+            // An LRU map at max_size: the insert, then its eviction, in one
+            // window (`Core::evict_after_insert`), so that a put that fails
+            // evicts nothing and a death leaves all of it or none. Not
+            // started unless the strings can be stored.
             let lens = [
                 if K::BYTES { k.bytes.len() } else { 0 },
                 if V::BYTES { v.bytes.len() } else { 0 },
@@ -727,9 +729,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return e.into_status();
             }
             core.seq_begin();
-            core.make_lru_room(now, UNDO_CLEAN);
+            core.ready_victim(now);
             core.undo_begin_in(UNDO_INSERT, UNDO_CLEAN);
-            vacant = None; // (the eviction changed the table)
         } else {
             core.undo_begin(UNDO_INSERT);
             core.seq_begin();
@@ -751,7 +752,14 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return e.into_status();
             }
         };
-        core.place_new_as::<S>(key.hash, kw, vw, expiry, now, vacant)
+        let st = core.place_new_open_as::<S>(key.hash, kw, vw, expiry, now, vacant, evict_after)?;
+        if st == Status::Ok {
+            if evict_after {
+                core.evict_after_insert(now);
+            }
+            core.seq_end();
+        }
+        Ok(st)
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.

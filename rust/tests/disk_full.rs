@@ -287,3 +287,58 @@ fn an_lru_put_refused_for_space_evicts_nothing() {
     assert_eq!((m.info(Info::Size), m.info(Info::StatEvictions)), (20, 1));
     m.verify().unwrap();
 }
+
+/// An LRU insert at `max_size` that the file system refuses a larger (or
+/// compacted) table for evicts nothing: the eviction comes after the
+/// insert, in the same change. (When the eviction came first, a change of
+/// its own, the refused put left the map one entry short.)
+#[test]
+fn an_lru_insert_refused_a_table_evicts_nothing() {
+    use hashmap_shared::testing::Info;
+    use std::io::Write;
+    let _one = one_at_a_time();
+    let Some(fs) = Tmpfs::mount("4m") else {
+        return;
+    };
+    let p = CString::new(format!("{}/lru.map", fs.0)).unwrap();
+    let mut params = Params::new(100_000);
+    params.max_size = 3000;
+    let mut m = open_any(&p, Variant::II, &params).unwrap();
+    for i in 0..3000 {
+        assert_eq!(put(&mut *m, &int(i), &int(i)), Status::Ok);
+    }
+    // the rest of the file system: ballast
+    let mut f = std::fs::File::create(format!("{}/ballast", fs.0)).unwrap();
+    while f.write_all(&[1u8; 4096]).is_ok() {}
+    drop(f);
+    // New keys evict until one needs a table the file system refuses.
+    let mut present: std::collections::BTreeSet<i64> = (0..3000).collect();
+    let mut refused = 0;
+    for i in 3000..200_000i64 {
+        let evictions = m.info(Info::StatEvictions);
+        match m.put(&Item::int(i), &Item::int(i)) {
+            Ok(Status::Ok) => {
+                present.insert(i);
+                assert_eq!(m.info(Info::StatEvictions), evictions + 1);
+                present.retain(|&k| k == i || get(&mut *m, Variant::II, &int(k)).is_some());
+                assert_eq!(present.len(), 3000, "put {i}");
+            }
+            Ok(s) => panic!("put {i}: unexpected {s:?}"),
+            Err(e) => {
+                assert!(e.is_no_space(), "put {i}: {}", e.0);
+                assert_eq!(m.info(Info::StatEvictions), evictions, "put {i} evicted");
+                assert_eq!(m.info(Info::Size), 3000, "put {i}");
+                for &k in &present {
+                    assert_eq!(get(&mut *m, Variant::II, &int(k)), Some(int(k)), "key {k}");
+                }
+                assert_eq!(get(&mut *m, Variant::II, &int(i)), None);
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, 3, "no insert needed a new table");
+    m.verify().unwrap();
+}

@@ -869,9 +869,11 @@ belongs to the handle: it is closed with it.
 =head1 EVICTION AND EXPIRY
 
 B<LRU> (C<$max_size> E<gt> 0). Inserting a new key while the map holds
-C<$max_size> entries first evicts one, so the map never holds more, even
+C<$max_size> entries evicts one, so the map never holds more, even
 with many processes inserting at once (eviction happens under the writer
-lock). Reads stay lock-free: L</get> only I<marks> the entry as used.
+lock, in the same change as the insert: no reader sees one without the
+other, and a process killed in the middle leaves both done or neither, see
+L</CONCURRENCY>). Reads stay lock-free: L</get> only I<marks> the entry as used.
 Eviction looks at the least recently updated entry; if it was marked since
 it became the candidate, it gets a second chance (mark cleared, moved to the
 recent end) and the next candidate is considered. So an entry read since it
@@ -1036,8 +1038,8 @@ Every entry stored before stays intact and readable in every process,
 reads, removals and overwrites that need no new space go on working,
 L</verify> passes, and writes resume once space is freed. L</clear> needs
 no space (it keeps the first pages of the table it empties). An LRU map
-at C<$max_size> checks that the new entry's strings can be stored before it
-evicts for it. A file size limit
+at C<$max_size> evicts only once the new entry is in, so a put refused for
+space evicts nothing. A file size limit
 (C<ulimit -f>) is reported the same way: the C<SIGXFSZ> it raises is held
 off and discarded during the engine's own calls, so it does not kill the
 process. Only a file shortened by someone else is reported as truncated.

@@ -298,6 +298,50 @@ impl Core {
         self.hdr().undo_state.store(idle, Release);
     }
 
+    /// An LRU insert at `max_size`, before its record starts (writer lock
+    /// held, sequence odd): the entry its eviction will take is brought to
+    /// the tail first. These are the second chances of marked tails
+    /// (relinks only, each logged, in state `UNDO_LRU`: a death in them
+    /// loses nothing), so that the eviction after the insert takes the
+    /// entry an eviction before it would have, and the list ends in the
+    /// same order.
+    pub(crate) fn ready_victim(&mut self, now: u32) {
+        let Some(t) = self.active() else { return };
+        self.hdr().undo_state.store(UNDO_LRU, Release);
+        crate::fault::point();
+        let _ = self.lru().victim(&t, now);
+    }
+
+    /// The eviction of an LRU insert at `max_size`, once its entry is in
+    /// (sequence still odd): the insert's record is done, the eviction
+    /// keeps one of its own (`make_lru_room`). A put that fails before
+    /// its entry is in evicts nothing; a writer that dies after it leaves
+    /// one entry over `max_size`, which the next writer's lock evicts
+    /// ([`Core::evict_excess`]): the put then happened entirely.
+    pub(crate) fn evict_after_insert(&mut self, now: u32) {
+        self.hdr().undo_state.store(UNDO_CLEAN, Release);
+        crate::fault::point();
+        self.make_lru_room(now, UNDO_CLEAN);
+    }
+
+    /// The eviction an LRU insert at `max_size` did not make because its
+    /// writer died after its entry was in (see
+    /// [`Core::evict_after_insert`]): with the map one entry over
+    /// `max_size`, evict one, a change of its own in a window of its own
+    /// (writer lock held, counts true, no change in flight). A count
+    /// further over is a damaged file's, not evicted for.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn evict_excess(&mut self) {
+        if self.hdr().size.load(Relaxed) != self.max_size + 1 {
+            return;
+        }
+        let now = self.now();
+        self.seq_begin();
+        self.make_lru_room(now, UNDO_CLEAN);
+        self.seq_end();
+    }
+
     /// Evict one entry to make room (writer lock held, seq odd). An expired
     /// victim counts in `stat_expired`, any other in `stat_evictions`.
     pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
@@ -1238,6 +1282,7 @@ impl Core {
     /// ended on (`Probe::Vacant`), under this same lock with no change
     /// since; it is taken instead of probing again unless the table changes
     /// first (an eviction or a resize).
+    #[inline(always)]
     pub(crate) fn place_new_as<S: Shape>(
         &mut self,
         hash: u64,
@@ -1247,17 +1292,42 @@ impl Core {
         now: u32,
         vacant: Option<usize>,
     ) -> Result<Status> {
+        let st = self.place_new_open_as::<S>(hash, kw, vw, expiry, now, vacant, false)?;
+        if st == Status::Ok {
+            self.seq_end();
+        }
+        Ok(st)
+    }
+
+    /// [`Core::place_new_as`], leaving the window open once the entry is in
+    /// (`Ok(Status::Ok)`; any other outcome has closed it). `evict_after`:
+    /// the caller evicts once the entry is in (an LRU insert at
+    /// `max_size`, [`Core::evict_after_insert`]), so there is no eviction
+    /// here, and the entry may be one over `max_entries` until then.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn place_new_open_as<S: Shape>(
+        &mut self,
+        hash: u64,
+        kw: u64,
+        vw: u64,
+        expiry: u64,
+        now: u32,
+        vacant: Option<usize>,
+        evict_after: bool,
+    ) -> Result<Status> {
         let mut vacant = vacant;
         let d = self.hdr().table.load(Acquire);
         let mut t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
-        if self.lru_on && self.hdr().size.load(Relaxed) >= self.max_size {
-            // (callers evict first, with a record of its own,
-            // `make_lru_room`: an eviction here is not in the record)
+        if self.lru_on && !evict_after && self.hdr().size.load(Relaxed) >= self.max_size {
+            // (callers make room first, with a record of their own: a
+            // batch by `make_lru_room`, an insert after it is in; an
+            // eviction here is not in the record)
             self.hdr().undo_state.store(UNDO_WALK, Relaxed);
             self.evict_one(&t, now);
             vacant = None;
         }
-        if self.hdr().size.load(Relaxed) >= self.max_entries {
+        if self.hdr().size.load(Relaxed) >= self.max_entries + evict_after as u64 {
             if self.kb {
                 self.arena().free(kw);
             }
@@ -1320,7 +1390,6 @@ impl Core {
             self.lru().push_head(&t, i);
             self.lru().end(true);
         }
-        self.seq_end();
         Ok(Status::Ok)
     }
 

@@ -72,6 +72,12 @@ impl<'a> WriteGuard<'a> {
             lock::unlock(core.hdr());
             return Err(core.frozen_error());
         }
+        // An LRU insert whose writer died between its entry and its
+        // eviction left one entry over `max_size` (`Core::evict_excess`;
+        // after the repair: the counts are true).
+        if full && core.lru_on && core.hdr().size.load(Relaxed) > core.max_size {
+            core.evict_excess();
+        }
         // No change in flight has a record until it starts one
         // (`Core::undo_begin`): a death in any other needs the walks.
         core.hdr()
