@@ -68,3 +68,40 @@ pub fn walked() {
 pub fn walks() -> u64 {
     WALKS.load(Relaxed)
 }
+
+/// What a test runs at a named moment of a mutation ([`at`]): what
+/// another process could do there while the writer holds the lock (a
+/// lock-free read that marks an entry used, for one).
+#[cfg(feature = "fault-injection")]
+type Action = (&'static str, Box<dyn FnMut()>);
+
+#[cfg(feature = "fault-injection")]
+thread_local! {
+    static AT: std::cell::RefCell<Option<Action>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A named moment of a mutation: runs the action a test set for it.
+#[inline(always)]
+pub fn at(_name: &'static str) {
+    #[cfg(feature = "fault-injection")]
+    AT.with(|a| {
+        if let Some((n, f)) = &mut *a.borrow_mut() {
+            if *n == _name {
+                f();
+            }
+        }
+    });
+}
+
+/// Run `f` at the moment [`at`] names `name`, in this thread, until
+/// [`clear_at`].
+#[cfg(feature = "fault-injection")]
+pub fn set_at(name: &'static str, f: impl FnMut() + 'static) {
+    AT.with(|a| *a.borrow_mut() = Some((name, Box::new(f))));
+}
+
+/// Forget the action of [`set_at`].
+#[cfg(feature = "fault-injection")]
+pub fn clear_at() {
+    AT.with(|a| *a.borrow_mut() = None);
+}

@@ -209,6 +209,28 @@ pub mod testing {
         (t.home(crate::format::hash::hash_int(c.seed, key)), t.cap())
     }
 
+    /// Mark integer key `key` used in `m`'s LRU map, as a lock-free read
+    /// does, without waiting for the sequence (a read that began before a
+    /// writer's window may store its mark during it). False if the key is
+    /// not in the active table.
+    pub fn mark_used(m: &dyn AnyMap, key: i64) -> bool {
+        use crate::raw::table::Probe;
+        let c = m.core_ref();
+        let t = c.active().expect("a valid table");
+        match t.probe(crate::format::hash::hash_int(c.seed, key), |w| {
+            w as i64 == key
+        }) {
+            Probe::Found(i) if t.has_ext() => {
+                t.ext(i).fetch_or(
+                    crate::format::layout::EXT_USED,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// True while a migration is in progress in `m`'s map.
     pub fn migrating(m: &dyn AnyMap) -> bool {
         m.core_ref().is_migrating()

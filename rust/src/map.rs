@@ -728,7 +728,6 @@ impl<K: Codec, V: Codec> Map<K, V> {
             if let Err(e) = core.arena().room_for(&lens) {
                 return e.into_status();
             }
-            core.seq_begin();
             core.ready_victim(now);
             core.undo_begin_in(UNDO_INSERT, UNDO_CLEAN);
         } else {
@@ -752,14 +751,16 @@ impl<K: Codec, V: Codec> Map<K, V> {
                 return e.into_status();
             }
         };
-        let st = core.place_new_open_as::<S>(key.hash, kw, vw, expiry, now, vacant, evict_after)?;
-        if st == Status::Ok {
-            if evict_after {
-                core.evict_after_insert(now);
-            }
-            core.seq_end();
+        let Some(i) =
+            core.place_new_open_as::<S>(key.hash, kw, vw, expiry, now, vacant, evict_after)?
+        else {
+            return Ok(Status::Full);
+        };
+        if evict_after {
+            core.evict_after_insert(now, i);
         }
-        Ok(st)
+        core.seq_end();
+        Ok(Status::Ok)
     }
 
     /// Remove `k`; if `out` is given, the old value is copied there first.

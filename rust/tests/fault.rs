@@ -345,17 +345,26 @@ fn all_kinds() -> Vec<Kind> {
             per_key: false,
         },
         Kind {
-            // the oldest entries were read (marked): the eviction gives
-            // them a second chance before it takes one
-            name: "LRU insert that evicts after second chances",
+            // size == max_size == max_entries: the insert is one over
+            // max_entries until its eviction (a file must still open then)
+            name: "LRU insert that evicts at max_entries",
             variant: Variant::SS,
-            params: params(1000, 10, 0),
+            params: params(12, 12, 0),
+            setup: |m| fill_ss(m, 12),
+            mutate: |m| {
+                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU insert that evicts, max_size 1",
+            variant: Variant::SS,
+            params: params(100, 1, 0),
             setup: |m| {
-                fill_ss(m, 10);
-                for i in 0..4 {
-                    let k = bytes(format!("key-{i:04}").as_bytes());
-                    assert!(get(m, Variant::SS, &k).is_some());
-                }
+                fill_ss(m, 1);
+                let e = bytes(b"key-0000");
+                let k = item(&e);
+                read_out(true, |o| m.get(&k, o).unwrap());
             },
             mutate: |m| {
                 put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
@@ -799,7 +808,7 @@ fn all_kinds() -> Vec<Kind> {
             mutate: |m| {
                 put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
             },
-            per_key: true,
+            per_key: false,
         },
         Kind {
             name: "LRU remove_multi",
@@ -833,7 +842,7 @@ fn all_kinds() -> Vec<Kind> {
             params: params(1000, 10, 0),
             setup: |m| fill_counters(m, 10),
             mutate: |m| add_5(m, b"a new counter"),
-            per_key: true,
+            per_key: false,
         },
         Kind {
             name: "LRU reserve",
@@ -1297,7 +1306,9 @@ fn a_death_during_recovery_is_recovered_from() {
         "clear",
         "clear during a migration",
         "LRU insert that evicts",
-        "LRU insert that evicts after second chances",
+        "LRU insert that evicts with second chances",
+        "LRU insert that evicts at max_entries",
+        "LRU counter insert that evicts",
         "LRU promotion",
         "drain",
         "drain during a migration",
@@ -1337,4 +1348,64 @@ fn a_death_during_recovery_is_recovered_from() {
         filtered || cases > 50,
         "recoveries have fault points ({cases} cases)"
     );
+}
+
+/// An LRU insert at `max_size` never evicts its own entry: here a read
+/// (through another handle, as another process's lock-free get may) marks
+/// the only other entry used between the insert and its eviction, which
+/// then gives that entry its second chance and comes to the new one.
+#[test]
+fn an_lru_insert_never_evicts_its_own_entry() {
+    let _one = one_at_a_time();
+    let t = Tmp::new("lru-keep");
+    let mut m = open_any(&t.0, Variant::II, &params(100, 1, 0)).unwrap();
+    assert_eq!(put(&mut *m, &int(1), &int(10)), Status::Ok);
+    let other = open_any(&t.0, Variant::II, &Params::new(100)).unwrap();
+    hashmap_shared::fault::set_at("an LRU insert's eviction", move || {
+        assert!(hashmap_shared::testing::mark_used(&*other, 1));
+    });
+    let st = put(&mut *m, &int(2), &int(20));
+    hashmap_shared::fault::clear_at();
+    assert_eq!(st, Status::Ok);
+    assert_eq!(
+        get(&mut *m, Variant::II, &int(2)),
+        Some(int(20)),
+        "the put's own entry"
+    );
+    assert_eq!(get(&mut *m, Variant::II, &int(1)), None);
+    assert_eq!(m.info(hashmap_shared::testing::Info::Size), 1);
+    m.verify().unwrap();
+}
+
+/// A reader that finds an LRU insert's writer dead in its window repairs
+/// it whole, eviction included, before it reads: lock-free reads alone
+/// (no writer comes) see the state before the put or after it, never the
+/// new entry beside the one it evicts.
+#[test]
+fn a_reader_repairs_an_lru_insert_whole() {
+    let _one = one_at_a_time();
+    let kind = all_kinds()
+        .into_iter()
+        .find(|k| k.name == "LRU insert that evicts")
+        .unwrap();
+    migration(&kind);
+    let sc = scene(&kind, "lru-reader");
+    let mut cases = 0;
+    for n in 1.. {
+        let work = Tmp::new("lru-reader-work");
+        std::fs::copy(&sc.base.1, &work.1).unwrap();
+        if !dies_at(&kind, n, &work, kind.mutate) {
+            break;
+        }
+        let mut m = open_any(&work.0, kind.variant, &Params::new(1)).unwrap();
+        let got = state(&mut *m, kind.variant);
+        assert!(
+            got == sc.before || got == sc.after,
+            "step {n}: a reader saw neither the old nor the new state ({} entries)",
+            got.len()
+        );
+        m.verify().unwrap();
+        cases += 1;
+    }
+    assert!(cases > 10, "{cases} cases");
 }

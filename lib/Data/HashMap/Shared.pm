@@ -700,7 +700,9 @@ many short calls. On a map without TTL it returns C<(0, 1)> at once.
 
 The number of entries. On a map with TTL this includes expired entries
 that no write, flush or eviction has removed yet; every other read skips
-them.
+them. It is read as L</get> reads: never in the middle of a change (an
+LRU insert and its eviction are one change), waiting for one in progress
+as long as L</get> would.
 
 =head2 max_entries, max_size, ttl
 

@@ -289,12 +289,17 @@ impl Core {
     /// its own, before an insert starts its record (writer lock held,
     /// sequence odd); `idle`: the state after it.
     pub(crate) fn make_lru_room(&mut self, now: u32, idle: u64) {
+        self.make_lru_room_keeping(now, idle, None);
+    }
+
+    /// [`Core::make_lru_room`], never evicting slot `keep`.
+    fn make_lru_room_keeping(&mut self, now: u32, idle: u64, keep: Option<usize>) {
         if !self.lru_on || self.hdr().size.load(Relaxed) < self.max_size {
             return;
         }
         let Some(t) = self.active() else { return };
         self.undo_begin_in(UNDO_REMOVE, idle);
-        self.evict_one(&t, now);
+        self.evict_one_keeping(&t, now, keep);
         self.hdr().undo_state.store(idle, Release);
     }
 
@@ -305,23 +310,29 @@ impl Core {
     /// loses nothing), so that the eviction after the insert takes the
     /// entry an eviction before it would have, and the list ends in the
     /// same order.
+    /// Opens the window (a death before its first relink then needs no
+    /// repair at all).
     pub(crate) fn ready_victim(&mut self, now: u32) {
-        let Some(t) = self.active() else { return };
         self.hdr().undo_state.store(UNDO_LRU, Release);
+        self.seq_begin();
         crate::fault::point();
-        let _ = self.lru().victim(&t, now);
+        let Some(t) = self.active() else { return };
+        let _ = self.lru().victim(&t, now, None);
     }
 
     /// The eviction of an LRU insert at `max_size`, once its entry is in
-    /// (sequence still odd): the insert's record is done, the eviction
-    /// keeps one of its own (`make_lru_room`). A put that fails before
-    /// its entry is in evicts nothing; a writer that dies after it leaves
-    /// one entry over `max_size`, which the next writer's lock evicts
-    /// ([`Core::evict_excess`]): the put then happened entirely.
-    pub(crate) fn evict_after_insert(&mut self, now: u32) {
+    /// slot `new` (sequence still odd): the insert's record is done, the
+    /// eviction keeps one of its own. A put that fails before its entry is
+    /// in evicts nothing; a writer that dies after it leaves one entry over
+    /// `max_size`, which the next lock evicts ([`Core::evict_excess`]): the
+    /// put then happened entirely. The new entry is never the victim (a
+    /// read that marks every other entry meanwhile, as a lock-free one may,
+    /// would otherwise bring it to the tail of a map of `max_size` 1).
+    pub(crate) fn evict_after_insert(&mut self, now: u32, new: usize) {
         self.hdr().undo_state.store(UNDO_CLEAN, Release);
         crate::fault::point();
-        self.make_lru_room(now, UNDO_CLEAN);
+        crate::fault::at("an LRU insert's eviction");
+        self.make_lru_room_keeping(now, UNDO_CLEAN, Some(new));
     }
 
     /// The eviction an LRU insert at `max_size` did not make because its
@@ -345,7 +356,12 @@ impl Core {
     /// Evict one entry to make room (writer lock held, seq odd). An expired
     /// victim counts in `stat_expired`, any other in `stat_evictions`.
     pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
-        if let Some(i) = self.lru().victim(t, now) {
+        self.evict_one_keeping(t, now, None)
+    }
+
+    /// [`Core::evict_one`], never evicting slot `keep`.
+    fn evict_one_keeping<S: Shape>(&mut self, t: &Table<S>, now: u32, keep: Option<usize>) {
+        if let Some(i) = self.lru().victim(t, now, keep) {
             if !t.is_full(i) {
                 // a damaged list (a hostile file): derive it again (its
                 // stores keep no log: a death in it needs the walks)
@@ -610,7 +626,10 @@ impl Core {
         if !(MIN_CAP..=geo.max_cap).contains(&desc_cap(d)) {
             return corrupt(format!("table descriptor {d:#x} is invalid"));
         }
-        if h.size.load(Relaxed) > p.max_entries {
+        // (an LRU insert at max_size is one over until its eviction, in
+        // the same window: another process may open the map meanwhile, or
+        // after the writer died there: `Core::evict_after_insert`)
+        if h.size.load(Relaxed) > p.max_entries + (p.max_size > 0) as u64 {
             return corrupt("size exceeds max_entries".into());
         }
         if region.kind() == Kind::ReadOnly && h.frozen.load(Acquire) != 1 {
@@ -1292,15 +1311,17 @@ impl Core {
         now: u32,
         vacant: Option<usize>,
     ) -> Result<Status> {
-        let st = self.place_new_open_as::<S>(hash, kw, vw, expiry, now, vacant, false)?;
-        if st == Status::Ok {
-            self.seq_end();
+        match self.place_new_open_as::<S>(hash, kw, vw, expiry, now, vacant, false)? {
+            Some(_) => {
+                self.seq_end();
+                Ok(Status::Ok)
+            }
+            None => Ok(Status::Full),
         }
-        Ok(st)
     }
 
     /// [`Core::place_new_as`], leaving the window open once the entry is in
-    /// (`Ok(Status::Ok)`; any other outcome has closed it). `evict_after`:
+    /// (`Ok(Some(slot))`; `Ok(None)`, `Full`, and an error have closed it). `evict_after`:
     /// the caller evicts once the entry is in (an LRU insert at
     /// `max_size`, [`Core::evict_after_insert`]), so there is no eviction
     /// here, and the entry may be one over `max_entries` until then.
@@ -1315,7 +1336,7 @@ impl Core {
         now: u32,
         vacant: Option<usize>,
         evict_after: bool,
-    ) -> Result<Status> {
+    ) -> Result<Option<usize>> {
         let mut vacant = vacant;
         let d = self.hdr().table.load(Acquire);
         let mut t = self.table_as::<S>(d).ok_or_else(|| self.damaged())?;
@@ -1335,7 +1356,7 @@ impl Core {
                 self.arena().free(vw);
             }
             self.seq_end();
-            return Ok(Status::Full);
+            return Ok(None);
         }
         match self.make_room(&t) {
             Ok(false) => {}
@@ -1390,7 +1411,7 @@ impl Core {
             self.lru().push_head(&t, i);
             self.lru().end(true);
         }
-        Ok(Status::Ok)
+        Ok(Some(i))
     }
 
     // ---- the record of a single change (`Header::undo_*`) ----------------

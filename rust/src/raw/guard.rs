@@ -73,9 +73,13 @@ impl<'a> WriteGuard<'a> {
             return Err(core.frozen_error());
         }
         // An LRU insert whose writer died between its entry and its
-        // eviction left one entry over `max_size` (`Core::evict_excess`;
-        // after the repair: the counts are true).
-        if full && core.lru_on && core.hdr().size.load(Relaxed) > core.max_size {
+        // eviction left one entry over `max_size` (`Core::evict_excess`),
+        // evicted by the next lock whose counts are true (a writer's, after
+        // its repair; a reader's that had none to leave to the writers).
+        if core.lru_on
+            && core.hdr().size.load(Relaxed) > core.max_size
+            && core.hdr().repair.load(Acquire) == 0
+        {
             core.evict_excess();
         }
         // No change in flight has a record until it starts one

@@ -164,8 +164,15 @@ impl Lru<'_> {
     /// The slot eviction should take: walks from the tail, moving marked
     /// entries to the head with their mark cleared (second chance), each
     /// move a relink of its own. Expired entries go first whatever their
-    /// mark. Bounded: after one pass every mark is clear.
-    pub(crate) fn victim<S: Shape>(&self, t: &Table<S>, now: u32) -> Option<usize> {
+    /// mark. Bounded: after one pass every mark is clear. Slot `keep` (an
+    /// insert's own entry) is never taken: at the tail, it goes back to
+    /// the head.
+    pub(crate) fn victim<S: Shape>(
+        &self,
+        t: &Table<S>,
+        now: u32,
+        keep: Option<usize>,
+    ) -> Option<usize> {
         let h = self.hdr;
         let size = h.size.load(Relaxed) as usize;
         for _ in 0..=size {
@@ -174,6 +181,13 @@ impl Lru<'_> {
                 return None;
             }
             let i = i as usize;
+            if keep == Some(i) {
+                // (not to be evicted: back to the head, its mark as it is)
+                self.unlink(t, i);
+                self.push_head(t, i);
+                self.end(false);
+                continue;
+            }
             let e = t.ext(i).load(Relaxed);
             if e & EXT_USED == 0 || self.ttl.expired(e, now) {
                 return Some(i);
@@ -183,8 +197,9 @@ impl Lru<'_> {
             self.push_head(t, i);
             self.end(false);
         }
+        // (reads marked entries as fast as they were given their chance)
         let i = h.lru_tail.load(Relaxed) as usize;
-        (i < t.cap()).then_some(i)
+        (i < t.cap() && keep != Some(i)).then_some(i)
     }
 
     /// Rebuild the list of `t` from the stamps of its full slots (after a
