@@ -63,6 +63,24 @@ pub fn walked() {
     WALKS.fetch_add(1, Relaxed);
 }
 
+/// How many resizes or compactions an insert started in this process
+/// (`Core::make_room`): a test checks that they stay rare.
+#[cfg(feature = "fault-injection")]
+static RESIZES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count a resize an insert started.
+#[inline(always)]
+pub fn resized() {
+    #[cfg(feature = "fault-injection")]
+    RESIZES.fetch_add(1, Relaxed);
+}
+
+/// The resizes counted so far by [`resized`].
+#[cfg(feature = "fault-injection")]
+pub fn resizes() -> u64 {
+    RESIZES.load(Relaxed)
+}
+
 /// The walks counted so far by [`walked`].
 #[cfg(feature = "fault-injection")]
 pub fn walks() -> u64 {

@@ -1409,3 +1409,58 @@ fn a_reader_repairs_an_lru_insert_whole() {
     }
     assert!(cases > 10, "{cases} cases");
 }
+
+/// A map whose table is at its largest size compacts only when a good
+/// part of it is tombstones: an LRU map whose `max_size` is `max_entries`
+/// evicts for every insert, and its table was rebuilt at nearly every one
+/// (a compaction at a load of 3/4 freed the few tombstones the last
+/// evictions left); so was a plain map at `max_entries` under removes and
+/// puts.
+#[test]
+fn a_full_table_compacts_rarely() {
+    let _one = one_at_a_time();
+    set_migrate_min_default();
+    for (name, lru) in [("lru", true), ("plain", false)] {
+        let t = Tmp::new(&format!("compact-{name}"));
+        let p = if lru {
+            params(1000, 1000, 0)
+        } else {
+            params(1000, 0, 0)
+        };
+        let mut m = open_any(&t.0, Variant::II, &p).unwrap();
+        for i in 0..1000 {
+            assert_eq!(put(&mut *m, &int(i), &int(i)), Status::Ok);
+        }
+        let before = hashmap_shared::fault::resizes();
+        for i in 1000..21_000 {
+            if !lru {
+                assert_eq!(
+                    m.remove(&hashmap_shared::testing::Item::int(i - 1000))
+                        .unwrap(),
+                    Status::Ok
+                );
+            }
+            assert_eq!(put(&mut *m, &int(i), &int(i)), Status::Ok, "{name} put {i}");
+        }
+        let resizes = hashmap_shared::fault::resizes() - before;
+        eprintln!("{name}: {resizes} resizes for 20,000 inserts into a full table");
+        assert!(
+            resizes < 200,
+            "{name}: {resizes} resizes for 20,000 inserts into a full table"
+        );
+        assert_eq!(m.info(hashmap_shared::testing::Info::Size), 1000);
+        for i in 20_000..21_000 {
+            assert_eq!(
+                get(&mut *m, Variant::II, &int(i)),
+                Some(int(i)),
+                "{name} {i}"
+            );
+        }
+        m.verify().unwrap();
+    }
+}
+
+fn set_migrate_min_default() {
+    use hashmap_shared::testing::{set_migrate_min, MIGRATE_MIN_DEFAULT};
+    set_migrate_min(MIGRATE_MIN_DEFAULT, 64);
+}

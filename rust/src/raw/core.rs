@@ -1240,9 +1240,23 @@ impl Core {
         let size = hdr.size.load(Relaxed);
         let tombs = hdr.tombstones.load(Relaxed);
         let cap = t.cap() as u64;
-        if (size + tombs + 1) * 4 <= cap * 3 {
+        // A table at its largest size fills to 7/8 with entries and
+        // tombstones before it compacts, any other to 3/4. The largest
+        // holds up to `max_entries` at a load of 3/4: compacted at 3/4, it
+        // would be rebuilt for the few tombstones the last removals left,
+        // at nearly every insert after one (an LRU map whose `max_size`
+        // is `max_entries` evicts for every insert: its table was rebuilt
+        // at almost every put). At 7/8 a compaction frees at least 1/8 of
+        // the table, so its cost spreads over that many inserts.
+        let (num, den) = if cap >= self.geo.max_cap {
+            (7, 8)
+        } else {
+            (3, 4)
+        };
+        if (size + tombs + 1) * den <= cap * num {
             return Ok(false);
         }
+        crate::fault::resized();
         // (the new table of a migration in progress filled before the
         // migration ended, which its steps make rare: resize_stepwise ends
         // it first)
