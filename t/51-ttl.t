@@ -285,6 +285,14 @@ for_each_variant {
         $st->{B} = $m;
     };
 
+    # H: full (max_entries 8) of expiring entries.
+    subtest 'setup full' => sub {
+        my $m = $v->{class}->new(tmp_path($v->{name}), 8, 0, 1);
+        ok($m->put(vkey($v, $_), vval($v, $_)), "put $_") for 1 .. 8;
+        ok(!$m->put(vkey($v, 9), vval($v, 9)), 'full: a 9th key is refused');
+        $st->{H} = $m;
+    };
+
     # F: LRU + TTL.
     subtest 'setup LRU+TTL' => sub {
         my $m = $v->{class}->new(tmp_path($v->{name}), 100, 3, 100);
@@ -407,6 +415,16 @@ for_each_variant {
             is($m->size, $size, "... size $size");
         }
         ok(!$m->exists($k[$_]), "entry $_ stays gone") for 2, 3, 6, 7, 8;
+    };
+
+    subtest 'expired H: a full map takes new keys in place of expired ones' => sub {
+        my $m = $st->{H};
+        is($m->size, 8, 'size 8: the expired entries are still there');
+        ok($m->put(vkey($v, $_), vval($v, $_)), "put of new key $_: true") for 11 .. 18;
+        is($m->size, 8, 'size 8');
+        is($m->stat_expired, 8, 'the 8 expired entries were removed for them');
+        ok(!$m->put(vkey($v, 19), vval($v, 19)), 'full of live entries: a 9th new key is refused');
+        is_deeply([ sort map { "$_" } $m->keys ], want($v, 11 .. 18), 'the new keys');
     };
 
     subtest 'expired LRU+TTL' => sub {

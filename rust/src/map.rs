@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout;
-use crate::format::layout::{NIL, UNDO_CLEAN, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE};
+use crate::format::layout::{NIL, UNDO_CLEAN, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE, UNDO_WALK};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
@@ -18,6 +18,10 @@ use crate::sync::seqlock::{read_begin, read_valid};
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
+
+/// Slots of the flush pass an insert into a full TTL map scans for expired
+/// entries before it is refused (`Map::reclaim_expired`).
+const RECLAIM_SLOTS: u64 = 256;
 
 /// A map with keys of kind `K` and values of kind `V`.
 pub struct Map<K: Codec, V: Codec> {
@@ -708,10 +712,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
         v: &Item,
         expiry: u64,
         now: u32,
-        vacant: Option<usize>,
+        mut vacant: Option<usize>,
     ) -> Result<Status> {
         if !core.lru_on && core.hdr().size.load(Relaxed) >= core.max_entries {
-            return Ok(Status::Full);
+            if !Self::reclaim_expired(core, now) {
+                return Ok(Status::Full);
+            }
+            vacant = None; // (removals changed the table)
         }
         // Everything from the first allocation on is one change: a writer
         // dying anywhere in it leaves the sequence odd for recovery.
@@ -1076,10 +1083,27 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok((0, false));
         }
         let now = core.now();
-        let hdr = core.hdr();
-        let d = hdr.table.load(Relaxed);
         let t = Self::active(core).ok_or_else(|| core.damaged())?;
-        let pos = hdr.flush_pos.load(Relaxed);
+        core.seq_begin();
+        let (removed, done) = Self::scan_expired(core, &t, limit, now);
+        if done {
+            // every removal above is whole: a death in the shrink needs its
+            // record only
+            core.undo_clean();
+            core.maybe_shrink();
+        }
+        core.seq_end();
+        Ok((removed, done))
+    }
+
+    /// The next `limit` slots of the flush pass (shared by every process,
+    /// `Header::flush_pos`; from the start when `limit` is `u64::MAX`),
+    /// their expired entries removed, each a change of its own (writer
+    /// lock held, sequence odd, active table `t`, no migration):
+    /// `(removed, done)`, `done` when the pass reached the end.
+    fn scan_expired(core: &mut Core, t: &Table, limit: u64, now: u32) -> (u64, bool) {
+        let d = t.desc();
+        let pos = core.hdr().flush_pos.load(Relaxed);
         let mut i = if limit == u64::MAX || pos >> FLUSH_SLOT_BITS != flush_tag(d) {
             0
         } else {
@@ -1087,10 +1111,9 @@ impl<K: Codec, V: Codec> Map<K, V> {
         };
         let end = (i as u64).saturating_add(limit).min(t.cap() as u64) as usize;
         let mut removed = 0;
-        core.seq_begin();
         while i < end {
-            if t.is_full(i) && !core.live(&t, i, now) {
-                core.remove_expired(&t, i);
+            if t.is_full(i) && !core.live(t, i, now) {
+                core.remove_expired(t, i);
                 removed += 1;
             }
             i += 1;
@@ -1100,14 +1123,29 @@ impl<K: Codec, V: Codec> Map<K, V> {
             (flush_tag(d) << FLUSH_SLOT_BITS) | if done { 0 } else { i as u64 },
             Relaxed,
         );
-        if done {
-            // every removal above is whole: a death in the shrink needs its
-            // record only
-            core.undo_clean();
-            core.maybe_shrink();
+        (removed, done)
+    }
+
+    /// A TTL map at `max_entries` (writer lock held, no change in flight):
+    /// before an insert is refused, the next [`RECLAIM_SLOTS`] slots of the
+    /// flush pass give up their expired entries, as
+    /// `flush_expired_partial` would (a map whose entries have all expired
+    /// takes new ones without a flush first). True if that made room.
+    #[cold]
+    #[inline(never)]
+    fn reclaim_expired(core: &mut Core, now: u32) -> bool {
+        if !core.ttl_on || core.is_migrating() {
+            return false;
         }
+        let Some(t) = Self::active(core) else {
+            return false;
+        };
+        core.seq_begin();
+        Self::scan_expired(core, &t, RECLAIM_SLOTS, now);
+        core.undo_clean();
         core.seq_end();
-        Ok((removed, done))
+        core.hdr().undo_state.store(UNDO_WALK, Relaxed);
+        core.hdr().size.load(Relaxed) < core.max_entries
     }
 
     // ---- iteration -----------------------------------------------------

@@ -747,6 +747,21 @@ fn all_kinds() -> Vec<Kind> {
             mutate: |m| take(m, 4, End::Oldest),
             per_key: true,
         },
+        Kind {
+            // a TTL map at max_entries: the insert first removes the
+            // expired entries of the next slots of the flush pass
+            name: "TTL insert at max_entries through expired entries",
+            variant: Variant::SS,
+            params: params(12, 0, 3600),
+            setup: half_expired,
+            mutate: |m| {
+                assert_eq!(
+                    put(m, &bytes(b"the newcomer"), &bytes(&long(5))),
+                    Status::Ok
+                );
+            },
+            per_key: false,
+        },
         // (kinds added by a review: LRU, TTL and packed maps through the
         // changes that keep a record since resizes, clears and relinks do)
         Kind {
@@ -1293,6 +1308,7 @@ fn a_death_during_recovery_is_recovered_from() {
         "keyword insert (II)",
         "remove that shrinks the table",
         "drain through expired entries (TTL)",
+        "TTL insert at max_entries through expired entries",
         "set_multi",
         "remove_multi",
         "packed set_multi (I32S)",

@@ -903,7 +903,11 @@ read per operation at most). An expired entry is invisible to every read at
 once; it is physically removed by the next write that meets it, by
 L</flush_expired> or L</flush_expired_partial>, or by eviction, and each
 removal counts in C<stat_expired>. On a map with both, an expired entry at
-the LRU end is evicted first and counts as expired.
+the LRU end is evicted first and counts as expired. A map without LRU that
+holds C<$max_entries> entries, expired ones included, first removes the
+expired entries of the next 256 slots of the L</flush_expired_partial>
+pass before it refuses a new key: a map whose entries have expired takes
+new ones without a flush.
 
 A map without LRU and TTL pays nothing for either: its slots have no room
 for them and its reads take no clock.
