@@ -1084,24 +1084,45 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let now = core.now();
         let t = Self::active(core).ok_or_else(|| core.damaged())?;
-        core.seq_begin();
-        let (removed, done) = Self::scan_expired(core, &t, limit, now);
+        let mut open = false;
+        let (removed, done) = Self::scan_expired(core, &t, limit, now, &mut open);
         if done {
             // every removal above is whole: a death in the shrink needs its
             // record only
-            core.undo_clean();
+            Self::open_clean(core, &mut open);
             core.maybe_shrink();
         }
-        core.seq_end();
+        if open {
+            core.seq_end();
+        }
         Ok((removed, done))
+    }
+
+    /// Open a window for changes that each keep a record of their own, if
+    /// not open yet: "clean" first, so that a death before the first of
+    /// them needs no repair (a window opened in the lock's state, "walk",
+    /// would be repaired by the walks).
+    fn open_clean(core: &mut Core, open: &mut bool) {
+        if !*open {
+            core.undo_clean();
+            core.seq_begin();
+            *open = true;
+        }
     }
 
     /// The next `limit` slots of the flush pass (shared by every process,
     /// `Header::flush_pos`; from the start when `limit` is `u64::MAX`),
     /// their expired entries removed, each a change of its own (writer
-    /// lock held, sequence odd, active table `t`, no migration):
-    /// `(removed, done)`, `done` when the pass reached the end.
-    fn scan_expired(core: &mut Core, t: &Table, limit: u64, now: u32) -> (u64, bool) {
+    /// lock held, active table `t`, no migration), in a window opened at
+    /// the first ([`Map::open_clean`]: readers retry only if something
+    /// goes): `(removed, done)`, `done` when the pass reached the end.
+    fn scan_expired(
+        core: &mut Core,
+        t: &Table,
+        limit: u64,
+        now: u32,
+        open: &mut bool,
+    ) -> (u64, bool) {
         let d = t.desc();
         let pos = core.hdr().flush_pos.load(Relaxed);
         let mut i = if limit == u64::MAX || pos >> FLUSH_SLOT_BITS != flush_tag(d) {
@@ -1113,6 +1134,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let mut removed = 0;
         while i < end {
             if t.is_full(i) && !core.live(t, i, now) {
+                Self::open_clean(core, open);
                 core.remove_expired(t, i);
                 removed += 1;
             }
@@ -1130,20 +1152,33 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// before an insert is refused, the next [`RECLAIM_SLOTS`] slots of the
     /// flush pass give up their expired entries, as
     /// `flush_expired_partial` would (a map whose entries have all expired
-    /// takes new ones without a flush first). True if that made room.
+    /// takes new ones without a flush first). During a migration (the
+    /// compaction of a table at its largest size, most often), the old
+    /// table's slots from the frontier on: those the next steps move,
+    /// where the entries that have not moved yet are. True if that made
+    /// room.
     #[cold]
     #[inline(never)]
     fn reclaim_expired(core: &mut Core, now: u32) -> bool {
-        if !core.ttl_on || core.is_migrating() {
+        if !core.ttl_on {
             return false;
         }
-        let Some(t) = Self::active(core) else {
-            return false;
-        };
-        core.seq_begin();
-        Self::scan_expired(core, &t, RECLAIM_SLOTS, now);
-        core.undo_clean();
-        core.seq_end();
+        let mut open = false;
+        if let Some((old, front)) = core.migrating_as::<crate::raw::table::Dyn>() {
+            let end = front.saturating_add(RECLAIM_SLOTS as usize).min(old.cap());
+            for i in front..end {
+                if old.is_full(i) && !core.live(&old, i, now) {
+                    Self::open_clean(core, &mut open);
+                    core.remove_expired(&old, i);
+                }
+            }
+        } else if let Some(t) = Self::active(core) {
+            Self::scan_expired(core, &t, RECLAIM_SLOTS, now, &mut open);
+        }
+        if open {
+            core.undo_clean();
+            core.seq_end();
+        }
         core.hdr().undo_state.store(UNDO_WALK, Relaxed);
         core.hdr().size.load(Relaxed) < core.max_entries
     }

@@ -762,6 +762,31 @@ fn all_kinds() -> Vec<Kind> {
             },
             per_key: false,
         },
+        Kind {
+            // the same while the table migrates: the old table's slots
+            // from the frontier on give up their expired entries
+            name: "TTL insert at max_entries through expired entries during a migration",
+            variant: Variant::SS,
+            params: params(24, 0, 3600),
+            setup: |m| {
+                for i in 0..24u64 {
+                    let k = bytes(format!("key-{i:04}").as_bytes());
+                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), 1).unwrap();
+                }
+                assert!(
+                    hashmap_shared::testing::migrating(m),
+                    "a migration in progress"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(2100));
+            },
+            mutate: |m| {
+                assert_eq!(
+                    put(m, &bytes(b"the newcomer"), &bytes(&long(5))),
+                    Status::Ok
+                );
+            },
+            per_key: false,
+        },
         // (kinds added by a review: LRU, TTL and packed maps through the
         // changes that keep a record since resizes, clears and relinks do)
         Kind {
