@@ -107,12 +107,17 @@ fn one_removal_from_a_shrink(m: &mut dyn AnyMap) {
 /// 12 SS entries, the even ones with a lifetime of one second, which has
 /// ended when this returns.
 fn half_expired(m: &mut dyn AnyMap) {
-    for i in 0..12u64 {
-        let k = bytes(format!("key-{i:04}").as_bytes());
-        let secs = if i % 2 == 0 { 1 } else { 0 };
-        m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
-    }
+    put_ttls(m, 12, |i| if i % 2 == 0 { 1 } else { 0 });
     std::thread::sleep(std::time::Duration::from_millis(2100));
+}
+
+/// SS entries `key-NNNN` 0 .. `n-1`, each with the lifetime `secs(i)`.
+fn put_ttls(m: &mut dyn AnyMap, n: u64, secs: impl Fn(u64) -> u64) {
+    for i in 0..n {
+        let k = bytes(format!("key-{i:04}").as_bytes());
+        m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs(i))
+            .unwrap();
+    }
 }
 
 /// `set_multi` of these pairs.
@@ -769,10 +774,7 @@ fn all_kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(24, 0, 3600),
             setup: |m| {
-                for i in 0..24u64 {
-                    let k = bytes(format!("key-{i:04}").as_bytes());
-                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), 1).unwrap();
-                }
+                put_ttls(m, 24, |_| 1);
                 assert!(
                     hashmap_shared::testing::migrating(m),
                     "a migration in progress"
@@ -913,11 +915,7 @@ fn all_kinds() -> Vec<Kind> {
             variant: Variant::SS,
             params: params(1000, 12, 3600),
             setup: |m| {
-                for i in 0..12u64 {
-                    let k = bytes(format!("key-{i:04}").as_bytes());
-                    let secs = if i == 3 { 1 } else { 0 };
-                    m.put_ttl(&item(&k), &item(&bytes(&long(i))), secs).unwrap();
-                }
+                put_ttls(m, 12, |i| if i == 3 { 1 } else { 0 });
                 std::thread::sleep(std::time::Duration::from_millis(2100));
             },
             mutate: |m| {
