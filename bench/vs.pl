@@ -569,7 +569,8 @@ use Time::HiRes qw(CLOCK_MONOTONIC clock_gettime);
 use DHMSBench ();
 my ($variant, $side, $n, $path, $stmt) = @ARGV;
 my $keys = DHMSBench::keys_for($variant, $n);
-length for @$keys;
+my $chars = 0;
+$chars += length for @$keys;    # (each key's string form, cached)
 my $make = eval DHMSBench::loop_source($variant, $stmt) or die $@;
 my %hash;
 my $map = $side eq 'ours' ? "Data::HashMap::Shared::$variant"->new($path, 2 * $n) : undef;

@@ -1612,7 +1612,7 @@ F<DESIGN.md> ("Benchmarks") keeps the instruction counts of each step.
 To reproduce, build the module and run:
 
     perl -Mblib bench/vs.pl          # ratios to a Perl hash, other modules,
-                                     # LRU/TTL, 2 processes (about 3.5 min)
+                                     # LRU/TTL, 2 processes (about 5 min)
     perl -Mblib bench/vs.pl 25000 ss get   # one workload; see --help
     perl -Mblib bench/instructions.pl  # instructions per operation, counted
                                      # by valgrind's callgrind (25 s)
