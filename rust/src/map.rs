@@ -594,7 +594,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
 
     /// [`Map::find_live_as`] that also tells where an insert of the key
     /// would go: `Err(Some(slot))`, the active table's slot that the
-    /// unsuccessful probe ended on, for [`Core::place_new_as`] (`None` if
+    /// unsuccessful probe ended on, for [`Core::place_new_open_as`] (`None` if
     /// the probe met an expired entry of the key, which it removed).
     #[inline(always)]
     pub(crate) fn find_slot_as<S: Shape>(
@@ -686,7 +686,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Insert a key known to be absent, with the extension word `expiry`
     /// (writer lock held). On an LRU map at `max_size`, evicts one entry
     /// first. `vacant`: the slot a probe just found for the key, if any
-    /// (see [`Core::place_new_as`]).
+    /// (see [`Core::place_new_open_as`]).
     pub(crate) fn insert_at(
         core: &mut Core,
         key: &Key<'_>,
@@ -1110,6 +1110,18 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
     }
 
+    /// Remove the entry in slot `i` of `t` if it has expired, a change of
+    /// its own in the window [`Map::open_clean`] opens if need be: true if
+    /// it did.
+    fn remove_if_expired(core: &mut Core, t: &Table, i: usize, now: u32, open: &mut bool) -> bool {
+        if !t.is_full(i) || core.live(t, i, now) {
+            return false;
+        }
+        Self::open_clean(core, open);
+        core.remove_expired(t, i);
+        true
+    }
+
     /// The next `limit` slots of the flush pass (shared by every process,
     /// `Header::flush_pos`; from the start when `limit` is `u64::MAX`),
     /// their expired entries removed, each a change of its own (writer
@@ -1133,11 +1145,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let end = (i as u64).saturating_add(limit).min(t.cap() as u64) as usize;
         let mut removed = 0;
         while i < end {
-            if t.is_full(i) && !core.live(t, i, now) {
-                Self::open_clean(core, open);
-                core.remove_expired(t, i);
-                removed += 1;
-            }
+            removed += Self::remove_if_expired(core, t, i, now, open) as u64;
             i += 1;
         }
         let done = i >= t.cap();
@@ -1167,10 +1175,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         if let Some((old, front)) = core.migrating_as::<crate::raw::table::Dyn>() {
             let end = front.saturating_add(RECLAIM_SLOTS as usize).min(old.cap());
             for i in front..end {
-                if old.is_full(i) && !core.live(&old, i, now) {
-                    Self::open_clean(core, &mut open);
-                    core.remove_expired(&old, i);
-                }
+                Self::remove_if_expired(core, &old, i, now, &mut open);
             }
         } else if let Some(t) = Self::active(core) {
             Self::scan_expired(core, &t, RECLAIM_SLOTS, now, &mut open);

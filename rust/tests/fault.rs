@@ -83,6 +83,21 @@ fn fill_ss(m: &mut dyn AnyMap, n: u64) {
     }
 }
 
+/// Get the SS keys `key-NNNN` numbered `ids` (on an LRU map, the
+/// lock-free reads mark them used).
+fn read_ss(m: &mut dyn AnyMap, ids: std::ops::Range<u64>) {
+    for i in ids {
+        let e = bytes(format!("key-{i:04}").as_bytes());
+        let k = item(&e);
+        read_out(true, |o| m.get(&k, o).unwrap());
+    }
+}
+
+/// Put the key "the newcomer" (an SS value long enough for the arena).
+fn put_newcomer(m: &mut dyn AnyMap) -> Status {
+    put(m, &bytes(b"the newcomer"), &bytes(&long(5)))
+}
+
 /// `remove_multi` of the SS keys `key-NNNN` numbered `ids`.
 fn remove_keys(m: &mut dyn AnyMap, ids: &[u64]) {
     let keys: Vec<_> = ids
@@ -345,7 +360,7 @@ fn all_kinds() -> Vec<Kind> {
             params: params(1000, 10, 0),
             setup: |m| fill_ss(m, 10),
             mutate: |m| {
-                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+                put_newcomer(m);
             },
             per_key: false,
         },
@@ -357,7 +372,7 @@ fn all_kinds() -> Vec<Kind> {
             params: params(12, 12, 0),
             setup: |m| fill_ss(m, 12),
             mutate: |m| {
-                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+                put_newcomer(m);
             },
             per_key: false,
         },
@@ -367,12 +382,10 @@ fn all_kinds() -> Vec<Kind> {
             params: params(100, 1, 0),
             setup: |m| {
                 fill_ss(m, 1);
-                let e = bytes(b"key-0000");
-                let k = item(&e);
-                read_out(true, |o| m.get(&k, o).unwrap());
+                read_ss(m, 0..1);
             },
             mutate: |m| {
-                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+                put_newcomer(m);
             },
             per_key: false,
         },
@@ -760,10 +773,7 @@ fn all_kinds() -> Vec<Kind> {
             params: params(12, 0, 3600),
             setup: half_expired,
             mutate: |m| {
-                assert_eq!(
-                    put(m, &bytes(b"the newcomer"), &bytes(&long(5))),
-                    Status::Ok
-                );
+                assert_eq!(put_newcomer(m), Status::Ok);
             },
             per_key: false,
         },
@@ -782,10 +792,7 @@ fn all_kinds() -> Vec<Kind> {
                 std::thread::sleep(std::time::Duration::from_millis(2100));
             },
             mutate: |m| {
-                assert_eq!(
-                    put(m, &bytes(b"the newcomer"), &bytes(&long(5))),
-                    Status::Ok
-                );
+                assert_eq!(put_newcomer(m), Status::Ok);
             },
             per_key: false,
         },
@@ -841,14 +848,10 @@ fn all_kinds() -> Vec<Kind> {
             params: params(1000, 10, 0),
             setup: |m| {
                 fill_ss(m, 10);
-                for i in 0..6 {
-                    let e = bytes(format!("key-{i:04}").as_bytes());
-                    let k = item(&e);
-                    read_out(true, |o| m.get(&k, o).unwrap());
-                }
+                read_ss(m, 0..6);
             },
             mutate: |m| {
-                put(m, &bytes(b"the newcomer"), &bytes(&long(5)));
+                put_newcomer(m);
             },
             per_key: false,
         },

@@ -355,7 +355,7 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
                     continue; // placed, then evicted by this batch: done
                 }
                 // (an eviction first, a change of its own)
-                core.make_lru_room(now, idle);
+                core.make_lru_room(now, idle, None);
                 core.undo_begin_in(UNDO_INSERT, idle);
                 if place_in_window(core, hash, kw, vw, expiry, now) == Status::Ok {
                     done += 1;

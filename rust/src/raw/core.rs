@@ -285,21 +285,16 @@ impl Core {
         self.lru().end(true);
     }
 
-    /// On an LRU map at `max_size`, evict one entry as a single change of
-    /// its own, before an insert starts its record (writer lock held,
-    /// sequence odd); `idle`: the state after it.
-    pub(crate) fn make_lru_room(&mut self, now: u32, idle: u64) {
-        self.make_lru_room_keeping(now, idle, None);
-    }
-
-    /// [`Core::make_lru_room`], never evicting slot `keep`.
-    fn make_lru_room_keeping(&mut self, now: u32, idle: u64, keep: Option<usize>) {
+    /// On an LRU map at `max_size`, evict one entry (never slot `keep`) as
+    /// a single change of its own (writer lock held, sequence odd); `idle`:
+    /// the state after it.
+    pub(crate) fn make_lru_room(&mut self, now: u32, idle: u64, keep: Option<usize>) {
         if !self.lru_on || self.hdr().size.load(Relaxed) < self.max_size {
             return;
         }
         let Some(t) = self.active() else { return };
         self.undo_begin_in(UNDO_REMOVE, idle);
-        self.evict_one_keeping(&t, now, keep);
+        self.evict_one(&t, now, keep);
         self.hdr().undo_state.store(idle, Release);
     }
 
@@ -309,9 +304,8 @@ impl Core {
     /// (relinks only, each logged, in state `UNDO_LRU`: a death in them
     /// loses nothing), so that the eviction after the insert takes the
     /// entry an eviction before it would have, and the list ends in the
-    /// same order.
-    /// Opens the window (a death before its first relink then needs no
-    /// repair at all).
+    /// same order. Opens the window, the state set first (a death before
+    /// the first relink then needs no repair at all).
     pub(crate) fn ready_victim(&mut self, now: u32) {
         self.hdr().undo_state.store(UNDO_LRU, Release);
         self.seq_begin();
@@ -332,7 +326,7 @@ impl Core {
         self.hdr().undo_state.store(UNDO_CLEAN, Release);
         crate::fault::point();
         crate::fault::at("an LRU insert's eviction");
-        self.make_lru_room_keeping(now, UNDO_CLEAN, Some(new));
+        self.make_lru_room(now, UNDO_CLEAN, Some(new));
     }
 
     /// The eviction an LRU insert at `max_size` did not make because its
@@ -349,18 +343,14 @@ impl Core {
         }
         let now = self.now();
         self.seq_begin();
-        self.make_lru_room(now, UNDO_CLEAN);
+        self.make_lru_room(now, UNDO_CLEAN, None);
         self.seq_end();
     }
 
-    /// Evict one entry to make room (writer lock held, seq odd). An expired
-    /// victim counts in `stat_expired`, any other in `stat_evictions`.
-    pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32) {
-        self.evict_one_keeping(t, now, None)
-    }
-
-    /// [`Core::evict_one`], never evicting slot `keep`.
-    fn evict_one_keeping<S: Shape>(&mut self, t: &Table<S>, now: u32, keep: Option<usize>) {
+    /// Evict one entry, never slot `keep`, to make room (writer lock held,
+    /// seq odd). An expired victim counts in `stat_expired`, any other in
+    /// `stat_evictions`.
+    pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32, keep: Option<usize>) {
         if let Some(i) = self.lru().victim(t, now, keep) {
             if !t.is_full(i) {
                 // a damaged list (a hostile file): derive it again (its
@@ -1307,25 +1297,7 @@ impl Core {
         expiry: u64,
         now: u32,
     ) -> Result<Status> {
-        self.place_new_as::<Dyn>(hash, kw, vw, expiry, now, None)
-    }
-
-    /// [`Core::place_new`], seeing the table through shape `S`. `vacant`:
-    /// the slot that the caller's unsuccessful probe of the active table
-    /// ended on (`Probe::Vacant`), under this same lock with no change
-    /// since; it is taken instead of probing again unless the table changes
-    /// first (an eviction or a resize).
-    #[inline(always)]
-    pub(crate) fn place_new_as<S: Shape>(
-        &mut self,
-        hash: u64,
-        kw: u64,
-        vw: u64,
-        expiry: u64,
-        now: u32,
-        vacant: Option<usize>,
-    ) -> Result<Status> {
-        match self.place_new_open_as::<S>(hash, kw, vw, expiry, now, vacant, false)? {
+        match self.place_new_open_as::<Dyn>(hash, kw, vw, expiry, now, None, false)? {
             Some(_) => {
                 self.seq_end();
                 Ok(Status::Ok)
@@ -1334,8 +1306,13 @@ impl Core {
         }
     }
 
-    /// [`Core::place_new_as`], leaving the window open once the entry is in
-    /// (`Ok(Some(slot))`; `Ok(None)`, `Full`, and an error have closed it). `evict_after`:
+    /// [`Core::place_new`], seeing the table through shape `S` and leaving
+    /// the window open once the entry is in (`Ok(Some(slot))`; `Ok(None)`,
+    /// `Full`, and an error have closed it). `vacant`: the slot that the
+    /// caller's unsuccessful probe of the active table ended on
+    /// (`Probe::Vacant`), under this same lock with no change since; it is
+    /// taken instead of probing again unless the table changes first (an
+    /// eviction or a resize). `evict_after`:
     /// the caller evicts once the entry is in (an LRU insert at
     /// `max_size`, [`Core::evict_after_insert`]), so there is no eviction
     /// here, and the entry may be one over `max_entries` until then.
@@ -1359,7 +1336,7 @@ impl Core {
             // batch by `make_lru_room`, an insert after it is in; an
             // eviction here is not in the record)
             self.hdr().undo_state.store(UNDO_WALK, Relaxed);
-            self.evict_one(&t, now);
+            self.evict_one(&t, now, None);
             vacant = None;
         }
         if self.hdr().size.load(Relaxed) >= self.max_entries + evict_after as u64 {
