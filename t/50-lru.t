@@ -314,4 +314,68 @@ for my $name (qw(II SS I32S SI)) {
     is(scalar(my @k = $m->keys), 2000, "$name: keys lists 2000");
 }
 
+# ---- an LRU map whose table migrates, its writer SIGKILLed ------------------------
+# A table of 16,384 slots or more on an LRU map resizes in steps (DESIGN.md
+# section 6): the list runs through the old and the new table while both
+# serve. A writer inserting (evicting), reading and removing is SIGKILLed at
+# a random moment, four times; each time the map verifies (the list against
+# both tables), the next put succeeds under alarm 10, size stays within
+# max_size, and every key holds the value it was given.
+
+for my $name (qw(II SS)) {
+    my $v = variant($name);
+    my ($max, $path) = (30_000, tmp_path("lru-migrate-$name"));
+    my $m = $v->{class}->new($path, 60_000, $max);
+    my $next = 0;
+    # the index a key was made from (keys are self-describing: DHMSTest)
+    my $index = $v->{key} eq 'bytes'
+        ? sub { $_[0] =~ /\Akey:(\d+)\z/ ? $1 : -1 }
+        : sub { ($_[0] + 7) / 3_000_000_019 };
+    for my $round (1 .. 4) {
+        my $from = $next;
+        pipe(my $ready_r, my $ready_w) or die;
+        my $pid = spawn_child(sub {
+            close $ready_r;
+            my $h = $v->{class}->new($path, 1);
+            for (my $i = $from; ; $i++) {
+                $h->put(vkey($v, $i), vval($v, $i)) or die "put $i returned false\n";
+                $h->get(vkey($v, $i - 500)) if $i % 3 == 0;
+                $h->remove(vkey($v, $i - 1000)) if $i % 7 == 0;
+                syswrite $ready_w, 'x' if $i == $from + 5000;
+            }
+        }, alarm => 60);
+        close $ready_w;
+        is(sysread($ready_r, my $b, 1), 1, "$name round $round: the writer is running");
+        select(undef, undef, undef, rand 0.3);
+        kill 'KILL', $pid;
+        waitpid($pid, 0);
+        is($? & 127, 9, "$name round $round: the writer was SIGKILLed");
+        $next = $from + 200_000;
+        my $ok = eval {
+            under_alarm(10, sub { $m->put(vkey($v, $next), vval($v, $next)) or die "put returned false\n" });
+        };
+        ok($ok, "$name round $round: the next put succeeds under alarm 10") or diag $@;
+        $next++;
+        ok(eval { $m->verify }, "$name round $round: verify") or diag $@;
+        my @k = $m->keys;
+        cmp_ok(scalar(@k), '<=', $max, "$name round $round: size within max_size");
+        is($m->size, scalar(@k), "$name round $round: size equals the number of keys");
+        my $bad = grep {
+            my $i = $index->($_);
+            $i < 0 || $i != int($i) || vkey($v, $i) ne $_ || ($m->get($_) // '') ne vval($v, $i)
+        } @k;
+        is($bad, 0, "$name round $round: every key holds the value it was given");
+    }
+    # then through several migrations in this process: the newest entries stay
+    my $last = $next + 100_000;
+    my $bad = grep { !$m->put(vkey($v, $_), vval($v, $_)) } $next .. $last - 1;
+    is($bad, 0, "$name: 100,000 more inserts return true");
+    ok(eval { $m->verify }, "$name: verify after them") or diag $@;
+    is($m->size, $max, "$name: size is max_size");
+    my @missing = grep { ($m->get(vkey($v, $_)) // '') ne vval($v, $_) } $last - 1000 .. $last - 1;
+    is(scalar @missing, 0, "$name: the last 1,000 inserted are present");
+    my @present = grep { $m->exists(vkey($v, $_)) } $next .. $next + 999;
+    is(scalar @present, 0, "$name: the first 1,000 of them are gone");
+}
+
 done_testing;

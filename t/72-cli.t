@@ -80,7 +80,7 @@ spew("$dir/pending", "DHMS-NEW" . ("\0" x 600));
 cli_is(['get', "$dir/pending", 'k'], 2, '', qr/being created, or its creator died/, 'a half-created file');
 spew("$dir/v1", "DHMSHMAP" . pack('V V', 1, 0) . ("\0" x 600));
 cli_is(['stat', "$dir/v1"], 2, '', qr/unsupported format version 1/, 'another format version');
-spew("$dir/v99", "DHMSHMAP" . pack('V V', 2, 99) . ("\0" x 600));
+spew("$dir/v99", "DHMSHMAP" . pack('V V', 3, 99) . ("\0" x 600));
 cli_is(['stat', "$dir/v99"], 2, '', qr/unknown variant number 99/, 'an unknown variant');
 cli_is(['stat', $dir], 2, '', qr/not a regular file/, 'a directory');
 
@@ -168,7 +168,7 @@ ok(!$ss->exists("new\tkey"), 'removed');
 my ($st2, $stat) = cli_is(['stat', "$dir/ss.map"], 0, undef, '', 'stat of an LRU+TTL map');
 my %row = $stat =~ /^(\w+): +(.*)$/mg;
 is($row{variant}, 'SS (byte string => byte string)', 'stat: variant');
-is($row{format_version}, 2, 'stat: format version');
+is($row{format_version}, 3, 'stat: format version');
 is($row{$_}, $ss->stats->{$_}, "stat: $_") for qw(max_entries max_size ttl capacity arena_cap);
 is($row{size}, $ss->size, 'stat: size');
 like($row{file_bytes}, qr/^\d+ \(apparent\), \d+ \(on disk\)$/, 'stat: file sizes');

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout;
-use crate::format::layout::{NIL, UNDO_CLEAN, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE, UNDO_WALK};
+use crate::format::layout::{UNDO_CLEAN, UNDO_INSERT, UNDO_OVERWRITE, UNDO_REMOVE, UNDO_WALK};
 use crate::format::words::{inline_same_bytes, inline_word, is_inline};
 use crate::os::region::{Kind, Source};
 use crate::raw::arena::StoreError;
@@ -679,7 +679,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
     fn promote<S: Shape>(core: &Core, t: &Table<S>, i: usize) {
         core.lru_begin();
         core.seq_begin();
-        core.lru().promote(t, i);
+        core.lru_of(t).promote(t, i);
         core.seq_end();
     }
 
@@ -1694,17 +1694,18 @@ impl<K: Codec, V: Codec> Map<K, V> {
                     End::Oldest => h.lru_tail.load(Relaxed),
                     End::Newest => h.lru_head.load(Relaxed),
                 } as u32;
-                if w == NIL || w as usize >= t.cap() {
+                // (during a migration, in either table)
+                let Some((lt, li)) = core.lru_node(w) else {
                     break;
-                }
-                if !t.is_full(w as usize) {
+                };
+                if !lt.is_full(li) {
                     core.seq_end();
                     return Err(Error::new(format!(
                         "{}: corrupt map: the LRU list names an empty slot (verify tells more)",
                         core.path()
                     )));
                 }
-                (t.erase(), w as usize)
+                (lt, li)
             } else {
                 let Some(&(t, min)) = tables.first() else {
                     break;

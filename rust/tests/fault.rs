@@ -742,6 +742,84 @@ fn all_kinds() -> Vec<Kind> {
             },
             per_key: false,
         },
+        // LRU maps migrate too: their list runs through both tables, and
+        // each move relinks (raw/lru.rs, raw/migrate.rs). max_size 13:
+        // the insert that starts the first migration (16 slots to 32) is
+        // the 13th, so the map is at max_size while it migrates.
+        Kind {
+            name: "LRU insert that starts a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss_to_the_brim(m),
+            mutate: |m| {
+                put(m, &bytes(b"the key that grows it"), &bytes(&long(1)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU insert that evicts during a migration",
+            variant: Variant::SS,
+            params: params(1000, 13, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                assert_eq!(put_newcomer(m), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            // the tail and the next ones are marked: second chances
+            // relink entries of both tables
+            name: "LRU insert that evicts with second chances during a migration",
+            variant: Variant::SS,
+            params: params(1000, 13, 0),
+            setup: |m| {
+                fill_ss_until_migrating(m);
+                read_ss(m, 0..3);
+            },
+            mutate: |m| {
+                assert_eq!(put_newcomer(m), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU promotion during a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                put(m, &bytes(b"key-0003"), &bytes(&long(333)));
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU remove during a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                assert_eq!(m.remove(&item(&bytes(b"key-0002"))).unwrap(), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            name: "LRU drain during a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| take(m, 4, End::Oldest),
+            per_key: true,
+        },
+        Kind {
+            // every move of the migration, each relinking its entry
+            name: "LRU step that ends a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: |m| {
+                put(m, &bytes(b"key-0001"), &bytes(&long(111)));
+            },
+            per_key: false,
+        },
         Kind {
             name: "drain",
             variant: Variant::IS,

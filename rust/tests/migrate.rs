@@ -528,3 +528,63 @@ fn a_keyword_put_takes_only_its_own_keys_slot() {
     assert_eq!(get(&mut *m, Variant::II, &int(x)), None);
     m.verify().unwrap();
 }
+
+/// An LRU map whose tables migrate (every table, one home slot per step:
+/// the list runs through both tables for most of the run) evicts,
+/// promotes and drains exactly as the same map whose tables resize at
+/// once: what a get, a remove or the size says after every operation, and
+/// the whole list order at the end (drained from the oldest), are the
+/// same. `verify` checks the list against both tables on the way.
+#[test]
+fn lru_maps_that_migrate_keep_the_order_of_maps_that_resize_at_once() {
+    let _one = one_at_a_time();
+    for v in [Variant::II, Variant::SS, Variant::IS, Variant::SI] {
+        let run = |migrate: bool| -> (Vec<String>, u64) {
+            if migrate {
+                slow_migrations();
+            } else {
+                set_migrate_min(u64::MAX, 64);
+            }
+            let t = Tmp::new("migrate-lru");
+            let mut p = Params::new(5000);
+            p.max_size = 1500;
+            let mut m = open_any(&t.0, v, &p).unwrap();
+            let mut r = Rng(0x1e0 ^ v as u64);
+            let (mut log, mut met) = (Vec::new(), 0u64);
+            for step in 0..20_000u64 {
+                // grows past max_size (evictions), then shrinks
+                let span = if step < 12_000 { 300 + step / 3 } else { 400 };
+                let k = key(v, r.below(span));
+                match r.below(100) {
+                    0..=49 => {
+                        let x = val(v, r.below(1 << 20));
+                        assert_eq!(put(&mut *m, &k, &x), Status::Ok, "{v:?} step {step}");
+                    }
+                    50..=64 => log.push(format!("remove {:?}", m.remove(&item(&k)).unwrap())),
+                    65..=94 => log.push(format!("get {:?}", get(&mut *m, v, &k))),
+                    _ => log.push(format!("size {}", m.info_try(Info::Size).unwrap())),
+                }
+                met += migrating(&*m) as u64;
+                if step % 2000 == 0 {
+                    m.verify().unwrap();
+                }
+            }
+            m.verify().unwrap();
+            let rest = m.take_ends(u64::MAX, End::Oldest).unwrap();
+            log.push(format!("{rest:?}"));
+            (log, met)
+        };
+        let (stepwise, met) = run(true);
+        let (at_once, none) = run(false);
+        assert!(
+            met > 1000,
+            "{v:?}: the run met migrations ({met} operations)"
+        );
+        assert_eq!(none, 0, "{v:?}: the other run resized at once");
+        assert_eq!(stepwise.len(), at_once.len());
+        for (i, (a, b)) in stepwise.iter().zip(&at_once).enumerate() {
+            assert_eq!(a, b, "{v:?}: operation {i} (migrating, at once)");
+        }
+    }
+    slow_migrations();
+}

@@ -982,11 +982,15 @@ entries (F<bench/fill.pl>), the slowest single C<put> took 2.4 ms (254 ms
 when a resize rebuilt the whole table at once), p99.9 19 microseconds. The
 price: during a migration (about a hundredth of the writes of a growing
 map) a write costs 2 to 10 microseconds more, and a lookup that misses in
-the new table reads the old one too. Smaller tables and LRU maps resize at
-once (a millisecond at 65,536 slots), and so does C<reserve>: an LRU map
-of 1,000,000 entries pauses about 120 ms when its table grows, and, once
-full, when it drops the tombstones its evictions left, about once every
-300,000 evictions (F<bench/fill.pl --lru>). Batches,
+the new table reads the old one too. LRU maps migrate the same way: the
+list runs through both tables, and each move takes its entry's place in
+it. An LRU II map of 1,000,000 entries churned by 3,000,000 puts
+(F<bench/fill.pl --lru>) has its slowest C<put> at about 4 ms, where a
+growth or the compaction of its evictions' tombstones (about once every
+300,000 evictions) rebuilt the table at once for about 120 ms; the moves
+read scattered list links, so the churn as a whole takes about a quarter
+longer. Smaller tables resize at once (a millisecond at 65,536 slots, at
+16,384 on an LRU map), and so does C<reserve>. Batches,
 C<get_multi>, C<keys>, C<values>, C<items>, C<to_hash>, C<pop>, C<shift>
 and C<drain> see both tables like single keys do; C<clear> drops the old
 table with the rest; C<flush_expired_partial> moves as many old slots as

@@ -23,7 +23,8 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"DHMSHMAP");
 pub const MAGIC_PENDING: u64 = u64::from_le_bytes(*b"DHMS-NEW");
 /// On-disk format version. Bump on any incompatible change.
 /// 2: `arena_alloc` (space is allocated before first use).
-pub const VERSION: u32 = 2;
+/// 3: LRU links name their table region (bit 31), and LRU tables migrate.
+pub const VERSION: u32 = 3;
 
 /// Size of the header page.
 pub const HEADER_SIZE: usize = 4096;
@@ -245,7 +246,10 @@ pub struct Header {
     pub clear_region: AtomicU64,
     /// A clear: the end of the arena bytes to punch.
     pub clear_arena_end: AtomicU64,
-    _pad4: [u64; 25],
+    /// LRU maps: bytes at the start of the inactive region's links
+    /// allocated (and zero) ahead, as `spare_alloc` for its slots.
+    pub spare_links: AtomicU64,
+    _pad4: [u64; 24],
     // ---- arena free lists ------------------------------------------ @1088
     /// Head of each size class's free list (absolute offset, 0 = empty).
     pub free_heads: [AtomicU64; NCLASSES],

@@ -346,7 +346,7 @@ pub(crate) fn apply(core: &mut Core) -> u64 {
                     t.ext(i).store(e, Release);
                 }
                 if core.lru_on {
-                    core.lru().promote(&t, i);
+                    core.lru_of(&t).promote(&t, i);
                 }
                 done += 1;
             }

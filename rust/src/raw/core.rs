@@ -12,6 +12,7 @@ use crate::format::layout::{
 use crate::format::words::is_inline;
 use crate::os::region::{Kind, Opened, Region, Source};
 use crate::raw::arena::StoreError;
+use crate::raw::lru::Nodes;
 use crate::raw::migrate;
 use crate::raw::table::{Dyn, Probe, Shape, Table};
 use crate::raw::types::{
@@ -207,15 +208,77 @@ impl Core {
         }
     }
 
-    /// The map's LRU list.
-    #[inline(always)]
-    pub(crate) fn lru(&self) -> crate::raw::lru::Lru<'_> {
-        crate::raw::lru::Lru {
-            hdr: self.hdr(),
-            skip: self.lru_skip,
-            ttl: self.ttl(),
-            log: true,
+    /// The tables an LRU list runs through, by region: the active one
+    /// and, during a migration, the old one.
+    pub(crate) fn lru_tables(&self) -> [Option<Table>; 2] {
+        let mut tables = [None, None];
+        if let Some(t) = self.active() {
+            tables[desc_region(t.desc())] = Some(t);
         }
+        if let Some((old, _)) = self.migrating_as::<Dyn>() {
+            tables[desc_region(old.desc())] = Some(old);
+        }
+        tables
+    }
+
+    /// The map's LRU list, over the active table and, during a
+    /// migration, the old one.
+    pub(crate) fn lru(&self) -> crate::raw::lru::Lru<'_> {
+        self.lru_with(&self.lru_tables())
+    }
+
+    /// [`Core::lru`] over `tables` ([`Core::lru_tables`]).
+    fn lru_with(&self, tables: &[Option<Table>; 2]) -> crate::raw::lru::Lru<'_> {
+        let plain = desc_region(self.hdr().table.load(Relaxed));
+        self.lru_over(
+            tables.map(|t| t.map_or(Nodes::NONE, |t| Nodes::of(&t))),
+            plain,
+        )
+    }
+
+    /// [`Core::lru`] for a relink of a slot of `t`, a table of the map:
+    /// outside a migration, `t` is the active table (what `Core::lru`
+    /// would look up again).
+    #[inline]
+    pub(crate) fn lru_of<S: Shape>(&self, t: &Table<S>) -> crate::raw::lru::Lru<'_> {
+        if self.hdr().mig_old.load(Acquire) != 0 {
+            return self.lru();
+        }
+        let plain = desc_region(t.desc());
+        let mut nodes = [Nodes::NONE; 2];
+        nodes[plain] = Nodes::of(t);
+        self.lru_over(nodes, plain)
+    }
+
+    #[inline(always)]
+    fn lru_over(&self, nodes: [Nodes; 2], plain: usize) -> crate::raw::lru::Lru<'_> {
+        crate::raw::lru::Lru::new(
+            self.hdr(),
+            self.lru_skip,
+            self.ttl(),
+            nodes,
+            self.lru_migrates(),
+            plain,
+        )
+    }
+
+    /// The table and slot of an LRU node id (`raw::lru`), if it names one.
+    pub(crate) fn lru_node(&self, id: u32) -> Option<(Table, usize)> {
+        let (r, i) = self.lru().node(id)?;
+        Some((self.lru_tables()[r]?, i))
+    }
+
+    /// An LRU map's list for a migration's moves, whose stores keep no
+    /// log (a move's record is their repair): None without LRU.
+    fn lru_unlogged(&self) -> Option<crate::raw::lru::Lru<'_>> {
+        self.lru_on.then(|| self.lru().unlogged())
+    }
+
+    /// An LRU map whose tables migrate: its links name their region
+    /// (`raw::lru`), which takes bit 31 of a node id, so its largest
+    /// table must have fewer slots than that (`NIL` is all ones).
+    pub(crate) fn lru_migrates(&self) -> bool {
+        self.lru_on && self.geo.max_cap < (1 << 31) - 1
     }
 
     /// Start an LRU promotion on its own (before its window): a death in
@@ -238,17 +301,24 @@ impl Core {
         }
         let words = |w: &AtomicU64| w as *const AtomicU64 as u64 - self.base as u64;
         let ends = words(&h.lru_head)..words(&h.lru_clock) + 8;
-        // (the active table's region only: a relink stores nowhere else,
-        // and the other region's holes must not be written)
-        let r = self.geo.region_off[desc_region(h.table.load(Relaxed))];
-        let tables = r..r + self.geo.region_bytes();
+        // (the regions of the list's tables only, the active one's and
+        // during a migration the old one's: a relink stores nowhere else,
+        // and a retired region's holes must not be written)
+        let region = |d: u64| {
+            let r = self.geo.region_off[desc_region(d)];
+            r..r + self.geo.region_bytes()
+        };
+        let tables = region(h.table.load(Relaxed));
+        let retiring = self.migrating_as::<Dyn>().map(|(t, _)| region(t.desc()));
         for j in (0..(n as usize).min(LRU_LOG_MAX)).rev() {
             let (w, old) = (h.lru_log[j][0].load(Relaxed), h.lru_log[j][1].load(Relaxed));
             let (off, wide) = (w >> 1, w & 1 == 1);
             let len = if wide { 8 } else { 4 };
             let inside =
                 |r: &std::ops::Range<u64>| off >= r.start && off.saturating_add(len) <= r.end;
-            if off % len != 0 || !(inside(&ends) || inside(&tables)) {
+            if off % len != 0
+                || !(inside(&ends) || inside(&tables) || retiring.as_ref().is_some_and(inside))
+            {
                 continue;
             }
             if wide {
@@ -265,24 +335,24 @@ impl Core {
     }
 
     /// After a recovery settled the record of a single change on an LRU
-    /// map (`committed`: it was published in slot `i`), make the relink it
-    /// had not finished: an insert links its slot at the head, a removal
-    /// unlinks it. The relink it was making was rolled back first.
-    pub(crate) fn lru_redo(&self, kind: u64, i: usize, committed: bool) {
+    /// map (`committed`: it was published in slot `i` of `t`), make the
+    /// relink it had not finished: an insert links its slot at the head, a
+    /// removal unlinks it. The relink it was making was rolled back first.
+    pub(crate) fn lru_redo(&self, t: &Table, kind: u64, i: usize, committed: bool) {
         let h = self.hdr();
         if !self.lru_on || !committed || h.lru_log_n.load(Acquire) == LRU_LOG_DONE {
             return;
         }
-        let Some(t) = self.active() else { return };
         if i >= t.cap() {
             return;
         }
+        let lru = self.lru_of(t);
         match kind {
-            UNDO_INSERT => self.lru().push_head(&t, i),
-            UNDO_REMOVE => self.lru().unlink(&t, i),
+            UNDO_INSERT => lru.push_head(t, i),
+            UNDO_REMOVE => lru.unlink(t, i),
             _ => {}
         }
-        self.lru().end(true);
+        lru.end(true);
     }
 
     /// On an LRU map at `max_size`, evict one entry (never slot `keep`) as
@@ -293,8 +363,9 @@ impl Core {
             return;
         }
         let Some(t) = self.active() else { return };
+        let keep = keep.map(|i| crate::raw::lru::node_id(self.lru_migrates(), &t, i));
         self.undo_begin_in(UNDO_REMOVE, idle);
-        self.evict_one(&t, now, keep);
+        self.evict_one(now, keep);
         self.hdr().undo_state.store(idle, Release);
     }
 
@@ -310,8 +381,7 @@ impl Core {
         self.hdr().undo_state.store(UNDO_LRU, Release);
         self.seq_begin();
         crate::fault::point();
-        let Some(t) = self.active() else { return };
-        let _ = self.lru().victim(&t, now, None);
+        let _ = self.lru().victim(now, None);
     }
 
     /// The eviction of an LRU insert at `max_size`, once its entry is in
@@ -347,20 +417,24 @@ impl Core {
         self.seq_end();
     }
 
-    /// Evict one entry, never slot `keep`, to make room (writer lock held,
-    /// seq odd). An expired victim counts in `stat_expired`, any other in
+    /// Evict one entry, never node `keep` (an LRU node id), to make room
+    /// (writer lock held, seq odd): during a migration, from either table.
+    /// An expired victim counts in `stat_expired`, any other in
     /// `stat_evictions`.
-    pub(crate) fn evict_one<S: Shape>(&mut self, t: &Table<S>, now: u32, keep: Option<usize>) {
-        if let Some(i) = self.lru().victim(t, now, keep) {
+    pub(crate) fn evict_one(&mut self, now: u32, keep: Option<u32>) {
+        let tables = self.lru_tables();
+        let lru = self.lru_with(&tables);
+        let victim = lru.victim(now, keep).and_then(|id| lru.node(id));
+        if let Some((t, i)) = victim.and_then(|(r, i)| Some((tables[r]?, i))) {
             if !t.is_full(i) {
                 // a damaged list (a hostile file): derive it again (its
                 // stores keep no log: a death in it needs the walks)
                 self.hdr().undo_state.store(UNDO_WALK, Relaxed);
-                self.lru().rebuild(t);
+                lru.rebuild(tables);
                 return;
             }
             let expired = self.ttl().expired(t.ext(i).load(Relaxed), now);
-            self.remove_slot(t, i);
+            self.remove_slot(&t, i);
             let h = self.hdr();
             let counter = if expired {
                 &h.stat_expired
@@ -375,20 +449,25 @@ impl Core {
     /// Check the LRU list against the table: every full slot exactly once,
     /// links consistent both ways. Returns the list length.
     pub fn check_lru(&self) -> std::result::Result<usize, String> {
-        let Some(t) = self.table_of(self.hdr().table.load(Acquire)) else {
+        if self.table_of(self.hdr().table.load(Acquire)).is_none() {
             return Err("table descriptor is invalid".into());
-        };
+        }
         if !self.lru_on {
             return Ok(0);
         }
-        let order = self.lru().walk(&t)?;
-        let full = (0..t.cap()).filter(|&i| t.is_full(i)).count();
-        let mut seen = vec![false; t.cap()];
-        for &i in &order {
-            if seen[i] || !t.is_full(i) {
-                return Err(format!("LRU slot {i} is listed twice or is not full"));
+        let order = self.lru().walk()?;
+        let full: usize = self
+            .lru_tables()
+            .iter()
+            .flatten()
+            .map(|t| (0..t.cap()).filter(|&i| t.is_full(i)).count())
+            .sum();
+        let mut seen = std::collections::HashSet::new();
+        for &id in &order {
+            let fine = self.lru_node(id).is_some_and(|(t, i)| t.is_full(i));
+            if !seen.insert(id) || !fine {
+                return Err(format!("LRU node {id:#x} is listed twice or is not full"));
             }
-            seen[i] = true;
         }
         if order.len() != full {
             return Err(format!(
@@ -888,6 +967,7 @@ impl Core {
         let region_bytes = self.geo.region_bytes();
         hdr.spare_dirty.store(0, Relaxed);
         hdr.spare_alloc.store(0, Relaxed);
+        hdr.spare_links.store(0, Relaxed);
         self.region
             .punch(self.geo.region_off[other as usize], region_bytes);
         allocate_table(&self.region, &self.geo, other as usize, MIN_CAP)?;
@@ -938,6 +1018,7 @@ impl Core {
         // both regions are punched whole: nothing is left to tend
         hdr.spare_dirty.store(0, Relaxed);
         hdr.spare_alloc.store(0, Relaxed);
+        hdr.spare_links.store(0, Relaxed);
         self.region.punch(self.geo.region_off[other], rb);
         crate::fault::point();
         if let Err(e) = allocate_table(&self.region, &self.geo, other, cap) {
@@ -964,7 +1045,9 @@ impl Core {
             }
         });
         if self.lru_on {
-            self.lru().rebuild(&new);
+            let mut tables = [None, None];
+            tables[other] = Some(new.erase());
+            self.lru().rebuild(tables);
         }
         hdr.table.store(table_desc(other as u64, cap), Release);
         crate::fault::point();
@@ -1051,6 +1134,7 @@ impl Core {
         };
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
+        h.spare_links.store(0, Relaxed);
         if published {
             h.tombstones.store(0, Relaxed);
             crate::fault::point();
@@ -1216,6 +1300,7 @@ impl Core {
         crate::fault::point();
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
+        h.spare_links.store(0, Relaxed);
         self.region.punch(self.geo.region_off[1 - r], rb);
         crate::fault::point();
         self.arena().reset(h.clear_arena_end.load(Relaxed));
@@ -1336,7 +1421,7 @@ impl Core {
             // batch by `make_lru_room`, an insert after it is in; an
             // eviction here is not in the record)
             self.hdr().undo_state.store(UNDO_WALK, Relaxed);
-            self.evict_one(&t, now, None);
+            self.evict_one(now, None);
             vacant = None;
         }
         if self.hdr().size.load(Relaxed) >= self.max_entries + evict_after as u64 {
@@ -1399,8 +1484,9 @@ impl Core {
         hdr.size.fetch_add(1, Relaxed);
         crate::fault::point();
         if self.lru_on {
-            self.lru().push_head(&t, i);
-            self.lru().end(true);
+            let lru = self.lru_of(&t);
+            lru.push_head(&t, i);
+            lru.end(true);
         }
         Ok(Some(i))
     }
@@ -1519,8 +1605,9 @@ impl Core {
         crate::fault::point();
         if self.lru_on {
             // after the slot is vacated (see `raw::lru`)
-            self.lru().unlink(t, i);
-            self.lru().end(true);
+            let lru = self.lru_of(t);
+            lru.unlink(t, i);
+            lru.end(true);
         }
         if self.kb {
             self.arena().free(kw);
@@ -1792,7 +1879,10 @@ impl Core {
         let Some(old) = self.active() else {
             return Err(self.damaged());
         };
-        if self.lru_on || (old.cap() as u64) < migrate::MIGRATE_MIN.load(Relaxed) {
+        // (an LRU table's rebuild also sorts its entries' stamps, about
+        // four times the work: it migrates from a quarter of the size)
+        let min = migrate::MIGRATE_MIN.load(Relaxed) >> (2 * self.lru_on as u32);
+        if (self.lru_on && !self.lru_migrates()) || (old.cap() as u64) < min {
             return self.resize_as::<S>(cap);
         }
         let h = self.hdr();
@@ -1806,21 +1896,37 @@ impl Core {
         // allocated ahead (zero), it is punched again, which costs
         // nothing where it is a hole.
         let dirty = h.spare_dirty.load(Relaxed).min(rb);
-        // (what was allocated ahead past this table's end, for a larger
-        // one, is punched too: it would stay resident)
-        let need = self.geo.lay.bytes(cap);
-        let spare = if dirty > 0 {
-            0
-        } else {
-            h.spare_alloc.load(Relaxed).min(need)
+        // Each part of the region (the slots; an LRU map's links after
+        // them): where it starts, the bytes the table needs, and those
+        // allocated ahead (what was allocated past this table's end, for
+        // a larger one, is punched too: it would stay resident).
+        let ahead = |w: &AtomicU64, need: u64| {
+            if dirty > 0 {
+                0
+            } else {
+                w.load(Relaxed).min(need)
+            }
         };
+        let need = self.geo.lay.bytes(cap);
+        let mut parts = vec![(0, need, ahead(&h.spare_alloc, need))];
+        if self.geo.lru {
+            let links = cap * std::mem::size_of::<layout::Link>() as u64;
+            parts.push((self.geo.links_off(), links, ahead(&h.spare_links, links)));
+        }
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
+        h.spare_links.store(0, Relaxed);
         crate::fault::point();
-        self.region.punch(off + spare, rb - spare);
+        for (k, &(start, _, spare)) in parts.iter().enumerate() {
+            let end = parts.get(k + 1).map_or(rb, |p| p.0);
+            self.region.punch(off + start + spare, end - start - spare);
+        }
         crate::fault::point();
-        if need > spare {
-            if let Err(e) = self.region.allocate(off + spare, need - spare) {
+        for &(start, need, spare) in &parts {
+            if need <= spare {
+                continue;
+            }
+            if let Err(e) = self.region.allocate(off + start + spare, need - spare) {
                 // Return whatever part of it was allocated: the disk is full.
                 self.region.punch(off, rb);
                 self.resize_end(false);
@@ -1926,7 +2032,8 @@ impl Core {
         let Some(new) = self.active() else { return };
         let cap = old.cap();
         let end = (front as u64 + homes).min(cap as u64) as usize;
-        migrate::step(self.hdr(), &old, &new, front, end);
+        let lru = self.lru_unlogged();
+        migrate::step(self.hdr(), &old, &new, front, end, lru.as_ref());
         let h = self.hdr();
         if end == cap {
             // Every entry has moved: the old table is retired. Its region
@@ -1934,6 +2041,7 @@ impl Core {
             // (`tend_spare`), marked dirty before the store that ends the
             // migration, so that it is never taken for zero.
             h.spare_alloc.store(0, Relaxed);
+            h.spare_links.store(0, Relaxed);
             h.spare_dirty.store(self.geo.region_bytes(), Relaxed);
             crate::fault::point();
             h.mig_old.store(0, Release);
@@ -1958,6 +2066,7 @@ impl Core {
         }
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
+        h.spare_links.store(0, Relaxed);
         let other = 1 - desc_region(h.table.load(Relaxed));
         self.region
             .punch(self.geo.region_off[other], self.geo.region_bytes());
@@ -1969,9 +2078,15 @@ impl Core {
     fn spare_wanted(&self) -> bool {
         let h = self.hdr();
         let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
-        !self.lru_on
+        // (an LRU map's region holds its links too)
+        let links = if self.geo.lru {
+            cap * std::mem::size_of::<layout::Link>() as u64
+        } else {
+            0
+        };
+        (!self.lru_on || self.lru_migrates())
             && cap >= migrate::MIGRATE_MIN.load(Relaxed)
-            && self.geo.lay.bytes(cap) >= migrate::SPARE_MIN
+            && self.geo.lay.bytes(cap) + links >= migrate::SPARE_MIN
             && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
     }
 
@@ -2001,16 +2116,25 @@ impl Core {
             return;
         }
         let Some(t) = self.active() else { return };
-        let size = h.size.load(Relaxed);
-        let want = self.geo.lay.bytes(self.grown(t.cap() as u64, size));
-        let have = h.spare_alloc.load(Relaxed);
-        if have >= want.min(self.geo.region_bytes()) {
-            return;
+        let grown = self.grown(t.cap() as u64, h.size.load(Relaxed));
+        // the slots, then an LRU map's links
+        let link = std::mem::size_of::<layout::Link>() as u64;
+        let mut parts = vec![(0, self.geo.lay.bytes(grown), &h.spare_alloc)];
+        if self.geo.lru {
+            parts.push((self.geo.links_off(), grown * link, &h.spare_links));
         }
-        let len = migrate::SPARE_CHUNK.min(want - have);
-        if self.region.allocate(off + have, len).is_ok() {
-            h.spare_alloc.store(have + len, Relaxed);
-            crate::fault::point();
+        let rb = self.geo.region_bytes();
+        for (start, want, done) in parts {
+            let have = done.load(Relaxed);
+            if have >= want.min(rb - start) {
+                continue;
+            }
+            let len = migrate::SPARE_CHUNK.min(want - have);
+            if self.region.allocate(off + start + have, len).is_ok() {
+                done.store(have + len, Relaxed);
+                crate::fault::point();
+            }
+            return;
         }
     }
 }
@@ -2031,7 +2155,7 @@ impl Core {
             .zip(self.active())
             .map(|((old, _), new)| (old, new));
         let h = self.hdr();
-        migrate::finish_move(h, tables);
+        migrate::finish_move(h, tables, self.lru_unlogged().as_ref());
         if h.mig_old.load(Relaxed) != 0 && !self.is_migrating() {
             h.mig_old.store(0, Relaxed);
             crate::fault::point();

@@ -28,11 +28,17 @@
 //! (`Core::resize_begin`): a death in it is finished or taken back from
 //! that, in constant time.
 //!
-//! Maps with LRU keep the stop-the-world resize (their list links slots of
-//! one table), as do tables smaller than [`MIGRATE_MIN`] slots, a resize
-//! for a batch or `reserve`, and the few operations that walk the whole
-//! map anyway (a full flush, `verify`, `freeze`, `reserve`): they call
-//! `Core::settle` first, which finishes a migration in progress.
+//! On an LRU map the list runs through both tables (its links name their
+//! region: `raw::lru`), and a move takes the entry's place in it: the new
+//! slot's link is a copy of the old one's before the store that
+//! publishes the slot, and the neighbours name the new slot after it
+//! ([`crate::raw::lru::Lru::move_links`]); a recovery that finishes the
+//! move makes that second half again. LRU maps too large for the region
+//! bit keep the stop-the-world resize, as do tables smaller than
+//! [`MIGRATE_MIN`] slots, a resize for a batch or `reserve`, and the few
+//! operations that walk the whole map anyway (a full flush, `verify`,
+//! `freeze`, `reserve`): they call `Core::settle` first, which finishes a
+//! migration in progress.
 //!
 //! This module has the moves and the walk across both tables, on tables
 //! and the header alone; `raw::core` decides when a migration starts,
@@ -41,11 +47,13 @@
 //! (`Core::tend_spare`).
 
 use crate::format::layout::{Header, EMPTY, FULL, TOMB};
+use crate::raw::lru::Lru;
 use crate::raw::table::Table;
 use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Tables of fewer slots than this resize at once (a rebuild of 65,536
-/// slots takes about a millisecond). A variable only so that the crate's
+/// slots takes about a millisecond), an LRU map's of fewer than a quarter
+/// of it (its rebuild also sorts the list's stamps). A variable only so that the crate's
 /// tests can make small tables migrate.
 pub static MIGRATE_MIN: AtomicU64 = AtomicU64::new(crate::testing::MIGRATE_MIN_DEFAULT);
 
@@ -69,8 +77,16 @@ pub(crate) const SPARE_MIN: u64 = 4 * SPARE_CHUNK;
 /// then store the frontier `end` (writer lock held, sequence odd). They
 /// lie between `front` and the first empty slot at or after `end`
 /// (wrapping at the end of the table): no empty slot separates an entry
-/// from its home.
-pub(crate) fn step(h: &Header, old: &Table, new: &Table, front: usize, end: usize) {
+/// from its home. `lru`: an LRU map's list (unlogged), which each move
+/// relinks.
+pub(crate) fn step(
+    h: &Header,
+    old: &Table,
+    new: &Table,
+    front: usize,
+    end: usize,
+    lru: Option<&Lru>,
+) {
     let cap = old.cap();
     for j in front..front + cap {
         let s = j % cap;
@@ -82,7 +98,7 @@ pub(crate) fn step(h: &Header, old: &Table, new: &Table, front: usize, end: usiz
             let m = old.meta(s);
             let home = old.home(m);
             if home >= front && home < end {
-                move_entry(h, old, new, s, m);
+                move_entry(h, old, new, s, m, lru);
             }
         }
     }
@@ -92,8 +108,9 @@ pub(crate) fn step(h: &Header, old: &Table, new: &Table, front: usize, end: usiz
 
 /// Move the entry in old slot `s` (meta `m`) to the new table: record the
 /// move, fill the new slot (its state store publishes it), mark the old
-/// one a tombstone, clear the record.
-fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64) {
+/// one a tombstone, clear the record; on an LRU map the new slot takes
+/// the old one's place in the list around the publishing store.
+fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64, lru: Option<&Lru>) {
     let Some(j) = new.first_empty(m) else {
         return; // no room (a damaged count): it stays where it is
     };
@@ -105,7 +122,13 @@ fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64) {
     h.mig_move_to.store(j as u64, Relaxed);
     h.mig_move_from.store(s as u64 + 1, Release);
     crate::fault::point();
+    if let Some(l) = lru {
+        l.move_links(old, s, new, j, false);
+    }
     new.fill(j, m, old.key(s), old.val(s), ext);
+    if let Some(l) = lru {
+        l.move_links(old, s, new, j, true);
+    }
     old.set_state(s, TOMB);
     crate::fault::point();
     h.mig_move_from.store(0, Release);
@@ -113,10 +136,11 @@ fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64) {
 }
 
 /// Recovery of the move in flight, if any, in constant time: finished if
-/// its new slot holds the entry (the old slot becomes a tombstone),
-/// forgotten if not (nothing visible happened). `tables`: the old and the
-/// new table of the migration in progress.
-pub(crate) fn finish_move(h: &Header, tables: Option<(Table, Table)>) {
+/// its new slot holds the entry (on an LRU map its neighbours are pointed
+/// at it again, then the old slot becomes a tombstone), forgotten if not
+/// (nothing visible happened, and nothing names the new slot). `tables`:
+/// the old and the new table of the migration in progress.
+pub(crate) fn finish_move(h: &Header, tables: Option<(Table, Table)>, lru: Option<&Lru>) {
     let from = h.mig_move_from.load(Acquire);
     if from == 0 {
         return;
@@ -130,6 +154,9 @@ pub(crate) fn finish_move(h: &Header, tables: Option<(Table, Table)>) {
             && new.key(j) == old.key(s)
             && new.meta(j) == old.meta(s)
         {
+            if let Some(l) = lru {
+                l.move_links(&old, s, &new, j, true);
+            }
             old.set_state(s, TOMB);
             crate::fault::point();
         }

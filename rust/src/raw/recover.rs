@@ -171,7 +171,7 @@ fn undo_single(core: &mut Core) -> bool {
                 _ => return false,
             };
         // an LRU map: the relink the change makes after it is published
-        core.lru_redo(kind, i, committed);
+        core.lru_redo(&t, kind, i, committed);
         let freed = h.undo_freed.load(Relaxed) as usize;
         let nalloc = (h.undo_nalloc.load(Relaxed) as usize).min(UNDO_MAX_ALLOC);
         let allocs: Vec<u64> = (0..nalloc).map(|j| h.undo_alloc[j].load(Relaxed)).collect();
@@ -290,6 +290,7 @@ fn repair_counts(core: &mut Core) {
     let other = 1 - desc_region(d);
     hdr.spare_dirty.store(0, Relaxed);
     hdr.spare_alloc.store(0, Relaxed);
+    hdr.spare_links.store(0, Relaxed);
     core.region
         .punch(core.geo.region_off[other], core.geo.region_bytes());
     let (mut size, mut tombs) = (0u64, 0u64);
@@ -310,7 +311,7 @@ fn repair_counts(core: &mut Core) {
     hdr.tombstones.store(tombs, Relaxed);
     crate::fault::point();
     if core.lru_on {
-        core.lru().rebuild(&t);
+        core.lru().rebuild(core.lru_tables());
     }
     core.hdr().repair.fetch_and(!REPAIR_COUNTS, Release);
     crate::fault::point();

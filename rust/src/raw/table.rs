@@ -188,6 +188,18 @@ impl<S: Shape> Table<S> {
         }
     }
 
+    /// Bytes from one slot to the next (wide slots).
+    #[inline(always)]
+    pub fn stride(&self) -> usize {
+        self.l().stride
+    }
+
+    /// The LRU link array (null without LRU).
+    #[inline(always)]
+    pub fn links(&self) -> *const Link {
+        self.links
+    }
+
     /// The descriptor that names this table.
     #[inline(always)]
     pub fn desc(&self) -> u64 {
