@@ -293,6 +293,14 @@ for_each_variant {
         $st->{H} = $m;
     };
 
+    # I: the same, for set_multi.
+    subtest 'setup full for set_multi' => sub {
+        my $m = $v->{class}->new(tmp_path($v->{name}), 8, 0, 1);
+        is($m->set_multi(map { (vkey($v, $_), vval($v, $_)) } 1 .. 8), 8, 'set_multi of 8');
+        is($m->set_multi(vkey($v, 9), vval($v, 9)), 0, 'full: a 9th key is not stored');
+        $st->{I} = $m;
+    };
+
     # F: LRU + TTL.
     subtest 'setup LRU+TTL' => sub {
         my $m = $v->{class}->new(tmp_path($v->{name}), 100, 3, 100);
@@ -425,6 +433,17 @@ for_each_variant {
         is($m->stat_expired, 8, 'the 8 expired entries were removed for them');
         ok(!$m->put(vkey($v, 19), vval($v, 19)), 'full of live entries: a 9th new key is refused');
         is_deeply([ sort map { "$_" } $m->keys ], want($v, 11 .. 18), 'the new keys');
+    };
+
+    subtest 'expired I: set_multi into a full map stores in place of expired entries' => sub {
+        my $m = $st->{I};
+        is($m->size, 8, 'size 8: the expired entries are still there');
+        is($m->set_multi(map { (vkey($v, $_), vval($v, $_)) } 11 .. 18), 8, 'set_multi of 8 new keys: 8 stored');
+        is($m->size, 8, 'size 8');
+        is($m->stat_expired, 8, 'the 8 expired entries were removed for them');
+        is($m->set_multi(vkey($v, 19), vval($v, 19)), 0, 'full of live entries: a 9th new key is not stored');
+        is_deeply([ sort map { "$_" } $m->keys ], want($v, 11 .. 18), 'the new keys');
+        ok($m->verify, 'verify');
     };
 
     subtest 'expired LRU+TTL' => sub {

@@ -1188,6 +1188,27 @@ impl<K: Codec, V: Codec> Map<K, V> {
         core.hdr().size.load(Relaxed) < core.max_entries
     }
 
+    /// Before a batch of `n` pairs on a TTL map without LRU that they may
+    /// not fit (writer lock held, no change in flight): expired entries go
+    /// first, as for a single insert ([`Map::reclaim_expired`]), up to a
+    /// scan of about four slots per pair, until the pairs fit. Each
+    /// removal is a change of its own, made before the batch's record
+    /// starts.
+    fn reclaim_for(core: &mut Core, n: u64) {
+        if core.lru_on || !core.ttl_on {
+            return;
+        }
+        let now = core.now();
+        let fits =
+            |core: &Core| core.hdr().size.load(Relaxed).saturating_add(n) <= core.max_entries;
+        for _ in 0..1 + n / (RECLAIM_SLOTS / 4) {
+            if fits(core) {
+                break;
+            }
+            Self::reclaim_expired(core, now);
+        }
+    }
+
     // ---- iteration -----------------------------------------------------
 
     // ---- whole-map operations -------------------------------------------
@@ -1227,7 +1248,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
             return Ok(false);
         }
         let g = WriteGuard::lock(&mut self.core)?;
-        g.core.settle();
+        // (during a migration, the new table: the old one's entries are
+        // moving into it)
         let t = g.core.active().ok_or_else(|| g.core.damaged())?;
         let tombs = g.core.hdr().tombstones.load(Relaxed);
         let want = g.core.cap_for(n + tombs);
@@ -1235,7 +1257,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
             g.core.seq_begin();
             // nothing else in flight: a death in the resize needs only its record
             g.core.undo_clean();
-            let r = g.core.resize(want);
+            // A large table migrates into the larger one like any growth
+            // (the writes that follow move its entries): no pause that
+            // grows with the map. A migration in progress is finished
+            // first.
+            let r = g.core.resize_stepwise::<crate::raw::table::Dyn>(want);
             g.core.seq_end();
             r?;
         }
@@ -1540,6 +1566,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
+        Self::reclaim_for(core, pairs.len() as u64);
         crate::raw::batch::start(core);
         core.seq_begin();
         if let Err(e) = core.room_for(pairs.len() as u64) {

@@ -743,9 +743,7 @@ fn all_kinds() -> Vec<Kind> {
             per_key: false,
         },
         // LRU maps migrate too: their list runs through both tables, and
-        // each move relinks (raw/lru.rs, raw/migrate.rs). max_size 13:
-        // the insert that starts the first migration (16 slots to 32) is
-        // the 13th, so the map is at max_size while it migrates.
+        // each move relinks (raw/lru.rs, raw/migrate.rs).
         Kind {
             name: "LRU insert that starts a migration",
             variant: Variant::SS,
@@ -757,6 +755,21 @@ fn all_kinds() -> Vec<Kind> {
             per_key: false,
         },
         Kind {
+            // max_size 12: the 13th insert evicts, and it starts the
+            // first migration (16 slots to 32); its victim is in the old
+            // table
+            name: "LRU insert that evicts and starts a migration",
+            variant: Variant::SS,
+            params: params(1000, 12, 0),
+            setup: |m| fill_ss_to_the_brim(m),
+            mutate: |m| {
+                assert_eq!(put_newcomer(m), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            // max_size 13: the insert that starts the first migration is
+            // the 13th, so the map is at max_size while it migrates
             name: "LRU insert that evicts during a migration",
             variant: Variant::SS,
             params: params(1000, 13, 0),
@@ -809,6 +822,32 @@ fn all_kinds() -> Vec<Kind> {
             mutate: |m| take(m, 4, End::Oldest),
             per_key: true,
         },
+        // reserve grows by a migration (every table migrates in these
+        // kinds); during one, it finishes it first if it asks for more
+        Kind {
+            name: "reserve that starts a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: reserve_then_put,
+            per_key: false,
+        },
+        Kind {
+            name: "LRU reserve that starts a migration",
+            variant: Variant::SS,
+            params: params(1000, 100, 0),
+            setup: |m| fill_ss(m, 20),
+            mutate: reserve_then_put,
+            per_key: false,
+        },
+        Kind {
+            name: "reserve during a migration",
+            variant: Variant::SS,
+            params: params(1000, 0, 0),
+            setup: |m| fill_ss_until_migrating(m),
+            mutate: reserve_then_put,
+            per_key: false,
+        },
         Kind {
             // every move of the migration, each relinking its entry
             name: "LRU step that ends a migration",
@@ -852,6 +891,22 @@ fn all_kinds() -> Vec<Kind> {
             setup: half_expired,
             mutate: |m| {
                 assert_eq!(put_newcomer(m), Status::Ok);
+            },
+            per_key: false,
+        },
+        Kind {
+            // the same for a batch: the expired entries go first, each a
+            // change of its own, then the batch under its record
+            name: "TTL set_multi at max_entries through expired entries",
+            variant: Variant::SS,
+            params: params(12, 0, 3600),
+            setup: half_expired,
+            mutate: |m| {
+                let e: Vec<_> = (0..3)
+                    .map(|i| (bytes(format!("batch key {i}").as_bytes()), bytes(&long(i))))
+                    .collect();
+                let pairs: Vec<_> = e.iter().map(|(k, v)| (item(k), item(v))).collect();
+                assert_eq!(m.set_multi(&pairs).unwrap(), 3, "every pair stored");
             },
             per_key: false,
         },

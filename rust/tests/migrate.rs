@@ -588,3 +588,40 @@ fn lru_maps_that_migrate_keep_the_order_of_maps_that_resize_at_once() {
     }
     slow_migrations();
 }
+
+/// `reserve` on a table large enough to migrate grows by a migration: it
+/// returns with the larger table in place and the entries moving, which
+/// the writes that follow finish; every entry stays readable meanwhile.
+#[test]
+fn reserve_grows_a_large_table_by_a_migration() {
+    let _one = one_at_a_time();
+    set_migrate_min(hashmap_shared::testing::MIGRATE_MIN_DEFAULT, 64);
+    let t = Tmp::new("migrate-reserve");
+    let mut m = open_with(&t, Variant::II, 2_000_000, 0);
+    let n = 100_000i64;
+    for i in 0..n {
+        assert_eq!(put(&mut *m, &int(i), &int(-i)), Status::Ok);
+    }
+    while migrating(&*m) {
+        assert_eq!(put(&mut *m, &int(0), &int(0)), Status::Ok);
+    }
+    let before = m.info_try(Info::Capacity).unwrap();
+    assert!(m.reserve(1_000_000).unwrap());
+    let after = m.info_try(Info::Capacity).unwrap();
+    assert!(after >= 1_333_334, "capacity {before} -> {after}");
+    assert!(migrating(&*m), "the entries move after reserve returns");
+    for i in (0..n).step_by(3) {
+        assert_eq!(get(&mut *m, Variant::II, &int(i)), Some(int(-i)), "key {i}");
+    }
+    let mut writes = 0;
+    while migrating(&*m) {
+        assert_eq!(put(&mut *m, &int(n + writes), &int(1)), Status::Ok);
+        writes += 1;
+    }
+    assert!(writes > 100, "the migration took {writes} writes");
+    for i in (0..n).step_by(3) {
+        assert_eq!(get(&mut *m, Variant::II, &int(i)), Some(int(-i)), "key {i}");
+    }
+    m.verify().unwrap();
+    slow_migrations();
+}

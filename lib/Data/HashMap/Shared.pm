@@ -766,7 +766,10 @@ Removes every entry. The statistics counters are kept. Returns true.
 
 Grows the table now to hold C<$n> entries without resizing later. False if
 C<$n> exceeds C<max_entries> (on a sharded map, the sum; each shard grows for
-its part). Like every mutator, it croaks on a frozen map (C<map is frozen>),
+its part). A table of 65,536 slots or more (16,384 with C<max_size>) grows
+as it does when inserts fill it (L</CONCURRENCY>): the larger table takes
+inserts at once, and the writes that follow move the entries already
+there, so C<reserve> returns without rebuilding the table. Like every mutator, it croaks on a frozen map (C<map is frozen>),
 before it looks at C<$n>.
 
 =head1 DIAGNOSTICS OF A MAP
@@ -906,8 +909,9 @@ removal counts in C<stat_expired>. On a map with both, an expired entry at
 the LRU end is evicted first and counts as expired. A map without LRU that
 holds C<$max_entries> entries, expired ones included, first removes the
 expired entries of the next 256 slots of the L</flush_expired_partial>
-pass before it refuses a new key: a map whose entries have expired takes
-new ones without a flush.
+pass before it refuses a new key (C<set_multi>, before a batch that may not
+fit, up to about four slots per pair): a map whose entries have expired
+takes new ones without a flush.
 
 A map without LRU and TTL pays nothing for either: its slots have no room
 for them and its reads take no clock.
@@ -971,7 +975,7 @@ take the lock.
 
 =item No pause grows with the map.
 
-A table of 65,536 slots or more (on a map without LRU) grows, shrinks or
+A table of 65,536 slots or more (16,384 with C<max_size>) grows, shrinks or
 drops its tombstones in steps: the new table takes inserts at once, and
 each write moves the entries of the next 64 slots of the old one, while
 lookups, counters, C<each> and cursors see both tables (every entry
@@ -990,13 +994,14 @@ growth or the compaction of its evictions' tombstones (about once every
 300,000 evictions) rebuilt the table at once for about 120 ms; the moves
 read scattered list links, so the churn as a whole takes about a quarter
 longer. Smaller tables resize at once (a millisecond at 65,536 slots, at
-16,384 on an LRU map), and so does C<reserve>. Batches,
+16,384 on an LRU map). Batches,
 C<get_multi>, C<keys>, C<values>, C<items>, C<to_hash>, C<pop>, C<shift>
 and C<drain> see both tables like single keys do; C<clear> drops the old
 table with the rest; C<flush_expired_partial> moves as many old slots as
 its limit per call until the migration has ended. Only C<flush_expired>,
-C<reserve>, C<verify> and C<freeze>, which walk or rebuild the map anyway,
-first finish a migration in progress.
+C<verify> and C<freeze>, which walk the map anyway, first finish a
+migration in progress (and C<reserve>, if it asks for more than the table
+being filled holds).
 
 =item A process that dies never blocks the others.
 

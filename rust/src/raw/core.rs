@@ -1000,14 +1000,10 @@ impl Core {
 
     // ---- table maintenance (writer lock held) ----------------------------
 
-    /// Rebuild the table at `cap` slots in the other region and publish it.
-    /// Fails, changing nothing, when the file system has no room for it.
-    pub(crate) fn resize(&mut self, cap: u64) -> Result<()> {
-        self.resize_as::<Dyn>(cap)
-    }
-
-    /// [`Core::resize`], seeing the tables through shape `S` (a constant
-    /// layout where the caller knows it: the rebuild loop runs per slot).
+    /// Rebuild the table at `cap` slots in the other region and publish it,
+    /// seeing the tables through shape `S` (a constant layout where the
+    /// caller knows it: the rebuild loop runs per slot). Fails, changing
+    /// nothing, when the file system has no room for it.
     pub(crate) fn resize_as<S: Shape>(&mut self, cap: u64) -> Result<()> {
         let hdr = self.hdr();
         let d = hdr.table.load(Relaxed);
@@ -1967,11 +1963,12 @@ impl Core {
     #[inline(always)]
     pub(crate) fn between_changes(&mut self) {
         let h = self.hdr();
-        // (no slot is larger than 32 bytes: a table of fewer slots than
-        // this has a region of fewer than `migrate::SPARE_MIN` bytes)
+        // (no slot with its LRU link is larger than 48 bytes: a table of
+        // fewer slots than this has a region of fewer than
+        // `migrate::SPARE_MIN` bytes)
         let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
         if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0
-            || cap >= migrate::SPARE_MIN / 32
+            || cap >= migrate::SPARE_MIN / 48
         {
             self.between_changes_slow();
         }

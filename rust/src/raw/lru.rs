@@ -1,5 +1,5 @@
-//! LRU order: a doubly linked list over slot indexes, most recent at the
-//! head, plus a "used" mark in each slot's extension word.
+//! LRU order: a doubly linked list over node ids (slots, with their
+//! table's region: below), most recent at the head, plus a "used" mark in each slot's extension word.
 //!
 //! Reads never touch the list: a lock-free `get` only sets the used mark.
 //! Writers promote the entries they update (thinned by `lru_skip`), and

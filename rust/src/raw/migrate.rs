@@ -35,10 +35,11 @@
 //! ([`crate::raw::lru::Lru::move_links`]); a recovery that finishes the
 //! move makes that second half again. LRU maps too large for the region
 //! bit keep the stop-the-world resize, as do tables smaller than
-//! [`MIGRATE_MIN`] slots, a resize for a batch or `reserve`, and the few
-//! operations that walk the whole map anyway (a full flush, `verify`,
-//! `freeze`, `reserve`): they call `Core::settle` first, which finishes a
-//! migration in progress.
+//! [`MIGRATE_MIN`] slots (a quarter of it on an LRU map). The few operations that walk the whole map
+//! anyway (a full flush, `verify`, `freeze`) call `Core::settle` first,
+//! which finishes a migration in progress; `reserve` grows by a migration
+//! like an insert (one in progress is finished first only if the table it
+//! fills is too small).
 //!
 //! This module has the moves and the walk across both tables, on tables
 //! and the header alone; `raw::core` decides when a migration starts,
