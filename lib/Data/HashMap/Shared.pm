@@ -989,10 +989,10 @@ map) a write costs 2 to 10 microseconds more, and a lookup that misses in
 the new table reads the old one too. LRU maps migrate the same way: the
 list runs through both tables, and each move takes its entry's place in
 it. An LRU II map of 1,000,000 entries churned by 3,000,000 puts
-(F<bench/fill.pl --lru>) has its slowest C<put> at about 4 ms, where a
+(F<bench/fill.pl --lru>) has its slowest C<put> at about 2.5 ms, where a
 growth or the compaction of its evictions' tombstones (about once every
 300,000 evictions) rebuilt the table at once for about 120 ms; the moves
-read scattered list links, so the churn as a whole takes about a quarter
+read scattered list links, so the churn as a whole takes about a fifth
 longer. Smaller tables resize at once (a millisecond at 65,536 slots, at
 16,384 on an LRU map). Batches,
 C<get_multi>, C<keys>, C<values>, C<items>, C<to_hash>, C<pop>, C<shift>

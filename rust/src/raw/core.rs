@@ -62,6 +62,8 @@ pub struct Core {
     pub(crate) vb: bool,
     /// LRU eviction is on (`max_size > 0`).
     pub(crate) lru_on: bool,
+    /// An LRU map whose tables migrate ([`Core::lru_migrates`]).
+    lru_tagged: bool,
     /// Expiry is on (`ttl > 0`).
     pub(crate) ttl_on: bool,
     pub(crate) max_size: u64,
@@ -239,7 +241,7 @@ impl Core {
     /// [`Core::lru`] for a relink of a slot of `t`, a table of the map:
     /// outside a migration, `t` is the active table (what `Core::lru`
     /// would look up again).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lru_of<S: Shape>(&self, t: &Table<S>) -> crate::raw::lru::Lru<'_> {
         if self.hdr().mig_old.load(Acquire) != 0 {
             return self.lru();
@@ -277,8 +279,9 @@ impl Core {
     /// An LRU map whose tables migrate: its links name their region
     /// (`raw::lru`), which takes bit 31 of a node id, so its largest
     /// table must have fewer slots than that (`NIL` is all ones).
+    #[inline(always)]
     pub(crate) fn lru_migrates(&self) -> bool {
-        self.lru_on && self.geo.max_cap < (1 << 31) - 1
+        self.lru_tagged
     }
 
     /// Start an LRU promotion on its own (before its window): a death in
@@ -751,6 +754,7 @@ impl Core {
             kb,
             vb,
             lru_on: geo.lru,
+            lru_tagged: geo.lru && geo.max_cap < (1 << 31) - 1,
             ttl_on: h.ttl.load(Relaxed) > 0,
             max_size: h.max_size.load(Relaxed),
             ttl_default: h.ttl.load(Relaxed),
