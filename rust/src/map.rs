@@ -1188,21 +1188,40 @@ impl<K: Codec, V: Codec> Map<K, V> {
         core.hdr().size.load(Relaxed) < core.max_entries
     }
 
-    /// Before a batch of `n` pairs on a TTL map without LRU that they may
-    /// not fit (writer lock held, no change in flight): expired entries go
-    /// first, as for a single insert ([`Map::reclaim_expired`]), up to a
-    /// scan of about four slots per pair, until the pairs fit. Each
-    /// removal is a change of its own, made before the batch's record
-    /// starts.
-    fn reclaim_for(core: &mut Core, n: u64) {
+    /// Before a batch of `keys` on a TTL map without LRU whose new keys
+    /// do not fit (writer lock held, no change in flight): expired entries
+    /// go first, as for a single insert ([`Map::reclaim_expired`]), up to
+    /// a scan of about four slots per new key (during a migration, the
+    /// old table's 256 slots from the frontier, once), until they fit.
+    /// Each removal is a change of its own, made before the batch's
+    /// record starts.
+    fn reclaim_for(core: &mut Core, keys: &[Key<'_>]) {
         if core.lru_on || !core.ttl_on {
             return;
         }
+        let room = |core: &Core| {
+            core.max_entries
+                .saturating_sub(core.hdr().size.load(Relaxed))
+        };
+        if keys.len() as u64 <= room(core) {
+            return;
+        }
+        let Some(t) = Self::active(core) else { return };
+        let new = keys
+            .iter()
+            .filter(|key| {
+                let (_, p) = core.find_as(t, key.hash, |w| Self::key_eq(core, key, w));
+                !matches!(p, Probe::Found(_))
+            })
+            .count() as u64;
         let now = core.now();
-        let fits =
-            |core: &Core| core.hdr().size.load(Relaxed).saturating_add(n) <= core.max_entries;
-        for _ in 0..1 + n / (RECLAIM_SLOTS / 4) {
-            if fits(core) {
+        let calls = if core.is_migrating() {
+            1
+        } else {
+            1 + new / (RECLAIM_SLOTS / 4)
+        };
+        for _ in 0..calls {
+            if new <= room(core) {
                 break;
             }
             Self::reclaim_expired(core, now);
@@ -1251,16 +1270,24 @@ impl<K: Codec, V: Codec> Map<K, V> {
         // (during a migration, the new table: the old one's entries are
         // moving into it)
         let t = g.core.active().ok_or_else(|| g.core.damaged())?;
-        let tombs = g.core.hdr().tombstones.load(Relaxed);
+        let (cap, tombs) = (t.cap() as u64, g.core.hdr().tombstones.load(Relaxed));
         let want = g.core.cap_for(n + tombs);
-        if want > t.cap() as u64 {
-            g.core.seq_begin();
-            // nothing else in flight: a death in the resize needs only its record
-            g.core.undo_clean();
+        if want > cap {
             // A large table migrates into the larger one like any growth
             // (the writes that follow move its entries): no pause that
-            // grows with the map. A migration in progress is finished
-            // first.
+            // grows with the map. At least a growth's step larger, so
+            // that the migration ends before inserts fill the new table
+            // (which would finish it inside an insert). A migration in
+            // progress is finished first.
+            let want = if g.core.migrates(cap) {
+                want.max(g.core.grown(cap, g.core.hdr().size.load(Relaxed)))
+            } else {
+                want
+            };
+            // nothing else in flight: a death in the resize needs only its
+            // record (marked clean before the window opens)
+            g.core.undo_clean();
+            g.core.seq_begin();
             let r = g.core.resize_stepwise::<crate::raw::table::Dyn>(want);
             g.core.seq_end();
             r?;
@@ -1566,7 +1593,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
         }
         let g = WriteGuard::lock(self.core())?;
         let core = &mut *g.core;
-        Self::reclaim_for(core, pairs.len() as u64);
+        Self::reclaim_for(core, &keys);
         crate::raw::batch::start(core);
         core.seq_begin();
         if let Err(e) = core.room_for(pairs.len() as u64) {

@@ -767,9 +767,10 @@ Removes every entry. The statistics counters are kept. Returns true.
 Grows the table now to hold C<$n> entries without resizing later. False if
 C<$n> exceeds C<max_entries> (on a sharded map, the sum; each shard grows for
 its part). A table of 65,536 slots or more (16,384 with C<max_size>) grows
-as it does when inserts fill it (L</CONCURRENCY>): the larger table takes
-inserts at once, and the writes that follow move the entries already
-there, so C<reserve> returns without rebuilding the table. Like every mutator, it croaks on a frozen map (C<map is frozen>),
+as it does when inserts fill it (L</CONCURRENCY>): the larger table (at
+least half as large again) takes inserts at once, and the writes that
+follow move the entries already there, so C<reserve> returns without
+rebuilding the table. Like every mutator, it croaks on a frozen map (C<map is frozen>),
 before it looks at C<$n>.
 
 =head1 DIAGNOSTICS OF A MAP
@@ -909,9 +910,9 @@ removal counts in C<stat_expired>. On a map with both, an expired entry at
 the LRU end is evicted first and counts as expired. A map without LRU that
 holds C<$max_entries> entries, expired ones included, first removes the
 expired entries of the next 256 slots of the L</flush_expired_partial>
-pass before it refuses a new key (C<set_multi>, before a batch that may not
-fit, up to about four slots per pair): a map whose entries have expired
-takes new ones without a flush.
+pass before it refuses a new key (C<set_multi>, before a batch whose new
+keys do not fit, up to about four slots per new key): a map whose entries
+have expired takes new ones without a flush.
 
 A map without LRU and TTL pays nothing for either: its slots have no room
 for them and its reads take no clock.

@@ -64,6 +64,10 @@ pub struct Core {
     pub(crate) lru_on: bool,
     /// An LRU map whose tables migrate ([`Core::lru_migrates`]).
     lru_tagged: bool,
+    /// The capacity from which a table's region (slots, and LRU links)
+    /// may reach `migrate::SPARE_MIN` bytes: below it, a writer's lock
+    /// has no spare region to tend ([`Core::between_changes`]).
+    spare_gate: u64,
     /// Expiry is on (`ttl > 0`).
     pub(crate) ttl_on: bool,
     pub(crate) max_size: u64,
@@ -755,6 +759,8 @@ impl Core {
             vb,
             lru_on: geo.lru,
             lru_tagged: geo.lru && geo.max_cap < (1 << 31) - 1,
+            // (no slot is larger than 32 bytes, nor its LRU link than 16)
+            spare_gate: migrate::SPARE_MIN / if geo.lru { 48 } else { 32 },
             ttl_on: h.ttl.load(Relaxed) > 0,
             max_size: h.max_size.load(Relaxed),
             ttl_default: h.ttl.load(Relaxed),
@@ -1879,10 +1885,7 @@ impl Core {
         let Some(old) = self.active() else {
             return Err(self.damaged());
         };
-        // (an LRU table's rebuild also sorts its entries' stamps, about
-        // four times the work: it migrates from a quarter of the size)
-        let min = migrate::MIGRATE_MIN.load(Relaxed) >> (2 * self.lru_on as u32);
-        if (self.lru_on && !self.lru_migrates()) || (old.cap() as u64) < min {
+        if !self.migrates(old.cap() as u64) {
             return self.resize_as::<S>(cap);
         }
         let h = self.hdr();
@@ -1946,6 +1949,14 @@ impl Core {
         Ok(())
     }
 
+    /// Does a table of `cap` slots resize by a migration (else at once)?
+    /// An LRU table's rebuild also sorts its entries' stamps, about four
+    /// times the work: it migrates from a quarter of the size.
+    pub(crate) fn migrates(&self, cap: u64) -> bool {
+        let min = migrate::MIGRATE_MIN.load(Relaxed) >> (2 * self.lru_on as u32);
+        (!self.lru_on || self.lru_migrates()) && cap >= min
+    }
+
     /// One step of the migration in progress, if any, on its own (writer
     /// lock held, no change in flight): the entries of the next
     /// [`STEP_HOMES`] old home slots move, in a window of their own.
@@ -1967,13 +1978,8 @@ impl Core {
     #[inline(always)]
     pub(crate) fn between_changes(&mut self) {
         let h = self.hdr();
-        // (no slot with its LRU link is larger than 48 bytes: a table of
-        // fewer slots than this has a region of fewer than
-        // `migrate::SPARE_MIN` bytes)
         let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
-        if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0
-            || cap >= migrate::SPARE_MIN / 48
-        {
+        if (h.mig_old.load(Relaxed) | h.spare_dirty.load(Relaxed)) != 0 || cap >= self.spare_gate {
             self.between_changes_slow();
         }
     }
