@@ -1688,7 +1688,15 @@ impl Core {
                 .saturating_add(n)
                 .min(self.max_entries + hdr.tombstones.load(Relaxed)),
         );
-        if want > t.cap() as u64 {
+        let cap = t.cap() as u64;
+        if want > cap {
+            // (a migration goes at least a growth's step further, so that
+            // it ends before inserts fill the new table: see `reserve`)
+            let want = if self.migrates(cap) {
+                want.max(self.grown(cap, hdr.size.load(Relaxed)))
+            } else {
+                want
+            };
             self.resize_stepwise::<Dyn>(want)?;
         }
         Ok(())
