@@ -1273,22 +1273,11 @@ impl<K: Codec, V: Codec> Map<K, V> {
         let (cap, tombs) = (t.cap() as u64, g.core.hdr().tombstones.load(Relaxed));
         let want = g.core.cap_for(n + tombs);
         if want > cap {
-            // A large table migrates into the larger one like any growth
-            // (the writes that follow move its entries): no pause that
-            // grows with the map. At least a growth's step larger, so
-            // that the migration ends before inserts fill the new table
-            // (which would finish it inside an insert). A migration in
-            // progress is finished first.
-            let want = if g.core.migrates(cap) {
-                want.max(g.core.grown(cap, g.core.hdr().size.load(Relaxed)))
-            } else {
-                want
-            };
             // nothing else in flight: a death in the resize needs only its
             // record (marked clean before the window opens)
             g.core.undo_clean();
             g.core.seq_begin();
-            let r = g.core.resize_stepwise::<crate::raw::table::Dyn>(want);
+            let r = g.core.grow_to(cap, want);
             g.core.seq_end();
             r?;
         }

@@ -675,15 +675,26 @@ impl Geometry {
     ) -> Geometry {
         let l = max_cap(max_entries);
         let lay = Layout::of(key_bytes, val_bytes, lru || ttl);
-        let links = if lru { size_of::<Link>() as u64 * l } else { 0 };
-        let region = page_up(lay.bytes(l) + links);
-        let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
-        Geometry {
+        let mut g = Geometry {
             max_cap: l,
             lay,
             lru,
-            region_off: [a, a + region],
-            arena_off: a + 2 * region,
+            region_off: [0, 0],
+            arena_off: 0,
+        };
+        let region = page_up(lay.bytes(l) + g.links_bytes(l));
+        let a = page_up(SLOTS_OFF + (NSLOTS * PROC_SLOT_SIZE) as u64);
+        g.region_off = [a, a + region];
+        g.arena_off = a + 2 * region;
+        g
+    }
+
+    /// Bytes of the LRU links of a table of `cap` slots (0 without LRU).
+    pub fn links_bytes(&self, cap: u64) -> u64 {
+        if self.lru {
+            size_of::<Link>() as u64 * cap
+        } else {
+            0
         }
     }
 

@@ -143,8 +143,7 @@ pub(crate) fn allocate_table(region: &Region, geo: &Geometry, r: usize, cap: u64
     region.allocate(off, geo.lay.bytes(cap))?;
     region.populate(off, geo.lay.bytes(cap));
     if geo.lru {
-        let link = std::mem::size_of::<layout::Link>() as u64;
-        region.allocate(off + geo.links_off(), cap * link)?;
+        region.allocate(off + geo.links_off(), geo.links_bytes(cap))?;
     }
     Ok(())
 }
@@ -270,8 +269,14 @@ impl Core {
 
     /// The table and slot of an LRU node id (`raw::lru`), if it names one.
     pub(crate) fn lru_node(&self, id: u32) -> Option<(Table, usize)> {
-        let (r, i) = self.lru().node(id)?;
-        Some((self.lru_tables()[r]?, i))
+        let tables = self.lru_tables();
+        self.node_in(&tables, id)
+    }
+
+    /// [`Core::lru_node`] over `tables` ([`Core::lru_tables`]).
+    fn node_in(&self, tables: &[Option<Table>; 2], id: u32) -> Option<(Table, usize)> {
+        let (r, i) = self.lru_with(tables).node(id)?;
+        Some((tables[r]?, i))
     }
 
     /// An LRU map's list for a migration's moves, whose stores keep no
@@ -431,8 +436,8 @@ impl Core {
     pub(crate) fn evict_one(&mut self, now: u32, keep: Option<u32>) {
         let tables = self.lru_tables();
         let lru = self.lru_with(&tables);
-        let victim = lru.victim(now, keep).and_then(|id| lru.node(id));
-        if let Some((t, i)) = victim.and_then(|(r, i)| Some((tables[r]?, i))) {
+        let victim = lru.victim(now, keep);
+        if let Some((t, i)) = victim.and_then(|id| self.node_in(&tables, id)) {
             if !t.is_full(i) {
                 // a damaged list (a hostile file): derive it again (its
                 // stores keep no log: a death in it needs the walks)
@@ -1267,11 +1272,7 @@ impl Core {
         let rb = self.geo.region_bytes();
         // the empty table's slots, and its LRU links
         let slots = self.geo.lay.bytes(MIN_CAP);
-        let links = if self.geo.lru {
-            MIN_CAP * std::mem::size_of::<layout::Link>() as u64
-        } else {
-            0
-        };
+        let links = self.geo.links_bytes(MIN_CAP);
         // (word by word, atomically: lock-free readers may be reading
         // these slots, to find the window odd and retry)
         for (at, n) in [(off, slots), (off + self.geo.links_off(), links)] {
@@ -1690,16 +1691,25 @@ impl Core {
         );
         let cap = t.cap() as u64;
         if want > cap {
-            // (a migration goes at least a growth's step further, so that
-            // it ends before inserts fill the new table: see `reserve`)
-            let want = if self.migrates(cap) {
-                want.max(self.grown(cap, hdr.size.load(Relaxed)))
-            } else {
-                want
-            };
-            self.resize_stepwise::<Dyn>(want)?;
+            self.grow_to(cap, want)?;
         }
         Ok(())
+    }
+
+    /// Grow the active table of `cap` slots to `want` (more) slots
+    /// (writer lock held, sequence odd): a large table migrates into the
+    /// larger one like any growth (the writes that follow move its
+    /// entries), into one at least a growth's step larger, so that the
+    /// migration ends before inserts fill the new table (which would
+    /// finish it inside an insert). A migration in progress is finished
+    /// first.
+    pub(crate) fn grow_to(&mut self, cap: u64, want: u64) -> Result<()> {
+        let want = if self.migrates(cap) {
+            want.max(self.grown(cap, self.hdr().size.load(Relaxed)))
+        } else {
+            want
+        };
+        self.resize_stepwise::<Dyn>(want)
     }
 
     /// The capacity for `n` entries (load at most 3/4), within the map's.
@@ -1918,12 +1928,11 @@ impl Core {
                 w.load(Relaxed).min(need)
             }
         };
-        let need = self.geo.lay.bytes(cap);
-        let mut parts = vec![(0, need, ahead(&h.spare_alloc, need))];
-        if self.geo.lru {
-            let links = cap * std::mem::size_of::<layout::Link>() as u64;
-            parts.push((self.geo.links_off(), links, ahead(&h.spare_links, links)));
-        }
+        let parts: Vec<_> = self
+            .region_parts(cap)
+            .into_iter()
+            .map(|(start, need, done)| (start, need, ahead(done, need)))
+            .collect();
         h.spare_dirty.store(0, Relaxed);
         h.spare_alloc.store(0, Relaxed);
         h.spare_links.store(0, Relaxed);
@@ -2087,6 +2096,23 @@ impl Core {
             .punch(self.geo.region_off[other], self.geo.region_bytes());
     }
 
+    /// The parts of a table region that a table of `cap` slots uses, in
+    /// order: where each starts, the bytes it takes, and the header word
+    /// that counts its bytes allocated ahead (the slots, `spare_alloc`;
+    /// an LRU map's links after them, `spare_links`).
+    fn region_parts(&self, cap: u64) -> Vec<(u64, u64, &AtomicU64)> {
+        let h = self.hdr();
+        let mut parts = vec![(0, self.geo.lay.bytes(cap), &h.spare_alloc)];
+        if self.geo.lru {
+            parts.push((
+                self.geo.links_off(),
+                self.geo.links_bytes(cap),
+                &h.spare_links,
+            ));
+        }
+        parts
+    }
+
     /// A table that migrates, whose region is at least [`migrate::SPARE_MIN`] bytes
     /// (a smaller one is allocated at once when its migration starts), at
     /// a load of 0.65 or more.
@@ -2094,14 +2120,9 @@ impl Core {
         let h = self.hdr();
         let cap = crate::format::layout::desc_cap(h.table.load(Relaxed));
         // (an LRU map's region holds its links too)
-        let links = if self.geo.lru {
-            cap * std::mem::size_of::<layout::Link>() as u64
-        } else {
-            0
-        };
         (!self.lru_on || self.lru_migrates())
             && cap >= migrate::MIGRATE_MIN.load(Relaxed)
-            && self.geo.lay.bytes(cap) + links >= migrate::SPARE_MIN
+            && self.geo.lay.bytes(cap) + self.geo.links_bytes(cap) >= migrate::SPARE_MIN
             && (h.size.load(Relaxed) + h.tombstones.load(Relaxed)) * 20 >= cap * 13
     }
 
@@ -2132,14 +2153,8 @@ impl Core {
         }
         let Some(t) = self.active() else { return };
         let grown = self.grown(t.cap() as u64, h.size.load(Relaxed));
-        // the slots, then an LRU map's links
-        let link = std::mem::size_of::<layout::Link>() as u64;
-        let mut parts = vec![(0, self.geo.lay.bytes(grown), &h.spare_alloc)];
-        if self.geo.lru {
-            parts.push((self.geo.links_off(), grown * link, &h.spare_links));
-        }
         let rb = self.geo.region_bytes();
-        for (start, want, done) in parts {
+        for (start, want, done) in self.region_parts(grown) {
             let have = done.load(Relaxed);
             if have >= want.min(rb - start) {
                 continue;

@@ -227,18 +227,19 @@ impl<'a> Lru<'a> {
         }
     }
 
-    /// Point the neighbours of a node whose link is `l` (or the list's
-    /// ends) at `to` in its place.
-    fn point_neighbours(&self, l: &Link, to: u32) {
+    /// The neighbours of a node whose link is `l` name other nodes: the
+    /// one before it (or the list's head) names `next` as its next, the
+    /// one after it (or the tail) `prev` as its prev.
+    fn point_neighbours(&self, l: &Link, next: u32, prev: u32) {
         let h = self.hdr;
         let (p, n) = (l.prev.load(Relaxed), l.next.load(Relaxed));
         match self.link(p) {
-            Some(pl) => self.set32(&pl.next, to),
-            None => self.set64(&h.lru_head, to as u64),
+            Some(pl) => self.set32(&pl.next, next),
+            None => self.set64(&h.lru_head, next as u64),
         }
         match self.link(n) {
-            Some(nl) => self.set32(&nl.prev, to),
-            None => self.set64(&h.lru_tail, to as u64),
+            Some(nl) => self.set32(&nl.prev, prev),
+            None => self.set64(&h.lru_tail, prev as u64),
         }
     }
 
@@ -248,17 +249,9 @@ impl<'a> Lru<'a> {
     }
 
     fn unlink_id(&self, id: u32) {
-        let h = self.hdr;
         let Some(l) = self.link(id) else { return };
         let (p, n) = (l.prev.load(Relaxed), l.next.load(Relaxed));
-        match self.link(p) {
-            Some(pl) => self.set32(&pl.next, n),
-            None => self.set64(&h.lru_head, n as u64),
-        }
-        match self.link(n) {
-            Some(nl) => self.set32(&nl.prev, p),
-            None => self.set64(&h.lru_tail, p as u64),
-        }
+        self.point_neighbours(l, n, p);
         self.set32(&l.prev, NIL);
         self.set32(&l.next, NIL);
     }
@@ -351,22 +344,24 @@ impl<'a> Lru<'a> {
     }
 
     /// A migration's move of an entry from slot `s` of `old` to slot `j`
-    /// of `new` ([`crate::raw::migrate`]), in two halves around the store
-    /// that publishes the new slot: first (`publish` false) the new slot's
-    /// link becomes a copy of the old one's, then (`publish` true) the
+    /// of `new` ([`crate::raw::migrate`]) relinks in two halves around the
+    /// store that publishes the new slot. This is the first: the new
+    /// slot's link becomes a copy of the old one's.
+    pub(crate) fn copy_link(old: &Table, s: usize, new: &Table, j: usize) {
+        let (from, to) = (old.link(s), new.link(j));
+        to.stamp.store(from.stamp.load(Relaxed), Relaxed);
+        to.prev.store(from.prev.load(Relaxed), Relaxed);
+        to.next.store(from.next.load(Relaxed), Relaxed);
+        crate::fault::point();
+    }
+
+    /// The second half of a move's relink (see [`Lru::copy_link`]): the
     /// neighbours and list ends that named the old node name the new one.
     /// Every store is idempotent (the old link is left as it was), so a
-    /// recovery that finds the new slot full makes the second half again.
-    pub(crate) fn move_links(&self, old: &Table, s: usize, new: &Table, j: usize, publish: bool) {
-        let (from, to) = (old.link(s), new.link(j));
-        if !publish {
-            to.stamp.store(from.stamp.load(Relaxed), Relaxed);
-            to.prev.store(from.prev.load(Relaxed), Relaxed);
-            to.next.store(from.next.load(Relaxed), Relaxed);
-            crate::fault::point();
-        } else {
-            self.point_neighbours(from, self.id(new, j));
-        }
+    /// recovery that finds the new slot full makes it again.
+    pub(crate) fn take_place(&self, old: &Table, s: usize, new: &Table, j: usize) {
+        let to = self.id(new, j);
+        self.point_neighbours(old.link(s), to, to);
     }
 
     /// Rebuild the list of the entries of `tables` (by region) from the

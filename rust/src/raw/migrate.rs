@@ -32,10 +32,11 @@
 //! region: `raw::lru`), and a move takes the entry's place in it: the new
 //! slot's link is a copy of the old one's before the store that
 //! publishes the slot, and the neighbours name the new slot after it
-//! ([`crate::raw::lru::Lru::move_links`]); a recovery that finishes the
-//! move makes that second half again. LRU maps too large for the region
-//! bit keep the stop-the-world resize, as do tables smaller than
-//! [`MIGRATE_MIN`] slots (a quarter of it on an LRU map). The few operations that walk the whole map
+//! ([`crate::raw::lru::Lru::copy_link`], [`crate::raw::lru::Lru::take_place`]);
+//! a recovery that finishes the move makes that second half again. LRU
+//! maps too large for the region bit keep the stop-the-world resize, as
+//! do tables smaller than [`MIGRATE_MIN`] slots (a quarter of it on an
+//! LRU map). The few operations that walk the whole map
 //! anyway (a full flush, `verify`, `freeze`) call `Core::settle` first,
 //! which finishes a migration in progress; `reserve` grows by a migration
 //! like an insert (one in progress is finished first only if the table it
@@ -54,8 +55,8 @@ use std::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Tables of fewer slots than this resize at once (a rebuild of 65,536
 /// slots takes about a millisecond), an LRU map's of fewer than a quarter
-/// of it (its rebuild also sorts the list's stamps). A variable only so that the crate's
-/// tests can make small tables migrate.
+/// of it (its rebuild also sorts the list's stamps). A variable only so
+/// that the crate's tests can make small tables migrate.
 pub static MIGRATE_MIN: AtomicU64 = AtomicU64::new(crate::testing::MIGRATE_MIN_DEFAULT);
 
 /// Old-table home slots one step moves the entries of (each write does
@@ -123,12 +124,12 @@ fn move_entry(h: &Header, old: &Table, new: &Table, s: usize, m: u64, lru: Optio
     h.mig_move_to.store(j as u64, Relaxed);
     h.mig_move_from.store(s as u64 + 1, Release);
     crate::fault::point();
-    if let Some(l) = lru {
-        l.move_links(old, s, new, j, false);
+    if lru.is_some() {
+        Lru::copy_link(old, s, new, j);
     }
     new.fill(j, m, old.key(s), old.val(s), ext);
     if let Some(l) = lru {
-        l.move_links(old, s, new, j, true);
+        l.take_place(old, s, new, j);
     }
     old.set_state(s, TOMB);
     crate::fault::point();
@@ -156,7 +157,7 @@ pub(crate) fn finish_move(h: &Header, tables: Option<(Table, Table)>, lru: Optio
             && new.meta(j) == old.meta(s)
         {
             if let Some(l) = lru {
-                l.move_links(&old, s, &new, j, true);
+                l.take_place(&old, s, &new, j);
             }
             old.set_state(s, TOMB);
             crate::fault::point();
