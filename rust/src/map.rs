@@ -1161,10 +1161,10 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// flush pass give up their expired entries, as
     /// `flush_expired_partial` would (a map whose entries have all expired
     /// takes new ones without a flush first). During a migration (the
-    /// compaction of a table at its largest size, most often), the old
-    /// table's slots from the frontier on: those the next steps move,
-    /// where the entries that have not moved yet are. True if that made
-    /// room.
+    /// compaction of a table at its largest size, most often), first the
+    /// old table's slots from the frontier on: those the next steps move,
+    /// where the entries that have not moved yet are; then, if that freed
+    /// nothing, the new table's slots of the pass. True if that made room.
     #[cold]
     #[inline(never)]
     fn reclaim_expired(core: &mut Core, now: u32) -> bool {
@@ -1177,8 +1177,13 @@ impl<K: Codec, V: Codec> Map<K, V> {
             for i in front..end {
                 Self::remove_if_expired(core, &old, i, now, &mut open);
             }
-        } else if let Some(t) = Self::active(core) {
-            Self::scan_expired(core, &t, RECLAIM_SLOTS, now, &mut open);
+        }
+        // (during a migration too, if the old table's slots freed nothing:
+        // its entries may all have moved, the expired ones with them)
+        if core.hdr().size.load(Relaxed) >= core.max_entries {
+            if let Some(t) = Self::active(core) {
+                Self::scan_expired(core, &t, RECLAIM_SLOTS, now, &mut open);
+            }
         }
         if open {
             core.undo_clean();
@@ -1191,8 +1196,8 @@ impl<K: Codec, V: Codec> Map<K, V> {
     /// Before a batch of `keys` on a TTL map without LRU whose new keys
     /// do not fit (writer lock held, no change in flight): expired entries
     /// go first, as for a single insert ([`Map::reclaim_expired`]), up to
-    /// a scan of about four slots per new key (during a migration, the
-    /// old table's 256 slots from the frontier, once), until they fit.
+    /// a scan of about four slots of the flush pass per new key, until
+    /// they fit.
     /// Each removal is a change of its own, made before the batch's
     /// record starts.
     fn reclaim_for(core: &mut Core, keys: &[Key<'_>]) {
@@ -1215,12 +1220,7 @@ impl<K: Codec, V: Codec> Map<K, V> {
             })
             .count() as u64;
         let now = core.now();
-        let calls = if core.is_migrating() {
-            1
-        } else {
-            1 + new / (RECLAIM_SLOTS / 4)
-        };
-        for _ in 0..calls {
+        for _ in 0..1 + new / (RECLAIM_SLOTS / 4) {
             if new <= room(core) {
                 break;
             }
