@@ -227,12 +227,12 @@ impl<'a> Lru<'a> {
         }
     }
 
-    /// The neighbours of a node whose link is `l` name other nodes: the
-    /// one before it (or the list's head) names `next` as its next, the
-    /// one after it (or the tail) `prev` as its prev.
-    fn point_neighbours(&self, l: &Link, next: u32, prev: u32) {
+    /// The neighbours of a node, `p` before it and `n` after it, name
+    /// other nodes: `p` (or the list's head) names `next` as its next, `n`
+    /// (or the tail) `prev` as its prev.
+    #[inline(always)]
+    fn point_neighbours(&self, (p, n): (u32, u32), next: u32, prev: u32) {
         let h = self.hdr;
-        let (p, n) = (l.prev.load(Relaxed), l.next.load(Relaxed));
         match self.link(p) {
             Some(pl) => self.set32(&pl.next, next),
             None => self.set64(&h.lru_head, next as u64),
@@ -251,7 +251,7 @@ impl<'a> Lru<'a> {
     fn unlink_id(&self, id: u32) {
         let Some(l) = self.link(id) else { return };
         let (p, n) = (l.prev.load(Relaxed), l.next.load(Relaxed));
-        self.point_neighbours(l, n, p);
+        self.point_neighbours((p, n), n, p);
         self.set32(&l.prev, NIL);
         self.set32(&l.next, NIL);
     }
@@ -360,8 +360,8 @@ impl<'a> Lru<'a> {
     /// Every store is idempotent (the old link is left as it was), so a
     /// recovery that finds the new slot full makes it again.
     pub(crate) fn take_place(&self, old: &Table, s: usize, new: &Table, j: usize) {
-        let to = self.id(new, j);
-        self.point_neighbours(old.link(s), to, to);
+        let (to, l) = (self.id(new, j), old.link(s));
+        self.point_neighbours((l.prev.load(Relaxed), l.next.load(Relaxed)), to, to);
     }
 
     /// Rebuild the list of the entries of `tables` (by region) from the
